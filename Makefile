@@ -1,0 +1,41 @@
+# ccmine: every target bootstraps what it needs, so a fresh clone can run any of them.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# LANG is also the locale variable: take it only from the command line (make mine LANG=de).
+MINE_LANG := $(if $(filter command line,$(origin LANG)),$(LANG),de)
+INPUT  ?= data/sample/sample-crawl.warc.gz
+OUT    ?= runs/sample-$(MINE_LANG)
+RUN    := env LANG=C.UTF-8 LC_ALL=C.UTF-8
+
+.PHONY: install test test-fast mine lint bench clean
+
+$(BIN)/ccmine: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# The CPU build of torch lies on disk for this pin; an unpinned torch pulls CUDA wheels.
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(BIN)/ccmine
+
+test: install
+	$(RUN) $(BIN)/python -m pytest -q
+
+test-fast: install
+	$(RUN) $(BIN)/python -m pytest -q -m "not slow"
+
+mine: install
+	$(RUN) $(BIN)/ccmine -v extract --input $(INPUT) --output $(OUT) --langs $(MINE_LANG),en
+	@echo "run directory: $(OUT)"
+
+lint: install
+	$(BIN)/ruff check mining pipelines indexes nmt_eval tests benchmarks
+	$(BIN)/ruff format --check mining pipelines indexes nmt_eval tests benchmarks
+
+bench: install
+	$(RUN) $(BIN)/python benchmarks/bench_extract.py
+
+clean:
+	rm -rf $(VENV) runs *.egg-info

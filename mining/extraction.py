@@ -1,0 +1,126 @@
+"""Document to language-identified sentences, with a reason for every sentence dropped."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from mining.html_text import REPLACEMENT, decode_payload, html_to_text
+from mining.langid import LanguageIdentifier
+from mining.scripts import length_units, script_fraction
+from mining.sentence_split import split_sentences
+from mining.text_normalize import normalize_text, text_hash
+from mining.warc_records import Document
+
+# A decoded document with more U+FFFD than this share of its characters is skipped whole.
+UNDECODABLE_SHARE = 0.05
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """Filters of the extract stage; the CLI options map one to one onto these fields."""
+
+    langs: tuple[str, ...] = ("de", "en", "zh")
+    min_lid_prob: float = 0.5
+    lid_prob_by_lang: tuple[tuple[str, float], ...] = ()
+    min_units: int = 3
+    max_units: int = 200
+    min_script_share: float = 0.5
+
+    def lid_threshold(self, lang: str) -> float:
+        return dict(self.lid_prob_by_lang).get(lang, self.min_lid_prob)
+
+
+@dataclass
+class Sentence:
+    text: str
+    lang: str
+    lid_prob: float
+    url: str
+    record_id: str
+    position: int
+    hash: int
+    source: str
+
+    def as_row(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class DocumentResult:
+    """Sentences kept from one document, counts of those dropped, or why the document was."""
+
+    sentences: list[Sentence] = field(default_factory=list)
+    dropped: Counter = field(default_factory=Counter)
+    skipped_reason: str | None = None
+    candidates: int = 0
+
+
+def document_text(doc: Document) -> str:
+    text = decode_payload(doc.payload, doc.charset, doc.is_html)
+    return html_to_text(text) if doc.is_html else text
+
+
+class SentenceExtractor:
+    def __init__(self, config: ExtractConfig, lid: LanguageIdentifier):
+        self.config = config
+        self.lid = lid
+        self._langs = frozenset(config.langs)
+
+    def _candidates(self, text: str) -> list[str]:
+        """Split each paragraph with the splitter of its detected language."""
+        paragraphs = [p for p in (normalize_text(line) for line in text.splitlines()) if p]
+        sentences: list[str] = []
+        for paragraph, guess in zip(paragraphs, self.lid.predict(paragraphs), strict=True):
+            sentences.extend(normalize_text(s) for s in split_sentences(paragraph, guess.lang))
+        return [s for s in sentences if s]
+
+    def _drop_reason(self, text: str, lang: str, prob: float) -> str | None:
+        cfg = self.config
+        if lang not in self._langs:
+            return "other_lang"
+        if prob < cfg.lid_threshold(lang):
+            return "low_lid_prob"
+        units = length_units(text, lang)
+        if units < cfg.min_units:
+            return "too_short"
+        if units > cfg.max_units:
+            return "too_long"
+        share = script_fraction(text, lang)
+        if share is not None and share < cfg.min_script_share:
+            return "wrong_script"
+        return None
+
+    def process(self, doc: Document) -> DocumentResult:
+        result = DocumentResult()
+        text = document_text(doc)
+        if not text.strip():
+            result.skipped_reason = "no_text"
+            return result
+        if text.count(REPLACEMENT) > UNDECODABLE_SHARE * len(text):
+            result.skipped_reason = "undecodable"
+            return result
+        candidates = self._candidates(text)
+        result.candidates = len(candidates)
+        clean = [(i, s) for i, s in enumerate(candidates) if REPLACEMENT not in s]
+        result.dropped["bad_chars"] = len(candidates) - len(clean)
+        guesses = self.lid.predict([s for _, s in clean])
+        for (position, sentence), guess in zip(clean, guesses, strict=True):
+            reason = self._drop_reason(sentence, guess.lang, guess.prob)
+            if reason:
+                result.dropped[reason] += 1
+                continue
+            result.sentences.append(
+                Sentence(
+                    text=sentence,
+                    lang=guess.lang,
+                    lid_prob=guess.prob,
+                    url=doc.url,
+                    record_id=doc.record_id,
+                    position=position,
+                    hash=text_hash(sentence),
+                    source=doc.source,
+                )
+            )
+        result.dropped = +result.dropped
+        return result

@@ -1,0 +1,72 @@
+"""Input resolution: local globs, Beam file systems (gs://, s3://), https URLs and CC manifests."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import urllib.request
+
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+CC_BASE_URL = "https://data.commoncrawl.org/"
+HTTP_TIMEOUT_S = 120
+
+
+def is_url(path: str) -> bool:
+    return path.startswith(("http://", "https://"))
+
+
+def is_manifest(path: str) -> bool:
+    return path.endswith((".paths.gz", ".paths"))
+
+
+def open_input(path: str):
+    """A binary stream of the raw bytes (still gzipped: warcio reads gzip members itself)."""
+    if is_url(path):
+        return urllib.request.urlopen(path, timeout=HTTP_TIMEOUT_S)
+    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+def crawl_manifest(crawl: str, fmt: str = "wet", base_url: str = CC_BASE_URL) -> str:
+    """The official manifest of a crawl, e.g. CC-MAIN-2024-22 -> .../wet.paths.gz."""
+    return f"{base_url.rstrip('/')}/crawl-data/{crawl}/{fmt}.paths.gz"
+
+
+def read_manifest(path: str, base_url: str = CC_BASE_URL) -> list[str]:
+    """Paths listed in a warc.paths.gz / wet.paths.gz manifest, made absolute against base_url."""
+    with open_input(path) as stream:
+        data = stream.read()
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    lines = [line.strip() for line in io.StringIO(data.decode("utf-8")) if line.strip()]
+    return [line if "://" in line else f"{base_url.rstrip('/')}/{line}" for line in lines]
+
+
+def resolve_inputs(
+    patterns: list[str],
+    crawl: str | None = None,
+    crawl_format: str = "wet",
+    max_files: int | None = None,
+    base_url: str = CC_BASE_URL,
+) -> list[str]:
+    """Expand patterns, manifests and a crawl name into a list of WARC/WET paths or URLs."""
+    sources = list(patterns)
+    if crawl:
+        sources.append(crawl_manifest(crawl, crawl_format, base_url))
+    paths: list[str] = []
+    for source in sources:
+        if is_manifest(source):
+            paths.extend(read_manifest(source, base_url))
+        elif is_url(source):
+            paths.append(source)
+        else:
+            matched = sorted(m.path for m in FileSystems.match([source])[0].metadata_list)
+            if not matched:
+                raise FileNotFoundError(f"no input matches {source}")
+            paths.extend(matched)
+    if max_files is not None:
+        paths = paths[:max_files]
+    if not paths:
+        raise FileNotFoundError("no input files given")
+    return paths

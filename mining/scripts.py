@@ -1,0 +1,74 @@
+"""Writing-system checks: short strings in the wrong script are a known failure of language ID."""
+
+from __future__ import annotations
+
+import regex
+
+# Scripts a language is normally written in (ISO 15924 names as understood by `regex`).
+LANG_SCRIPTS: dict[str, tuple[str, ...]] = {
+    **{
+        lang: ("Latin",)
+        for lang in (
+            "af", "ca", "cs", "cy", "da", "de", "en", "eo", "es", "et", "eu", "fi", "fr", "ga",
+            "gl", "hr", "hu", "id", "is", "it", "lt", "lv", "ms", "mt", "nl", "no", "nn", "pl",
+            "pt", "ro", "sk", "sl", "sq", "sv", "sw", "tl", "tr", "vi", "la", "lb", "br", "oc",
+        )
+    },
+    **{lang: ("Cyrillic",) for lang in ("ru", "uk", "be", "bg", "mk", "kk", "ky", "mn", "tt")},
+    "sr": ("Cyrillic", "Latin"),
+    "zh": ("Han",),
+    "yue": ("Han",),
+    "wuu": ("Han",),
+    "ja": ("Han", "Hiragana", "Katakana"),
+    "ko": ("Hangul", "Han"),
+    "ar": ("Arabic",),
+    "fa": ("Arabic",),
+    "ur": ("Arabic",),
+    "he": ("Hebrew",),
+    "yi": ("Hebrew",),
+    "el": ("Greek",),
+    "hi": ("Devanagari",),
+    "mr": ("Devanagari",),
+    "ne": ("Devanagari",),
+    "bn": ("Bengali",),
+    "ta": ("Tamil",),
+    "te": ("Telugu",),
+    "ml": ("Malayalam",),
+    "th": ("Thai",),
+    "ka": ("Georgian",),
+    "hy": ("Armenian",),
+    "am": ("Ethiopic",),
+    "km": ("Khmer",),
+}
+
+# Languages written without spaces between words: lengths are counted in characters.
+NO_SPACE_LANGS = frozenset({"zh", "yue", "wuu", "ja", "th", "lo", "km", "my", "bo"})
+
+_LETTER = regex.compile(r"\p{L}")
+_SCRIPT_PATTERNS: dict[tuple[str, ...], regex.Pattern] = {}
+
+
+def _script_pattern(scripts: tuple[str, ...]) -> regex.Pattern:
+    pattern = _SCRIPT_PATTERNS.get(scripts)
+    if pattern is None:
+        pattern = regex.compile("[" + "".join(rf"\p{{Script={s}}}" for s in scripts) + "]")
+        _SCRIPT_PATTERNS[scripts] = pattern
+    return pattern
+
+
+def script_fraction(text: str, lang: str) -> float | None:
+    """Share of letters in `text` written in one of `lang`'s scripts; None if `lang` is unknown."""
+    scripts = LANG_SCRIPTS.get(lang)
+    if scripts is None:
+        return None
+    letters = len(_LETTER.findall(text))
+    if letters == 0:
+        return 0.0
+    return len(_script_pattern(scripts).findall(text)) / letters
+
+
+def length_units(text: str, lang: str) -> int:
+    """Words for space-delimited languages, characters/2 (about a word) for the others."""
+    if lang in NO_SPACE_LANGS:
+        return len(text.replace(" ", "")) // 2
+    return len(text.split())

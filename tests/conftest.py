@@ -1,0 +1,29 @@
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"shared data not found at {SHARED_DATA} (expected beside the checkout)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def lid():
+    from mining.langid import LanguageIdentifier
+
+    return LanguageIdentifier()
+
+
+@pytest.fixture(autouse=True)
+def _no_hub_downloads(monkeypatch):
+    """Tests never reach a model hub."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

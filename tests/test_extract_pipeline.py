@@ -1,0 +1,165 @@
+"""The extract stage as a Beam pipeline on the real CommonCrawl samples and on damaged input."""
+
+import functools
+import gzip
+import http.server
+import json
+import threading
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from mining.extraction import ExtractConfig
+from pipelines import extract
+from pipelines.cli import cli
+from pipelines.counts import total
+from pipelines.stage_dir import MARKER
+from tests.warc_factory import ENGLISH, GERMAN, gzip_members, html_response, page, warc_record
+
+pytestmark = pytest.mark.slow
+
+
+def read_sentences(run_dir: Path, lang: str):
+    files = sorted((run_dir / "sentences" / f"lang={lang}").glob("*.parquet"))
+    return [row for f in files for row in pq.read_table(f).to_pylist()]
+
+
+def check_balances(stats):
+    """read = used + skipped for records; split = kept + dropped for sentences."""
+    assert total(stats, "records_read") == stats.get("records_used", 0) + total(stats, "records_skipped")
+    assert stats.get("sentences_split", 0) == total(stats, "sentences_kept") + total(
+        stats, "sentences_dropped"
+    )
+
+
+def test_real_commoncrawl_samples(shared_data, tmp_path):
+    warc = shared_data / "warc"
+    paths = [
+        str(warc / "resiliparse" / "CC-MAIN-2020-34-excerpt.warc.gz"),
+        str(warc / "dolma" / "sample-0000.warc.gz"),
+        str(warc / "whirlwind" / "whirlwind.warc.gz"),
+        str(warc / "whirlwind" / "whirlwind.warc.wet.gz"),
+        str(warc / "cc_net" / "sample.warc.wet.txt"),  # hand-made, wrong Content-Length
+    ]
+    stats = extract.run(paths, str(tmp_path), ExtractConfig(langs=("de", "en", "zh", "ru")))
+    check_balances(stats)
+    assert stats["files_read"] == 5
+    assert stats["files_with_errors"] == {"corrupt_file": 1}
+    assert stats["records_read"]["response"] == 39 and stats["records_read"]["conversion"] == 1
+    assert stats["sentences_dropped"]["duplicate"] > 0
+
+    on_disk = json.loads((tmp_path / "sentences" / "stats.json").read_text())
+    assert on_disk["sentences_kept"] == stats["sentences_kept"]
+    assert (tmp_path / "sentences" / MARKER).exists()
+
+    english = read_sentences(tmp_path, "en")
+    german = read_sentences(tmp_path, "de")
+    chinese = read_sentences(tmp_path, "zh")
+    assert len(english) == stats["sentences_kept"]["en"] > 500
+    assert len(german) == stats["sentences_kept"]["de"] > 0
+    assert len(chinese) == stats["sentences_kept"]["zh"] > 50
+    assert any("live-radsport.ch" in row["url"] for row in german)
+    assert all(row["lid_prob"] >= 0.5 for row in english + german + chinese)
+    # Exact de-duplication: no (lang, hash) twice.
+    assert len({row["hash"] for row in english}) == len(english)
+    # Plausible LID: the German sample sentences are German, the English ones English.
+    assert sum(row["url"].startswith("https://www.semanticscholar.org") for row in english) > 50
+
+
+def test_counts_and_skips_on_damaged_files(tmp_path):
+    good = gzip_members(html_response("http://ok.example/de", page("Ort", *GERMAN, *ENGLISH)))
+    broken_http = gzip_members(
+        html_response("http://b.example/1", page("x", *GERMAN), head="BROKEN\r\n\r\n"),
+        html_response("http://b.example/2", page("y", *ENGLISH)),
+    )
+    files = {
+        "good.warc.gz": good,
+        "truncated.warc.gz": good[:-80],
+        "notwarc.warc.gz": gzip.compress(b"just text\n"),
+        "empty.warc.gz": b"",
+        "broken_http.warc.gz": broken_http,
+        "huge.warc.gz": gzip_members(html_response("http://h.example/", page("h", *GERMAN * 5000))),
+        "bad_length.warc": warc_record(
+            "http://c.example/", b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<p>abc</p>", declared_length=9999
+        ),
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    paths = sorted(str(tmp_path / name) for name in files)
+    run_dir = tmp_path / "run"
+    stats = extract.run(paths, str(run_dir), ExtractConfig(langs=("de", "en")), max_record_bytes=100_000)
+    check_balances(stats)
+    assert stats["files_with_errors"] == {"not_warc": 1, "empty_file": 1}
+    assert stats["records_skipped"]["bad_http_headers"] == 1
+    assert stats["records_skipped"]["too_large"] == 1
+    assert stats["records_skipped"]["truncated_record"] == 2
+    # good + broken_http's second record; the duplicate English sentences collapse.
+    assert stats["records_used"] == 2
+    assert [r["text"] for r in read_sentences(run_dir, "de")] == list(GERMAN)
+
+
+@pytest.mark.parametrize(
+    "name,data,reason",
+    [
+        ("notwarc.warc.gz", gzip.compress(b"just text\n"), "not_warc"),
+        ("empty.warc.gz", b"", "empty_file"),
+        ("bad_http.warc.gz", gzip_members(html_response("http://b/", "x", head="NOPE\r\n\r\n")), "bad_http_headers"),
+    ],
+)
+def test_strict_mode_is_one_line_and_exit_2(tmp_path, name, data, reason):
+    path = tmp_path / name
+    path.write_bytes(data)
+    result = CliRunner().invoke(cli, ["extract", "--input", str(path), "--output", str(tmp_path / "run"), "--strict"])
+    assert result.exit_code == 2
+    lines = [line for line in result.stderr.splitlines() if line.startswith("ccmine:")]
+    assert len(lines) == 1 and str(path) in lines[0] and "offset" in lines[0] and reason in lines[0]
+    assert "Traceback" not in result.output
+    # Nothing that looks complete is left behind.
+    assert not (tmp_path / "run" / "sentences").exists()
+    assert not list((tmp_path / "run").glob(".sentences.tmp-*"))
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_root(tmp_path):
+    root = tmp_path / "www"
+    root.mkdir()
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_reads_warc_by_url_and_manifest(tmp_path, http_root):
+    root, base = http_root
+    segment = root / "crawl-data" / "CC-MAIN-2099-01" / "segments" / "1" / "wet"
+    segment.mkdir(parents=True)
+    for i, text in enumerate([GERMAN, ENGLISH]):
+        data = gzip_members(html_response(f"http://site{i}.example/", page("t", *text)))
+        (segment / f"part-{i}.warc.gz").write_bytes(data)
+    rel = [f"crawl-data/CC-MAIN-2099-01/segments/1/wet/part-{i}.warc.gz" for i in range(2)]
+    (root / "crawl-data" / "CC-MAIN-2099-01" / "wet.paths.gz").write_bytes(gzip.compress("\n".join(rel).encode()))
+
+    run_dir = tmp_path / "run"
+    result = CliRunner().invoke(
+        cli,
+        ["extract", "--crawl", "CC-MAIN-2099-01", "--cc-base-url", base, "--max-files", "1",
+         "--output", str(run_dir), "--langs", "de,en"],
+    )
+    assert result.exit_code == 0, result.output
+    assert [r["text"] for r in read_sentences(run_dir, "de")] == list(GERMAN)
+    assert read_sentences(run_dir, "en") == []
+
+    run_dir2 = tmp_path / "run2"
+    stats = extract.run([f"{base}/{rel[1]}"], str(run_dir2), ExtractConfig(langs=("en",)))
+    assert stats["sentences_kept"] == {"en": 2}
+    assert all(r["source"] == f"{base}/{rel[1]}" for r in read_sentences(run_dir2, "en"))

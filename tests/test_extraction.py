@@ -1,0 +1,74 @@
+import pytest
+
+from mining.extraction import ExtractConfig, SentenceExtractor, document_text
+from mining.warc_records import Document
+from tests.warc_factory import CHINESE, ENGLISH, GERMAN, page
+
+
+def doc(payload: bytes, is_html=True, charset="utf-8", url="http://x/"):
+    return Document(url, "<urn:uuid:1>", "src.warc.gz", 0, "response", is_html, payload, charset)
+
+
+@pytest.fixture(scope="module")
+def extractor(lid):
+    return SentenceExtractor(ExtractConfig(langs=("de", "en", "zh")), lid)
+
+
+def test_sentences_keep_provenance_and_language(extractor):
+    html = page("Stadt", GERMAN[0] + " " + GERMAN[1], *ENGLISH, *CHINESE)
+    result = extractor.process(doc(html.encode()))
+    by_lang = {}
+    for s in result.sentences:
+        by_lang.setdefault(s.lang, []).append(s.text)
+        assert s.url == "http://x/" and s.record_id == "<urn:uuid:1>" and s.lid_prob >= 0.5
+    assert by_lang["de"] == list(GERMAN)
+    assert by_lang["en"] == list(ENGLISH)
+    assert by_lang["zh"] == list(CHINESE)
+    positions = [s.position for s in result.sentences]
+    assert positions == sorted(positions) and len(set(positions)) == len(positions)
+    # Every candidate is either kept or dropped for a named reason.
+    assert result.candidates == len(result.sentences) + sum(result.dropped.values())
+    assert result.dropped == {"too_short": 1}  # the one-word heading
+
+
+def test_drop_reasons(extractor):
+    html = page(
+        "Stadt",
+        GERMAN[0],
+        "La ville se trouve au bord d'un grand lac et attire beaucoup de visiteurs en été.",
+        "Die Stra\ufffde ist lang und f\ufffdhrt durch den ganzen Ort bis zum See.",
+    )
+    result = extractor.process(doc(html.encode()))
+    assert [s.text for s in result.sentences] == [GERMAN[0]]
+    assert result.dropped == {"too_short": 1, "other_lang": 1, "bad_chars": 1}
+
+
+def test_script_and_probability_rules(extractor):
+    reason = extractor._drop_reason
+    assert reason("Это длинное предложение на русском языке.", "de", 0.9) == "wrong_script"
+    assert reason(GERMAN[0], "de", 0.3) == "low_lid_prob"
+    assert reason(" ".join(["Wort"] * 201), "de", 0.9) == "too_long"
+    assert reason(GERMAN[0], "de", 0.9) is None
+
+
+def test_per_language_threshold(lid):
+    config = ExtractConfig(langs=("de",), min_lid_prob=0.5, lid_prob_by_lang=(("de", 0.99),))
+    assert SentenceExtractor(config, lid)._drop_reason(GERMAN[0], "de", 0.95) == "low_lid_prob"
+
+
+def test_charset_from_meta_and_declared(extractor):
+    russian = "Стратегия пожарной безопасности для предприятий и торговых центров."
+    html = f'<html><head><meta charset="windows-1251"></head><body><p>{russian}</p></body></html>'
+    payload = html.encode("windows-1251")
+    assert russian in document_text(doc(payload, charset=None))
+    assert russian in document_text(doc(payload, charset="windows-1251"))
+
+
+def test_undecodable_document_is_skipped(extractor):
+    # Bytes that are neither UTF-8 nor windows-1252 (the decoder's fallbacks).
+    result = extractor.process(doc(b"\x81\x8d\x8f\x90\x9d" * 100 + b"abc", is_html=False))
+    assert result.skipped_reason == "undecodable" and not result.sentences
+
+
+def test_empty_page_is_no_text(extractor):
+    assert extractor.process(doc(b"<html><body></body></html>")).skipped_reason == "no_text"
