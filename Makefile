@@ -31,8 +31,8 @@ mine: install
 	@echo "run directory: $(OUT)"
 
 lint: install
-	$(BIN)/ruff check mining pipelines indexes nmt_eval tests benchmarks
-	$(BIN)/ruff format --check mining pipelines indexes nmt_eval tests benchmarks
+	$(BIN)/ruff check mining pipelines tests benchmarks scripts
+	$(BIN)/ruff format --check mining pipelines tests benchmarks scripts
 
 bench: install
 	$(RUN) $(BIN)/python benchmarks/bench_extract.py

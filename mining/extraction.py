@@ -26,6 +26,7 @@ class ExtractConfig:
     min_units: int = 3
     max_units: int = 200
     min_script_share: float = 0.5
+    html_main_content: bool = True
 
     def lid_threshold(self, lang: str) -> float:
         return dict(self.lid_prob_by_lang).get(lang, self.min_lid_prob)
@@ -56,9 +57,9 @@ class DocumentResult:
     candidates: int = 0
 
 
-def document_text(doc: Document) -> str:
+def document_text(doc: Document, main_content: bool = True) -> str:
     text = decode_payload(doc.payload, doc.charset, doc.is_html)
-    return html_to_text(text) if doc.is_html else text
+    return html_to_text(text, main_content) if doc.is_html else text
 
 
 class SentenceExtractor:
@@ -93,7 +94,7 @@ class SentenceExtractor:
 
     def process(self, doc: Document) -> DocumentResult:
         result = DocumentResult()
-        text = document_text(doc)
+        text = document_text(doc, self.config.html_main_content)
         if not text.strip():
             result.skipped_reason = "no_text"
             return result

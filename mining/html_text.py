@@ -29,9 +29,17 @@ def decode_payload(payload: bytes, charset: str | None, is_html: bool) -> str:
     return bytes_to_str(payload, encoding, errors="replace")
 
 
-def html_to_text(html: str) -> str:
-    """Main content of an HTML page as plain text, one block (paragraph, heading, item) per line."""
+def html_to_text(html: str, main_content: bool = True) -> str:
+    """Visible text of an HTML page, one block (paragraph, heading, list item) per line.
+
+    main_content=True applies Resiliparse's boilerplate heuristics (drops navigation, footers,
+    and also some lists and tables); False keeps all visible text.
+    """
     tree = HTMLTree.parse(html)
     return extract_plain_text(
-        tree, preserve_formatting=True, main_content=True, list_bullets=False, alt_texts=False
+        tree,
+        preserve_formatting=True,
+        main_content=main_content,
+        list_bullets=False,
+        alt_texts=False,
     )

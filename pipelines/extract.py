@@ -101,7 +101,7 @@ class ExtractSentences(beam.DoFn):
 
 
 class FirstOccurrence(beam.CombineFn):
-    """Keeps the earliest (url, record_id, position) of identical sentences, and how many there were."""
+    """Keeps the earliest (url, record_id, position) of identical sentences, and their count."""
 
     def create_accumulator(self):
         return None, 0
@@ -188,7 +188,11 @@ def run(
         raise
     stats = counters_to_stats(result, NAMESPACE)
     stats["inputs"] = paths
-    stage_config = {**asdict(config), "lid_model": lid_model, "max_record_bytes": max_record_bytes,
-                    "inputs": paths}
+    stage_config = {
+        **asdict(config),
+        "lid_model": lid_model,
+        "max_record_bytes": max_record_bytes,
+        "inputs": paths,
+    }
     writer.commit(stats, stage_config)
     return stats

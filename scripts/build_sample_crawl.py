@@ -26,8 +26,12 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 PACKAGES = [
-    "debian-reference-en", "debian-reference-de", "debian-reference-zh-cn",
-    "debian-faq", "debian-faq-de", "debian-faq-zh-cn",
+    "debian-reference-en",
+    "debian-reference-de",
+    "debian-reference-zh-cn",
+    "debian-faq",
+    "debian-faq-de",
+    "debian-faq-zh-cn",
 ]
 SITE = "https://www.debian.org/doc/manuals"
 LANG_SUFFIX = re.compile(r"\.(en|de|zh-cn)\.html$")
@@ -55,8 +59,10 @@ def fetch_packages(workdir: Path) -> Path:
 def pages(root: Path) -> list[tuple[str, str, Path]]:
     """(url, lang, file) for every real (non-symlink) translated HTML page."""
     found = []
-    for manual, folder in (("debian-reference", root / "usr/share/debian-reference"),
-                           ("debian-faq", root / "usr/share/doc/debian/FAQ")):
+    for manual, folder in (
+        ("debian-reference", root / "usr/share/debian-reference"),
+        ("debian-faq", root / "usr/share/doc/debian/FAQ"),
+    ):
         for path in sorted(folder.rglob("*.html")):
             match = LANG_SUFFIX.search(path.name)
             if path.is_symlink() or not match:
@@ -79,34 +85,52 @@ def write_warc(entries: list[tuple[str, str, Path]], output: Path, seed: int) ->
     rng.shuffle(entries)
     with open(output, "wb") as out:
         writer = WARCWriter(out, gzip=True)
-        writer.write_record(writer.create_warcinfo_record(output.name, {
-            "software": "ccmine scripts/build_sample_crawl.py",
-            "isPartOf": "ccmine-sample",
-            "description": "Debian Reference and Debian FAQ in en, de, zh-cn",
-        }))
+        writer.write_record(
+            writer.create_warcinfo_record(
+                output.name,
+                {
+                    "software": "ccmine scripts/build_sample_crawl.py",
+                    "isPartOf": "ccmine-sample",
+                    "description": "Debian Reference and Debian FAQ in en, de, zh-cn",
+                },
+            )
+        )
         for url, lang, path in entries:
             body = with_boilerplate(path.read_text("utf-8"), lang).encode("utf-8")
             host_path = url.split("://", 1)[1].split("/", 1)[1]
-            request = StatusAndHeaders(f"GET /{host_path} HTTP/1.1", [
-                ("Host", "www.debian.org"),
-                ("User-Agent", "CCBot/2.0 (https://commoncrawl.org/faq/)"),
-                ("Accept", "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"),
-                ("Accept-Language", "en-US,en;q=0.5"),
-            ], protocol="HTTP/1.1", is_http_request=True)
-            response = StatusAndHeaders("200 OK", [
-                ("Date", "Sat, 18 May 2024 01:58:10 GMT"),
-                ("Server", "Apache"),
-                ("Content-Language", HTTP_LANG[lang]),
-                ("Vary", "negotiate,accept-language,Accept-Encoding"),
-                ("Content-Type", "text/html; charset=UTF-8"),
-                ("Content-Length", str(len(body))),
-            ], protocol="HTTP/1.1")
-            req = writer.create_warc_record(url, "request", payload=io.BytesIO(b""),
-                                            http_headers=request)
-            resp = writer.create_warc_record(url, "response", payload=io.BytesIO(body),
-                                             http_headers=response)
+            request = StatusAndHeaders(
+                f"GET /{host_path} HTTP/1.1",
+                [
+                    ("Host", "www.debian.org"),
+                    ("User-Agent", "CCBot/2.0 (https://commoncrawl.org/faq/)"),
+                    ("Accept", "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"),
+                    ("Accept-Language", "en-US,en;q=0.5"),
+                ],
+                protocol="HTTP/1.1",
+                is_http_request=True,
+            )
+            response = StatusAndHeaders(
+                "200 OK",
+                [
+                    ("Date", "Sat, 18 May 2024 01:58:10 GMT"),
+                    ("Server", "Apache"),
+                    ("Content-Language", HTTP_LANG[lang]),
+                    ("Vary", "negotiate,accept-language,Accept-Encoding"),
+                    ("Content-Type", "text/html; charset=UTF-8"),
+                    ("Content-Length", str(len(body))),
+                ],
+                protocol="HTTP/1.1",
+            )
+            req = writer.create_warc_record(
+                url, "request", payload=io.BytesIO(b""), http_headers=request
+            )
+            resp = writer.create_warc_record(
+                url, "response", payload=io.BytesIO(body), http_headers=response
+            )
             meta = writer.create_warc_record(
-                url, "metadata", payload=io.BytesIO(b"fetchTimeMs: 120\r\n"),
+                url,
+                "metadata",
+                payload=io.BytesIO(b"fetchTimeMs: 120\r\n"),
                 warc_content_type="application/warc-fields",
             )
             for record in (req, resp, meta):

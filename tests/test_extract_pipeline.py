@@ -28,7 +28,9 @@ def read_sentences(run_dir: Path, lang: str):
 
 def check_balances(stats):
     """read = used + skipped for records; split = kept + dropped for sentences."""
-    assert total(stats, "records_read") == stats.get("records_used", 0) + total(stats, "records_skipped")
+    assert total(stats, "records_read") == stats.get("records_used", 0) + total(
+        stats, "records_skipped"
+    )
     assert stats.get("sentences_split", 0) == total(stats, "sentences_kept") + total(
         stats, "sentences_dropped"
     )
@@ -82,14 +84,18 @@ def test_counts_and_skips_on_damaged_files(tmp_path):
         "broken_http.warc.gz": broken_http,
         "huge.warc.gz": gzip_members(html_response("http://h.example/", page("h", *GERMAN * 5000))),
         "bad_length.warc": warc_record(
-            "http://c.example/", b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<p>abc</p>", declared_length=9999
+            "http://c.example/",
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<p>abc</p>",
+            declared_length=9999,
         ),
     }
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
     paths = sorted(str(tmp_path / name) for name in files)
     run_dir = tmp_path / "run"
-    stats = extract.run(paths, str(run_dir), ExtractConfig(langs=("de", "en")), max_record_bytes=100_000)
+    stats = extract.run(
+        paths, str(run_dir), ExtractConfig(langs=("de", "en")), max_record_bytes=100_000
+    )
     check_balances(stats)
     assert stats["files_with_errors"] == {"not_warc": 1, "empty_file": 1}
     assert stats["records_skipped"]["bad_http_headers"] == 1
@@ -105,13 +111,19 @@ def test_counts_and_skips_on_damaged_files(tmp_path):
     [
         ("notwarc.warc.gz", gzip.compress(b"just text\n"), "not_warc"),
         ("empty.warc.gz", b"", "empty_file"),
-        ("bad_http.warc.gz", gzip_members(html_response("http://b/", "x", head="NOPE\r\n\r\n")), "bad_http_headers"),
+        (
+            "bad_http.warc.gz",
+            gzip_members(html_response("http://b/", "x", head="NOPE\r\n\r\n")),
+            "bad_http_headers",
+        ),
     ],
 )
 def test_strict_mode_is_one_line_and_exit_2(tmp_path, name, data, reason):
     path = tmp_path / name
     path.write_bytes(data)
-    result = CliRunner().invoke(cli, ["extract", "--input", str(path), "--output", str(tmp_path / "run"), "--strict"])
+    result = CliRunner().invoke(
+        cli, ["extract", "--input", str(path), "--output", str(tmp_path / "run"), "--strict"]
+    )
     assert result.exit_code == 2
     lines = [line for line in result.stderr.splitlines() if line.startswith("ccmine:")]
     assert len(lines) == 1 and str(path) in lines[0] and "offset" in lines[0] and reason in lines[0]
@@ -147,13 +159,26 @@ def test_reads_warc_by_url_and_manifest(tmp_path, http_root):
         data = gzip_members(html_response(f"http://site{i}.example/", page("t", *text)))
         (segment / f"part-{i}.warc.gz").write_bytes(data)
     rel = [f"crawl-data/CC-MAIN-2099-01/segments/1/wet/part-{i}.warc.gz" for i in range(2)]
-    (root / "crawl-data" / "CC-MAIN-2099-01" / "wet.paths.gz").write_bytes(gzip.compress("\n".join(rel).encode()))
+    (root / "crawl-data" / "CC-MAIN-2099-01" / "wet.paths.gz").write_bytes(
+        gzip.compress("\n".join(rel).encode())
+    )
 
     run_dir = tmp_path / "run"
     result = CliRunner().invoke(
         cli,
-        ["extract", "--crawl", "CC-MAIN-2099-01", "--cc-base-url", base, "--max-files", "1",
-         "--output", str(run_dir), "--langs", "de,en"],
+        [
+            "extract",
+            "--crawl",
+            "CC-MAIN-2099-01",
+            "--cc-base-url",
+            base,
+            "--max-files",
+            "1",
+            "--output",
+            str(run_dir),
+            "--langs",
+            "de,en",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert [r["text"] for r in read_sentences(run_dir, "de")] == list(GERMAN)

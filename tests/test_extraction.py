@@ -72,3 +72,15 @@ def test_undecodable_document_is_skipped(extractor):
 
 def test_empty_page_is_no_text(extractor):
     assert extractor.process(doc(b"<html><body></body></html>")).skipped_reason == "no_text"
+
+
+def test_main_content_drops_navigation_and_footer():
+    from mining.html_text import html_to_text
+
+    html = (
+        "<html><body><nav><a href=/>Startseite</a> <a href=/x>Kontakt</a></nav>"
+        f"<main><p>{GERMAN[0]}</p></main><footer>Impressum und Datenschutz</footer></body></html>"
+    )
+    assert html_to_text(html).strip() == GERMAN[0]
+    everything = html_to_text(html, main_content=False)
+    assert "Startseite" in everything and "Impressum" in everything and GERMAN[0] in everything

@@ -35,13 +35,25 @@ def test_length_units_count_words_or_cjk_characters():
 
 def test_split_german_keeps_abbreviations():
     text = "Dies ist z.B. ein Test! Wie geht es Dr. Müller? Gut."
-    assert split_sentences(text, "de") == ["Dies ist z.B. ein Test!", "Wie geht es Dr. Müller?", "Gut."]
+    assert split_sentences(text, "de") == [
+        "Dies ist z.B. ein Test!",
+        "Wie geht es Dr. Müller?",
+        "Gut.",
+    ]
 
 
 def test_split_chinese_fullwidth_punctuation():
     text = "我们今天去公园。你呢？他说：“好的！”然后走了。"
-    assert split_sentences(text, "zh") == ["我们今天去公园。", "你呢？", "他说：“好的！”", "然后走了。"]
+    assert split_sentences(text, "zh") == [
+        "我们今天去公园。",
+        "你呢？",
+        "他说：“好的！”",
+        "然后走了。",
+    ]
 
 
 def test_split_japanese():
-    assert split_sentences("今日は晴れです。明日は雨でしょう！", "ja") == ["今日は晴れです。", "明日は雨でしょう！"]
+    assert split_sentences("今日は晴れです。明日は雨でしょう！", "ja") == [
+        "今日は晴れです。",
+        "明日は雨でしょう！",
+    ]

@@ -4,7 +4,14 @@ import io
 import pytest
 
 from mining.warc_records import Document, Skipped, iter_records
-from tests.warc_factory import GERMAN, gzip_members, html_response, page, warc_record, wet_conversion
+from tests.warc_factory import (
+    GERMAN,
+    gzip_members,
+    html_response,
+    page,
+    warc_record,
+    wet_conversion,
+)
 
 
 def events(data: bytes, max_bytes: int = 1 << 20):
@@ -32,7 +39,8 @@ def test_reads_html_response_and_wet_conversion():
 
 def test_truncated_gzip_keeps_earlier_records_and_flags_the_cut_one():
     data = gzip_members(
-        html_response("http://a/1", page("a", *GERMAN)), html_response("http://a/2", page("b", *GERMAN))
+        html_response("http://a/1", page("a", *GERMAN)),
+        html_response("http://a/2", page("b", *GERMAN)),
     )
     evs = events(data[:-60])
     assert reasons(evs)[0] == "doc"
@@ -40,9 +48,7 @@ def test_truncated_gzip_keeps_earlier_records_and_flags_the_cut_one():
 
 
 def test_content_length_beyond_end_is_a_truncated_record():
-    block = (
-        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n" + page("x", *GERMAN)
-    ).encode()
+    block = ("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n" + page("x", *GERMAN)).encode()
     data = warc_record("http://a/1", block, declared_length=len(block) + 500)
     assert reasons(events(data)) == ["truncated_record"]
 
@@ -58,7 +64,9 @@ def test_corrupt_member_in_the_middle_stops_the_file_with_its_offset():
     assert "offset" in evs[-1].describe() and "test.warc.gz" in evs[-1].describe()
 
 
-@pytest.mark.parametrize("data", [b"hello, this is not a WARC file\n", gzip.compress(b"<html>nope</html>\n")])
+@pytest.mark.parametrize(
+    "data", [b"hello, this is not a WARC file\n", gzip.compress(b"<html>nope</html>\n")]
+)
 def test_not_a_warc(data):
     assert reasons(events(data)) == ["not_warc"]
 
@@ -78,15 +86,25 @@ def test_broken_http_headers_skip_only_that_record():
 
 def test_status_and_content_type_filters():
     data = gzip_members(
-        html_response("http://a/1", page("a"), head="HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\n\r\n"),
-        html_response("http://a/2", "%PDF-1.4", head="HTTP/1.1 200 OK\r\nContent-Type: application/pdf\r\n\r\n"),
+        html_response(
+            "http://a/1",
+            page("a"),
+            head="HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\n\r\n",
+        ),
+        html_response(
+            "http://a/2",
+            "%PDF-1.4",
+            head="HTTP/1.1 200 OK\r\nContent-Type: application/pdf\r\n\r\n",
+        ),
     )
     assert reasons(events(data)) == ["http_status", "not_html"]
 
 
 def test_enormous_page_is_skipped_without_stopping_the_file():
     huge = page("big", *(GERMAN * 2000))
-    data = gzip_members(html_response("http://a/big", huge), html_response("http://a/ok", page("ok", *GERMAN)))
+    data = gzip_members(
+        html_response("http://a/big", huge), html_response("http://a/ok", page("ok", *GERMAN))
+    )
     assert reasons(events(data, max_bytes=50_000)) == ["too_large", "doc"]
 
 
@@ -95,9 +113,9 @@ def test_gzip_content_encoding_and_chunked_transfer_are_decoded():
     body = gzip.compress(html)
     chunked = f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
     head = (
-        "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
-        "Content-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
-    ).encode()
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
+        b"Content-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
     evs = events(warc_record("http://a/z", head + chunked))
     assert isinstance(evs[0], Document) and evs[0].payload == html
 

@@ -8,13 +8,18 @@ import uuid
 OK_HEAD = "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset={charset}\r\n\r\n"
 
 
-def warc_record(uri: str, block: bytes, rec_type: str = "response",
-                content_type: str = "application/http; msgtype=response",
-                declared_length: int | None = None) -> bytes:
+def warc_record(
+    uri: str,
+    block: bytes,
+    rec_type: str = "response",
+    content_type: str = "application/http; msgtype=response",
+    declared_length: int | None = None,
+) -> bytes:
     length = len(block) if declared_length is None else declared_length
     head = (
         f"WARC/1.0\r\nWARC-Type: {rec_type}\r\nWARC-Target-URI: {uri}\r\n"
-        f"WARC-Date: 2024-05-18T01:58:10Z\r\nWARC-Record-ID: <urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, uri)}>\r\n"
+        f"WARC-Date: 2024-05-18T01:58:10Z\r\n"
+        f"WARC-Record-ID: <urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, uri)}>\r\n"
         f"Content-Type: {content_type}\r\nContent-Length: {length}\r\n\r\n"
     ).encode()
     return head + block + b"\r\n\r\n"
@@ -36,7 +41,8 @@ def gzip_members(*records: bytes) -> bytes:
 
 def page(title: str, *paragraphs: str) -> str:
     body = "".join(f"<p>{p}</p>" for p in paragraphs)
-    return f"<html><head><title>{title}</title></head><body><main><h1>{title}</h1>{body}</main></body></html>"
+    head = f"<head><title>{title}</title></head>"
+    return f"<html>{head}<body><main><h1>{title}</h1>{body}</main></body></html>"
 
 
 GERMAN = (
@@ -47,4 +53,7 @@ ENGLISH = (
     "The town lies on the shore of a large lake and is a popular destination in summer.",
     "Many visitors come here for the old church and the market.",
 )
-CHINESE = ("这个城市位于一个大湖的岸边，夏天是很受欢迎的旅游地。", "许多游客来这里是为了看古老的教堂和市场。")
+CHINESE = (
+    "这个城市位于一个大湖的岸边，夏天是很受欢迎的旅游地。",
+    "许多游客来这里是为了看古老的教堂和市场。",
+)
