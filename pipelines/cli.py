@@ -52,9 +52,13 @@ def _bad_input_message(exc: BaseException) -> str | None:
 
 
 def _run_guarded(fn):
-    """Run a stage; bad input in --strict mode becomes one line on stderr and exit status 2."""
+    """Run a stage; a missing file or model, or bad input in --strict mode, becomes one line on
+    stderr and exit status 2."""
     try:
         return fn()
+    except FileNotFoundError as exc:
+        click.echo(f"ccmine: error: {exc}", err=True)
+        sys.exit(2)
     except Exception as exc:
         message = _bad_input_message(exc)
         if message is None:
@@ -167,6 +171,65 @@ def extract(
     )
     click.echo(format_table({k: v for k, v in stats.items() if k != "inputs"}, "extract"))
     click.echo(f"sentences written to {run_dir}/sentences/")
+
+
+@cli.command(context_settings=BEAM_PASSTHROUGH)
+@click.option(
+    "--run", "run_dir", required=True, help="Run directory with a completed extract stage."
+)
+@click.option(
+    "--encoder",
+    default="bundled",
+    show_default=True,
+    help="labse, bundled, a local directory or a Hugging Face hub id.",
+)
+@click.option("--langs", default="de,en,zh", show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option(
+    "--chunk-size",
+    type=int,
+    default=1024,
+    show_default=True,
+    help="Rows per RunInference call; sorted by length there, then batched.",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["float16", "float32"]),
+    default="float16",
+    show_default=True,
+    help="Storage type of the embedding shards.",
+)
+@click.option(
+    "--threads", type=int, default=0, help="torch threads per worker on CPU (0: torch's default)."
+)
+@click.option("--rows-per-shard", type=int, default=100_000, show_default=True)
+@click.pass_context
+def embed(
+    ctx, run_dir, encoder, langs, device, batch_size, chunk_size, dtype, threads, rows_per_shard
+):
+    """Encode RUN_DIR/sentences into RUN_DIR/embeddings/lang=XX/ shards."""
+    from pipelines import embed as stage
+    from pipelines.counts import format_table
+
+    stats = _run_guarded(
+        lambda: stage.run(
+            run_dir,
+            encoder,
+            list(parse_langs(langs)),
+            device,
+            batch_size,
+            chunk_size,
+            dtype,
+            threads,
+            rows_per_shard,
+            ctx.args,
+        )
+    )
+    click.echo(
+        format_table({k: v for k, v in stats.items() if isinstance(v, (int, dict))}, "embed")
+    )
+    click.echo(f"embeddings written to {run_dir}/embeddings/")
 
 
 def main() -> None:

@@ -1,0 +1,55 @@
+"""`--encoder` resolution: a short name (labse, bundled), a local directory or a hub id."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from mining.encoders.base import Encoder
+
+BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
+SHORT_NAMES = {
+    "labse": "sentence-transformers/LaBSE",
+    "bundled": str(BUNDLED_DIR),
+}
+
+
+HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+def resolve_encoder(spec: str) -> str:
+    """A local directory holding the encoder; hub ids are fetched (or read from the HF cache)."""
+    target = os.path.expanduser(SHORT_NAMES.get(spec, spec))
+    if os.path.isdir(target):
+        return target
+    if spec == "bundled":
+        raise FileNotFoundError(f"bundled encoder not found at {target} (`make encoder` builds it)")
+    if target.startswith((".", "/")) or not HUB_ID.match(target):
+        raise FileNotFoundError(f"encoder not found: {spec} (no directory {target})")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(target)
+    except Exception as exc:
+        raise FileNotFoundError(
+            f"encoder {spec}: could not get {target} from the Hugging Face hub "
+            f"or its local cache ({type(exc).__name__})"
+        ) from exc
+
+
+def pick_device(device: str = "auto") -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for, but torch sees no CUDA device")
+    return device
+
+
+def load_encoder(spec: str, device: str = "auto", **kwargs) -> Encoder:
+    from mining.encoders.transformer import TransformerEncoder
+
+    path = resolve_encoder(spec)
+    return TransformerEncoder(path, name=spec, device=pick_device(device), **kwargs)

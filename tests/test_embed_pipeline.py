@@ -1,0 +1,77 @@
+"""Extract then embed on the real CommonCrawl samples with the tiny LaBSE-layout model."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mining.embedding_store import list_shards, load_language, read_ids, read_vectors
+from mining.encoders import load_encoder
+from mining.extraction import ExtractConfig
+from pipelines import embed, extract
+from pipelines.cli import cli
+from tests.tiny_encoder import make_tiny_labse
+from tests.warc_factory import ENGLISH, GERMAN
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def extracted(shared_data, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run")
+    paths = [
+        str(shared_data / "warc" / "resiliparse" / "CC-MAIN-2020-34-excerpt.warc.gz"),
+        str(shared_data / "warc" / "dolma" / "sample-0000.warc.gz"),
+    ]
+    stats = extract.run(paths, str(run_dir), ExtractConfig(langs=("de", "en")))
+    return run_dir, stats
+
+
+def test_embed_shards_line_up_with_ids(extracted, tmp_path):
+    run_dir, extract_stats = extracted
+    model_dir = make_tiny_labse(tmp_path / "tiny", list(GERMAN + ENGLISH))
+    stats = embed.run(
+        str(run_dir),
+        str(model_dir),
+        ["de", "en"],
+        device="cpu",
+        batch_size=8,
+        chunk_size=64,
+        rows_per_shard=200,
+    )
+    assert stats["embedded"] == extract_stats["sentences_kept"]
+    on_disk = json.loads((run_dir / "embeddings" / "stats.json").read_text())
+    assert on_disk["embedded"] == stats["embedded"] and on_disk["dtype"] == "float16"
+
+    shards = list_shards(str(run_dir / "embeddings"), "en")
+    assert len(shards) == -(-extract_stats["sentences_kept"]["en"] // 200)  # ceil
+    encoder = load_encoder(str(model_dir), device="cpu")
+    for npy, parquet in shards[:2]:
+        vectors, ids = read_vectors(npy), read_ids(parquet)
+        assert vectors.dtype == np.float16 and vectors.shape == (ids.num_rows, 16)
+        hashes = ids.column("hash").to_pylist()
+        assert hashes == sorted(hashes)
+        expected = encoder.encode(ids.column("text").to_pylist()[:20])
+        np.testing.assert_allclose(vectors[:20].astype(np.float32), expected, atol=2e-3)
+
+    vectors, ids = load_language(str(run_dir / "embeddings"), "de")
+    assert vectors.dtype == np.float32 and len(vectors) == ids.num_rows
+    assert set(ids.column_names) == {"hash", "text", "url", "record_id", "position"}
+
+
+def test_embed_cli_errors_in_one_line(extracted, tmp_path):
+    run_dir, _ = extracted
+    result = CliRunner().invoke(
+        cli, ["embed", "--run", str(run_dir), "--encoder", "./no/such/model"]
+    )
+    assert result.exit_code == 2
+    assert (
+        result.stderr.strip()
+        == "ccmine: error: encoder not found: ./no/such/model (no directory ./no/such/model)"
+    )
+
+    result = CliRunner().invoke(
+        cli, ["embed", "--run", str(tmp_path / "empty"), "--encoder", "x/y"]
+    )
+    assert result.exit_code == 2 and "run `ccmine extract` first" in result.stderr

@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+import torch
+
+from mining.encoders import load_encoder
+from mining.encoders.loading import resolve_encoder
+from tests.tiny_encoder import make_tiny_labse
+from tests.warc_factory import ENGLISH, GERMAN
+
+TEXTS = list(GERMAN + ENGLISH) + ["kurz", "the town " * 40]
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    return make_tiny_labse(tmp_path_factory.mktemp("tiny"), TEXTS)
+
+
+def reference_labse(folder, texts, max_len):
+    """The LaBSE pipeline computed independently: BERT, [CLS], Dense+tanh, L2 normalise."""
+    from safetensors.torch import load_file
+    from transformers import BertModel, BertTokenizerFast
+
+    tokenizer = BertTokenizerFast.from_pretrained(folder)
+    model = BertModel.from_pretrained(folder).eval()
+    dense = load_file(str(folder / "2_Dense" / "model.safetensors"))
+    batch = tokenizer(texts, padding=True, truncation=True, max_length=max_len, return_tensors="pt")
+    with torch.no_grad():
+        cls = model(**batch).last_hidden_state[:, 0]
+        out = torch.tanh(cls @ dense["linear.weight"].T + dense["linear.bias"])
+    return torch.nn.functional.normalize(out, dim=1).numpy()
+
+
+def test_labse_layout_matches_independent_computation(tiny_dir):
+    encoder = load_encoder(str(tiny_dir), device="cpu")
+    assert (encoder.dim, encoder.max_seq_length, encoder.pooling) == (16, 24, "cls")
+    ours = encoder.encode(TEXTS, batch_size=3)
+    np.testing.assert_allclose(ours, reference_labse(tiny_dir, TEXTS, 24), atol=1e-5)
+    assert encoder.stats["truncated"] == 1  # the 80-word sentence
+
+
+def test_matches_sentence_transformers(tiny_dir):
+    sentence_transformers = pytest.importorskip("sentence_transformers")
+    reference = sentence_transformers.SentenceTransformer(str(tiny_dir), device="cpu")
+    expected = reference.encode(TEXTS, batch_size=4, convert_to_numpy=True)
+    ours = load_encoder(str(tiny_dir), device="cpu").encode(TEXTS, batch_size=4)
+    np.testing.assert_allclose(ours, expected, atol=1e-5)
+
+
+def test_unit_norm_order_and_determinism(tiny_dir):
+    encoder = load_encoder(str(tiny_dir), device="cpu")
+    a = encoder.encode(TEXTS, batch_size=2)
+    b = encoder.encode(TEXTS, batch_size=5, sort_by_length=False)
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(a, b, atol=1e-5)  # batching and order do not change results
+    assert a.dtype == np.float32 and encoder.encode([]).shape == (0, 16)
+    np.testing.assert_allclose(encoder.encode([TEXTS[2]])[0], a[2], atol=1e-5)
+
+
+def test_mean_pooling_by_configuration(tmp_path):
+    folder = make_tiny_labse(tmp_path / "mean", TEXTS, pooling="mean")
+    encoder = load_encoder(str(folder), device="cpu")
+    assert encoder.pooling == "mean"
+    forced = load_encoder(str(folder), device="cpu", pooling="cls")
+    assert not np.allclose(encoder.encode(TEXTS[:2]), forced.encode(TEXTS[:2]))
+
+
+def test_out_of_memory_halves_the_batch(tiny_dir, monkeypatch):
+    encoder = load_encoder(str(tiny_dir), device="cpu")
+    expected = encoder.encode(TEXTS, batch_size=6)
+    real_forward = encoder._forward
+
+    def forward_with_limit(ids):
+        if len(ids) > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_forward(ids)
+
+    monkeypatch.setattr(encoder, "_forward", forward_with_limit)
+    np.testing.assert_allclose(encoder.encode(TEXTS, batch_size=6), expected, atol=1e-5)
+    assert encoder.stats["oom_retries"] >= 2
+
+
+def test_missing_encoder_path_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="encoder not found: ./nowhere"):
+        resolve_encoder("./nowhere")
+    with pytest.raises(FileNotFoundError, match="encoder not found"):
+        resolve_encoder(str(tmp_path / "missing"))
