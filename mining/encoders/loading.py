@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -48,8 +49,18 @@ def pick_device(device: str = "auto") -> str:
     return device
 
 
+ENCODER_CONFIG = "ccmine_encoder.json"
+
+
 def load_encoder(spec: str, device: str = "auto", **kwargs) -> Encoder:
+    """Load by short name, directory or hub id; `ccmine_encoder.json` there may name an input
+    transform (e.g. OpenCC Traditional-to-Simplified for the bundled encoder)."""
+    from mining.encoders.text_transforms import get_transform
     from mining.encoders.transformer import TransformerEncoder
 
     path = resolve_encoder(spec)
+    config_path = os.path.join(path, ENCODER_CONFIG)
+    if os.path.exists(config_path) and "text_transform" not in kwargs:
+        with open(config_path, encoding="utf-8") as f:
+            kwargs["text_transform"] = get_transform(json.load(f).get("text_transform"))
     return TransformerEncoder(path, name=spec, device=pick_device(device), **kwargs)

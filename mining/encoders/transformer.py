@@ -80,7 +80,8 @@ class TransformerEncoder(Encoder):
         modules = self._read_modules(path)
         transformer_dir = os.path.join(path, modules.get("Transformer", ""))
         self.tokenizer = AutoTokenizer.from_pretrained(transformer_dir)
-        self.model = AutoModel.from_pretrained(transformer_dir).eval()
+        # Weights may be stored in float16 (the bundled encoder); compute in float32 unless on GPU.
+        self.model = AutoModel.from_pretrained(transformer_dir).float().eval()
         st_config_path = os.path.join(transformer_dir, "sentence_bert_config.json")
         st_config = _read_json(st_config_path) if os.path.exists(st_config_path) else {}
         self.max_seq_length = int(
@@ -90,6 +91,8 @@ class TransformerEncoder(Encoder):
         )
         self.pooling = pooling or self._pooling_from(path, modules)
         self.dense = DenseHead(os.path.join(path, modules["Dense"])) if "Dense" in modules else None
+        if self.dense is not None:
+            self.dense.float()
         self.normalize = normalize or "Normalize" in modules
         self.dim = self.dense.out_features if self.dense else self.model.config.hidden_size
         if self.device.type == "cuda":

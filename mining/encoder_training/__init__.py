@@ -1,0 +1,1 @@
+"""The LaBSE-recipe trainer of the bundled encoder: data preparation, model, loss, training loop."""

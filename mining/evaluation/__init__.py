@@ -1,0 +1,1 @@
+"""Evaluation of encoders: Tatoeba similarity search and BUCC-style bitext mining F1."""
