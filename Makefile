@@ -31,8 +31,8 @@ mine: install
 	@echo "run directory: $(OUT)"
 
 lint: install
-	$(BIN)/ruff check mining pipelines tests benchmarks scripts
-	$(BIN)/ruff format --check mining pipelines tests benchmarks scripts
+	$(BIN)/ruff check mining pipelines indexes tests benchmarks scripts
+	$(BIN)/ruff format --check mining pipelines indexes tests benchmarks scripts
 
 ENCODER_WORK ?= build/encoder
 SHARED ?= ../shared/data

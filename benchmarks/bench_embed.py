@@ -1,4 +1,4 @@
-"""Embed-stage throughput against the bare model forward, and length-sorted against unsorted batches.
+"""Embed-stage throughput against the bare model forward; length-sorted against unsorted batches.
 
     python benchmarks/bench_embed.py [--encoder PATH] [--limit 6000] [--batch-size 64]
 
@@ -38,8 +38,15 @@ def stand_in_encoder(folder: Path, texts: list[str]) -> Path:
     from transformers import BertConfig, BertModel
 
     config = BertConfig.from_pretrained(path)
-    config.update({"hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4,
-                   "intermediate_size": 1024, "max_position_embeddings": 130})
+    config.update(
+        {
+            "hidden_size": 256,
+            "num_hidden_layers": 4,
+            "num_attention_heads": 4,
+            "intermediate_size": 1024,
+            "max_position_embeddings": 130,
+        }
+    )
     BertModel(config).save_pretrained(path)
     import json
 
@@ -50,8 +57,10 @@ def stand_in_encoder(folder: Path, texts: list[str]) -> Path:
     from safetensors.torch import save_file
 
     layer = torch.nn.Linear(256, 256)
-    save_file({"linear.weight": layer.weight.detach().contiguous(), "linear.bias": layer.bias.detach()},
-              str(path / "2_Dense" / "model.safetensors"))
+    save_file(
+        {"linear.weight": layer.weight.detach().contiguous(), "linear.bias": layer.bias.detach()},
+        str(path / "2_Dense" / "model.safetensors"),
+    )
     return path
 
 
@@ -61,8 +70,13 @@ def bare_forward(encoder, texts: list[str], batch_size: int) -> np.ndarray:
     out = []
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
-            batch = tok(texts[start : start + batch_size], padding=True, truncation=True,
-                        max_length=encoder.max_seq_length, return_tensors="pt")
+            batch = tok(
+                texts[start : start + batch_size],
+                padding=True,
+                truncation=True,
+                max_length=encoder.max_seq_length,
+                return_tensors="pt",
+            )
             hidden = model(**batch).last_hidden_state[:, 0]
             pooled = encoder.dense(hidden) if encoder.dense is not None else hidden
             out.append(torch.nn.functional.normalize(pooled, dim=1).numpy())
@@ -95,24 +109,35 @@ def main() -> None:
         encoder_path = args.encoder or str(stand_in_encoder(tmp / "model", texts))
         encoder = load_encoder(encoder_path, device="cpu")
         lengths = [len(t) for t in texts]
-        print(f"{len(texts)} German sentences from the sample crawl, {min(lengths)}-{max(lengths)} "
-              f"characters (median {int(np.median(lengths))}), batch {args.batch_size}, "
-              f"{torch.get_num_threads()} torch threads, encoder {encoder_path}")
+        print(
+            f"{len(texts)} German sentences from the sample crawl, {min(lengths)}-{max(lengths)} "
+            f"characters (median {int(np.median(lengths))}), batch {args.batch_size}, "
+            f"{torch.get_num_threads()} torch threads, encoder {encoder_path}"
+        )
 
         bare_s, bare = timed(lambda: bare_forward(encoder, texts, args.batch_size))
-        unsorted_s, unsorted = timed(lambda: encoder.encode(texts, args.batch_size, sort_by_length=False))
+        unsorted_s, unsorted = timed(
+            lambda: encoder.encode(texts, args.batch_size, sort_by_length=False)
+        )
         sorted_s, ours = timed(lambda: encoder.encode(texts, args.batch_size))
         np.testing.assert_allclose(ours, bare, atol=1e-4)
-        stage_s, _ = timed(lambda: embed.run(str(tmp / "run"), encoder_path, ["de"], device="cpu",
-                                             batch_size=args.batch_size))
+        stage_s, _ = timed(
+            lambda: embed.run(
+                str(tmp / "run"), encoder_path, ["de"], device="cpu", batch_size=args.batch_size
+            )
+        )
         n = len(texts)
         print(f"bare model forward (input order):  {n / bare_s:8.1f} sentences/s")
         print(f"encoder, unsorted batches:         {n / unsorted_s:8.1f} sentences/s")
-        print(f"encoder, length-sorted batches:    {n / sorted_s:8.1f} sentences/s "
-              f"(speed-up over unsorted {unsorted_s / sorted_s:.2f}x)")
-        print(f"embed stage (Beam DirectRunner):   {n / stage_s:8.1f} sentences/s, "
-              f"ratio to bare forward {bare_s / stage_s:.2f} (goal >= 0.85), incl. model load "
-              f"and shard writing")
+        print(
+            f"encoder, length-sorted batches:    {n / sorted_s:8.1f} sentences/s "
+            f"(speed-up over unsorted {unsorted_s / sorted_s:.2f}x)"
+        )
+        print(
+            f"embed stage (Beam DirectRunner):   {n / stage_s:8.1f} sentences/s, "
+            f"ratio to bare forward {bare_s / stage_s:.2f} (goal >= 0.85), incl. model load "
+            f"and shard writing"
+        )
 
 
 if __name__ == "__main__":

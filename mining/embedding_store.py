@@ -66,6 +66,20 @@ def read_ids(parquet_path: str, columns: list[str] | None = None) -> pa.Table:
         return pq.read_table(io.BytesIO(stream.read()), columns=columns)
 
 
+def shard_rows(parquet_path: str) -> int:
+    """Rows of a shard, from its Parquet footer (the vectors are not read)."""
+    with FileSystems.open(parquet_path) as stream:
+        return pq.ParquetFile(io.BytesIO(stream.read())).metadata.num_rows
+
+
+def load_ids(embeddings_dir: str, lang: str, columns: list[str] | None = None) -> pa.Table:
+    """The id rows of all shards of a language, in row order (vectors are not read)."""
+    shards = list_shards(embeddings_dir, lang)
+    if not shards:
+        raise FileNotFoundError(f"no embedding shards for {lang} in {embeddings_dir}")
+    return pa.concat_tables([read_ids(parquet, columns) for _, parquet in shards])
+
+
 def load_language(embeddings_dir: str, lang: str, columns: list[str] | None = None):
     """All shards of a language: (float32 vectors, id table), rows aligned."""
     shards = list_shards(embeddings_dir, lang)

@@ -232,12 +232,218 @@ def embed(
     click.echo(f"embeddings written to {run_dir}/embeddings/")
 
 
+@cli.command(context_settings=BEAM_PASSTHROUGH)
+@click.option("--run", "run_dir", required=True, help="Run directory with completed embeddings.")
+@click.option("--langs", default="de,en,zh", show_default=True)
+@click.option(
+    "--index-type",
+    type=click.Choice(["auto", "flat", "ivfpq"]),
+    default="auto",
+    show_default=True,
+    help="auto: exact below 100,000 vectors, IVF-PQ above.",
+)
+@click.option("--nlist", type=int, help="IVF lists (default about 4*sqrt(n)).")
+@click.option("--pq-m", type=int, help="PQ sub-quantizers (default dim/8).")
+@click.option("--opq", is_flag=True, help="Learn an OPQ rotation before PQ.")
+@click.option("--nprobe", type=int, help="Lists searched per query (default nlist/64, at least 8).")
+@click.pass_context
+def index(ctx, run_dir, langs, index_type, nlist, pq_m, opq, nprobe):
+    """Build one FAISS index per language in RUN_DIR/indexes/."""
+    from pipelines import index as stage
+
+    args = {"index_type": index_type, "nlist": nlist, "pq_m": pq_m, "opq": opq, "nprobe": nprobe}
+    stats = _run_guarded(lambda: stage.run(run_dir, list(parse_langs(langs)), args, ctx.args))
+    for lang, meta in stats["indexes"].items():
+        click.echo(f"{lang}: {meta['count']} vectors, {meta['factory']}")
+
+
+@cli.command(context_settings=BEAM_PASSTHROUGH)
+@click.option("--run", "run_dir", required=True, help="Run directory with embeddings and indexes.")
+@click.option("--src", required=True, help="Source language, e.g. de.")
+@click.option("--tgt", default="en", show_default=True)
+@click.option("-k", "--k", "k", type=int, default=4, show_default=True, help="Neighbours per side.")
+@click.option(
+    "--margin",
+    "margin_kind",
+    type=click.Choice(["ratio", "distance", "absolute"]),
+    default="ratio",
+    show_default=True,
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["forward", "backward", "intersect", "max"]),
+    default="max",
+    show_default=True,
+)
+@click.option(
+    "--threshold",
+    type=float,
+    help="Minimum score (default: the encoder's calibrated one, else 1.0 for ratio).",
+)
+@click.option(
+    "--max-score", type=float, help="Drop pairs scoring above this (boilerplate, copies)."
+)
+@click.option(
+    "--candidates",
+    type=int,
+    default=32,
+    show_default=True,
+    help="IVF-PQ candidates re-scored exactly per query.",
+)
+@click.pass_context
+def mine(ctx, run_dir, src, tgt, k, margin_kind, mode, threshold, max_score, candidates):
+    """Mine SRC-TGT sentence pairs into RUN_DIR/bitext/SRC-TGT/."""
+    from pipelines import mine as stage
+
+    stats = _run_guarded(
+        lambda: stage.run(
+            run_dir, src, tgt, k, margin_kind, mode, threshold, max_score, candidates, ctx.args
+        )
+    )
+    click.echo(
+        f"{stats['kept']} pairs kept of {stats['candidates']} candidates "
+        f"(threshold {stats['threshold']}); dropped {stats['dropped']}"
+    )
+    click.echo(f"bitext written to {run_dir}/bitext/{src}-{tgt}/")
+
+
+@cli.group("eval")
+def eval_group():
+    """Evaluate an encoder: Tatoeba similarity search, BUCC-style mining F1."""
+
+
+@eval_group.command("tatoeba")
+@click.option("--encoder", default="bundled", show_default=True)
+@click.option("--data", "data_dir", default="../shared/data/tatoeba/v1", show_default=True)
+@click.option("--langs", default="deu,cmn", show_default=True, help="Tatoeba codes, or 'all'.")
+@click.option("--limit", type=int, help="Use the first N pairs of each language.")
+@click.option("--json", "json_path", help="Also write the scores here.")
+@click.option("--device", default="auto", show_default=True)
+def eval_tatoeba(encoder, data_dir, langs, limit, json_path, device):
+    """Accuracy of nearest-neighbour retrieval in both directions, per language."""
+    import json
+    from pathlib import Path
+
+    from mining.encoders import load_encoder
+    from mining.evaluation.tatoeba import available_languages, tatoeba_score
+
+    model = _run_guarded(lambda: load_encoder(encoder, device))
+    codes = available_languages(Path(data_dir)) if langs == "all" else list(parse_langs(langs))
+    scores = []
+    click.echo(f"{'lang':6} {'pairs':>6} {'xx->en':>7} {'en->xx':>7} {'mean':>7}")
+    for code in codes:
+        score = tatoeba_score(model, Path(data_dir), code, limit)
+        scores.append(score.as_dict())
+        click.echo(
+            f"{code:6} {score.pairs:6d} {score.xx_to_en:7.2%} {score.en_to_xx:7.2%} "
+            f"{score.mean:7.2%}"
+        )
+    if len(scores) > 1:
+        click.echo(f"{'average':6} {'':22} {sum(s['mean'] for s in scores) / len(scores):7.2%}")
+    if json_path:
+        Path(json_path).write_text(json.dumps({"encoder": encoder, "scores": scores}, indent=2))
+
+
+def _bucc_options(fn):
+    for option in reversed(
+        [
+            click.option("--encoder", default="bundled", show_default=True),
+            click.option("--src", "src_file", required=True, help="id TAB sentence."),
+            click.option("--tgt", "tgt_file", required=True, help="id TAB sentence."),
+            click.option("--gold", "gold_file", required=True, help="src_id TAB tgt_id."),
+            click.option(
+                "--margin",
+                "margin_kind",
+                default="ratio",
+                show_default=True,
+                type=click.Choice(["ratio", "distance", "absolute"]),
+            ),
+            click.option(
+                "--mode",
+                default="max",
+                show_default=True,
+                type=click.Choice(["forward", "backward", "intersect", "max"]),
+            ),
+            click.option("-k", "k", type=int, default=4, show_default=True),
+            click.option("--device", default="auto", show_default=True),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
+@eval_group.command("bucc")
+@_bucc_options
+@click.option("--threshold", type=float, help="Also report P/R/F1 at this threshold.")
+@click.option("--json", "json_path", help="Also write the result here.")
+def eval_bucc(
+    encoder, src_file, tgt_file, gold_file, margin_kind, mode, k, device, threshold, json_path
+):
+    """Mine a BUCC-format corpus; precision, recall, F1 at the best threshold."""
+    import json
+    from pathlib import Path
+
+    from mining.encoders import load_encoder
+    from mining.evaluation.bucc import evaluate
+
+    model = _run_guarded(lambda: load_encoder(encoder, device))
+    result = evaluate(
+        model, Path(src_file), Path(tgt_file), Path(gold_file), k, margin_kind, mode, threshold
+    )
+    click.echo(json.dumps(result, indent=2))
+    if json_path:
+        Path(json_path).write_text(json.dumps({"encoder": encoder, **result}, indent=2))
+
+
+@cli.command()
+@_bucc_options
+@click.option(
+    "--write",
+    is_flag=True,
+    help="Store the threshold in the encoder's ccmine_encoder.json (a local encoder).",
+)
+def calibrate(encoder, src_file, tgt_file, gold_file, margin_kind, mode, k, device, write):
+    """Pick the F1-optimal mining threshold of an encoder on a gold-aligned dev set."""
+    import json
+    from pathlib import Path
+
+    from mining.encoders import load_encoder
+    from mining.encoders.loading import ENCODER_CONFIG, resolve_encoder
+    from mining.evaluation.bucc import evaluate
+
+    model = _run_guarded(lambda: load_encoder(encoder, device))
+    best = evaluate(model, Path(src_file), Path(tgt_file), Path(gold_file), k, margin_kind, mode)[
+        "best"
+    ]
+    click.echo(
+        f"threshold {best['threshold']:.4f} ({margin_kind} margin): precision "
+        f"{best['precision']:.3f}, recall {best['recall']:.3f}, F1 {best['f1']:.3f}"
+    )
+    if write:
+        path = Path(resolve_encoder(encoder)) / ENCODER_CONFIG
+        config = json.loads(path.read_text()) if path.exists() else {}
+        config.setdefault("mining_threshold", {})[margin_kind] = round(best["threshold"], 4)
+        path.write_text(json.dumps(config, indent=2, ensure_ascii=False))
+        click.echo(f"written to {path}")
+
+
 @cli.command("prepare-encoder-data")
-@click.option("--shared", "shared_dir", default="../shared/data", show_default=True,
-              help="The shared data set (parallel/, wmt/, tatoeba/).")
-@click.option("--out", "out_dir", required=True, help="Where train.tsv, reserved/ and counts.json go.")
-@click.option("--debian-cache", default="build/debian", show_default=True,
-              help="Where the Debian packages are downloaded and unpacked.")
+@click.option(
+    "--shared",
+    "shared_dir",
+    default="../shared/data",
+    show_default=True,
+    help="The shared data set (parallel/, wmt/, tatoeba/).",
+)
+@click.option(
+    "--out", "out_dir", required=True, help="Where train.tsv, reserved/ and counts.json go."
+)
+@click.option(
+    "--debian-cache",
+    default="build/debian",
+    show_default=True,
+    help="Where the Debian packages are downloaded and unpacked.",
+)
 def prepare_encoder_data(shared_dir, out_dir, debian_cache):
     """Build the bundled encoder's training corpus from offline sources (reproducible)."""
     import json
@@ -258,8 +464,13 @@ def prepare_encoder_data(shared_dir, out_dir, debian_cache):
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--margin", type=float, default=0.3, show_default=True)
 @click.option("--scale", type=float, default=20.0, show_default=True)
-@click.option("--mlm-steps", type=int, default=0, show_default=True,
-              help="Masked-language-model steps before the ranking stage.")
+@click.option(
+    "--mlm-steps",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Masked-language-model steps before the ranking stage.",
+)
 @click.option("--layers", type=int, default=2, show_default=True)
 @click.option("--hidden", type=int, default=256, show_default=True)
 @click.option("--vocab-size", type=int, default=24000, show_default=True)
@@ -267,26 +478,70 @@ def prepare_encoder_data(shared_dir, out_dir, debian_cache):
 @click.option("--tatoeba", "tatoeba_dir", help="Tatoeba v1 directory for dev accuracy.")
 @click.option("--eval-every", type=int, default=500, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def train_encoder(data, work_dir, export_dir, steps, batch_size, lr, margin, scale, mlm_steps,
-                  layers, hidden, vocab_size, pooling, tatoeba_dir, eval_every, seed):
+def train_encoder(
+    data,
+    work_dir,
+    export_dir,
+    steps,
+    batch_size,
+    lr,
+    margin,
+    scale,
+    mlm_steps,
+    layers,
+    hidden,
+    vocab_size,
+    pooling,
+    tatoeba_dir,
+    eval_every,
+    seed,
+):
     """Train a sentence encoder with the LaBSE recipe (translation ranking, additive margin)."""
     from pathlib import Path
 
     from mining.encoder_training.model import ModelConfig
     from mining.encoder_training.trainer import TrainConfig, Trainer
 
-    model = ModelConfig(vocab_size=vocab_size, hidden=hidden, layers=layers, heads=hidden // 64,
-                        ffn=hidden * 4, pooling=pooling)
-    config = TrainConfig(data=data, work_dir=work_dir, steps=steps, batch_size=batch_size, lr=lr,
-                         margin=margin, scale=scale, mlm_steps=mlm_steps, eval_every=eval_every,
-                         tatoeba_dir=tatoeba_dir, seed=seed, model=model)
+    model = ModelConfig(
+        vocab_size=vocab_size,
+        hidden=hidden,
+        layers=layers,
+        heads=hidden // 64,
+        ffn=hidden * 4,
+        pooling=pooling,
+    )
+    config = TrainConfig(
+        data=data,
+        work_dir=work_dir,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        margin=margin,
+        scale=scale,
+        mlm_steps=mlm_steps,
+        eval_every=eval_every,
+        tatoeba_dir=tatoeba_dir,
+        seed=seed,
+        model=model,
+    )
     trainer = Trainer(config)
     history = trainer.train()
     if export_dir:
-        trainer.export(Path(export_dir), {"training": {"steps": steps, "batch_size": batch_size,
-                                                       "lr": lr, "margin": margin, "scale": scale,
-                                                       "mlm_steps": mlm_steps, "seed": seed},
-                                          "history": history})
+        trainer.export(
+            Path(export_dir),
+            {
+                "training": {
+                    "steps": steps,
+                    "batch_size": batch_size,
+                    "lr": lr,
+                    "margin": margin,
+                    "scale": scale,
+                    "mlm_steps": mlm_steps,
+                    "seed": seed,
+                },
+                "history": history,
+            },
+        )
         click.echo(f"encoder written to {export_dir}")
 
 

@@ -31,11 +31,24 @@ def train_sentencepiece(texts: Iterable[str], prefix: Path, vocab_size: int):
     import sentencepiece as spm
 
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(texts), model_prefix=str(prefix), vocab_size=vocab_size,
-        model_type="unigram", character_coverage=0.9995, byte_fallback=True,
-        pad_id=0, unk_id=1, bos_id=2, eos_id=3, pad_piece="[PAD]", unk_piece="[UNK]",
-        bos_piece="[CLS]", eos_piece="[SEP]", user_defined_symbols=["[MASK]"],
-        input_sentence_size=2_000_000, shuffle_input_sentence=True, minloglevel=2,
+        sentence_iterator=iter(texts),
+        model_prefix=str(prefix),
+        vocab_size=vocab_size,
+        model_type="unigram",
+        character_coverage=0.9995,
+        byte_fallback=True,
+        pad_id=0,
+        unk_id=1,
+        bos_id=2,
+        eos_id=3,
+        pad_piece="[PAD]",
+        unk_piece="[UNK]",
+        bos_piece="[CLS]",
+        eos_piece="[SEP]",
+        user_defined_symbols=["[MASK]"],
+        input_sentence_size=2_000_000,
+        shuffle_input_sentence=True,
+        minloglevel=2,
         num_threads=2,
     )
     return fast_tokenizer(prefix.with_suffix(".model"))
@@ -59,8 +72,13 @@ def fast_tokenizer(spm_model: Path):
         single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
     )
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-        sep_token="[SEP]", mask_token="[MASK]", model_max_length=512,
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=512,
     )
 
 
@@ -74,10 +92,14 @@ class DualEncoder(torch.nn.Module):
         self.config = config
         self.bert = BertModel(
             BertConfig(
-                vocab_size=config.vocab_size, hidden_size=config.hidden,
-                num_hidden_layers=config.layers, num_attention_heads=config.heads,
-                intermediate_size=config.ffn, max_position_embeddings=config.max_len + 2,
-                type_vocab_size=1, pad_token_id=0,
+                vocab_size=config.vocab_size,
+                hidden_size=config.hidden,
+                num_hidden_layers=config.layers,
+                num_attention_heads=config.heads,
+                intermediate_size=config.ffn,
+                max_position_embeddings=config.max_len + 2,
+                type_vocab_size=1,
+                pad_token_id=0,
             ),
             add_pooling_layer=False,
         )
@@ -109,32 +131,59 @@ def export_labse_layout(model: DualEncoder, tokenizer, folder: Path, card: dict)
     )
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {
+            "idx": 1,
+            "name": "1",
+            "path": "1_Pooling",
+            "type": "sentence_transformers.models.Pooling",
+        },
     ]
     (folder / "1_Pooling").mkdir(exist_ok=True)
-    (folder / "1_Pooling" / "config.json").write_text(json.dumps({
-        "word_embedding_dimension": config.hidden,
-        "pooling_mode_cls_token": config.pooling == "cls",
-        "pooling_mode_mean_tokens": config.pooling == "mean",
-    }))
+    (folder / "1_Pooling" / "config.json").write_text(
+        json.dumps(
+            {
+                "word_embedding_dimension": config.hidden,
+                "pooling_mode_cls_token": config.pooling == "cls",
+                "pooling_mode_mean_tokens": config.pooling == "mean",
+            }
+        )
+    )
     if model.dense is not None:
-        modules.append({"idx": 2, "name": "2", "path": "2_Dense",
-                        "type": "sentence_transformers.models.Dense"})
+        modules.append(
+            {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"}
+        )
         (folder / "2_Dense").mkdir(exist_ok=True)
-        (folder / "2_Dense" / "config.json").write_text(json.dumps({
-            "in_features": config.hidden, "out_features": config.hidden, "bias": True,
-            "activation_function": "torch.nn.modules.activation.Tanh",
-        }))
+        (folder / "2_Dense" / "config.json").write_text(
+            json.dumps(
+                {
+                    "in_features": config.hidden,
+                    "out_features": config.hidden,
+                    "bias": True,
+                    "activation_function": "torch.nn.modules.activation.Tanh",
+                }
+            )
+        )
         save_file(
-            {"linear.weight": model.dense.weight.detach().half().contiguous(),
-             "linear.bias": model.dense.bias.detach().half().contiguous()},
+            {
+                "linear.weight": model.dense.weight.detach().half().contiguous(),
+                "linear.bias": model.dense.bias.detach().half().contiguous(),
+            },
             str(folder / "2_Dense" / "model.safetensors"),
         )
-    modules.append({"idx": len(modules), "name": str(len(modules)), "path": "3_Normalize",
-                    "type": "sentence_transformers.models.Normalize"})
+    modules.append(
+        {
+            "idx": len(modules),
+            "name": str(len(modules)),
+            "path": "3_Normalize",
+            "type": "sentence_transformers.models.Normalize",
+        }
+    )
     (folder / "3_Normalize").mkdir(exist_ok=True)
     (folder / "modules.json").write_text(json.dumps(modules, indent=1))
-    (folder / "ccmine_encoder.json").write_text(json.dumps(
-        {"text_transform": "opencc_t2s", "model_config": asdict(config), **card},
-        indent=2, ensure_ascii=False,
-    ))
+    (folder / "ccmine_encoder.json").write_text(
+        json.dumps(
+            {"text_transform": "opencc_t2s", "model_config": asdict(config), **card},
+            indent=2,
+            ensure_ascii=False,
+        )
+    )

@@ -129,13 +129,15 @@ def raw_sources(shared: Path, debian_root: Path) -> dict[tuple[str, str], list[t
     de_wmt += [wmt / f"newstest2020/{d}/newstest2020" for d in ("eng-deu", "deu-eng")]
     de_wmt += sorted(p.with_suffix("") for p in (wmt / "older-newstest/eng-deu").glob("*.eng"))
     out["de", "wmt"] = [
-        pair for stem in de_wmt
+        pair
+        for stem in de_wmt
         for pair in sources.aligned_files(stem.with_suffix(".eng"), stem.with_suffix(".deu"))
     ]
     zh_wmt = [wmt / "newstest2018/zho-eng/newstest2018"]
     zh_wmt += [wmt / f"newstest2020/{d}/newstest2020" for d in ("eng-zho", "zho-eng")]
     out["zh", "wmt"] = [
-        pair for stem in zh_wmt
+        pair
+        for stem in zh_wmt
         for pair in sources.aligned_files(stem.with_suffix(".eng"), stem.with_suffix(".zho"))
     ]
 

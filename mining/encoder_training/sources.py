@@ -48,7 +48,7 @@ def _ding_clean(text: str) -> str:
 
 
 def ding(path: Path) -> Iterator[tuple[str, str, bool]]:
-    """Ding `German :: English` entries; parts split by ' | ' align. Yields (en, de, is_sentence)."""
+    """Ding `German :: English` entries, whose ' | ' parts align: (en, de, is_sentence)."""
     for line in read_lines(path):
         if line.startswith("#") or " :: " not in line:
             continue
@@ -77,8 +77,18 @@ def cedict(path: Path) -> list[Pair]:
         for definition in defs.strip("/").split("/"):
             definition = _DING_ANNOTATION.sub(" ", definition).strip()
             lowered = definition.lower()
-            if definition and not lowered.startswith(("variant of", "see ", "surname", "old variant",
-                                                      "abbr.", "used in", "cl:", "also written")):
+            if definition and not lowered.startswith(
+                (
+                    "variant of",
+                    "see ",
+                    "surname",
+                    "old variant",
+                    "abbr.",
+                    "used in",
+                    "cl:",
+                    "also written",
+                )
+            ):
                 pairs.append((_SPACES.sub(" ", definition), simplified))
                 break
     return pairs

@@ -20,8 +20,13 @@ import numpy as np
 import torch
 
 from mining.encoder_training.loss import additive_margin_ranking_loss
-from mining.encoder_training.model import DualEncoder, ModelConfig, export_labse_layout
-from mining.encoder_training.model import fast_tokenizer, train_sentencepiece
+from mining.encoder_training.model import (
+    DualEncoder,
+    ModelConfig,
+    export_labse_layout,
+    fast_tokenizer,
+    train_sentencepiece,
+)
 from mining.encoders.text_transforms import opencc_t2s
 
 log = logging.getLogger("ccmine")
@@ -67,7 +72,7 @@ class Corpus:
         return cls(dict(pairs), probs)
 
     def batch(self, lang: str, size: int, rng: np.random.Generator) -> list[tuple[str, str]]:
-        """Weighted draw without repeated sentences on either side (they would be false negatives)."""
+        """Weighted draw without repeated sentences on either side (false negatives)."""
         chosen, seen_en, seen_xx = [], set(), set()
         while len(chosen) < size:
             for i in rng.choice(len(self.pairs[lang]), size=size, p=self.probs[lang]):
@@ -148,16 +153,28 @@ class Trainer:
         log.info("resumed from %s at step %d", path, self.step)
 
     def _checkpoint(self) -> None:
-        _save_atomic({
-            "config": self._config_key(), "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(), "rng": self.rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(), "step": self.step, "history": self.history,
-            "seconds": self.seconds,
-        }, self._checkpoint_path())
+        _save_atomic(
+            {
+                "config": self._config_key(),
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "rng": self.rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "step": self.step,
+                "history": self.history,
+                "seconds": self.seconds,
+            },
+            self._checkpoint_path(),
+        )
 
     def _tokens(self, texts: list[str]):
-        return self.tokenizer(texts, padding=True, truncation=True,
-                              max_length=self.config.model.max_len, return_tensors="pt")
+        return self.tokenizer(
+            texts,
+            padding=True,
+            truncation=True,
+            max_length=self.config.model.max_len,
+            return_tensors="pt",
+        )
 
     def _encode(self, texts: list[str], chunk: int = 64) -> torch.Tensor:
         """Encode in length-sorted chunks (little padding), rows back in input order."""
@@ -167,8 +184,9 @@ class Trainer:
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         parts = []
         for start in range(0, len(order), chunk):
-            batch = self.tokenizer.pad({"input_ids": [ids[i] for i in order[start : start + chunk]]},
-                                       return_tensors="pt")
+            batch = self.tokenizer.pad(
+                {"input_ids": [ids[i] for i in order[start : start + chunk]]}, return_tensors="pt"
+            )
             parts.append(self.model(batch["input_ids"], batch["attention_mask"]))
         inverse = torch.empty(len(order), dtype=torch.long)
         inverse[torch.tensor(order)] = torch.arange(len(order))
@@ -178,8 +196,11 @@ class Trainer:
         return self.config.mlm_steps + self.config.steps
 
     def mlm_step(self, head: torch.nn.Module) -> float:
-        texts = [t for pair in self.corpus.batch(self._lang(), self.config.mlm_batch_size // 2,
-                                                 self.rng) for t in pair]
+        texts = [
+            t
+            for pair in self.corpus.batch(self._lang(), self.config.mlm_batch_size // 2, self.rng)
+            for t in pair
+        ]
         batch = self._tokens(texts)
         ids, mask = batch["input_ids"], batch["attention_mask"]
         special = ids <= 3
@@ -208,7 +229,9 @@ class Trainer:
         scores = {}
         for lang in sorted(self.corpus.pairs):
             code = TATOEBA_CODES.get(lang, lang)
-            scores[code] = round(tatoeba_score(encoder, Path(self.config.tatoeba_dir), code).mean, 4)
+            scores[code] = round(
+                tatoeba_score(encoder, Path(self.config.tatoeba_dir), code).mean, 4
+            )
         self.model.train()
         return scores
 
@@ -219,7 +242,11 @@ class Trainer:
         trainer = self
 
         class _Live(Encoder):
-            name, dim, max_seq_length = "training", self.config.model.hidden, self.config.model.max_len
+            name, dim, max_seq_length = (
+                "training",
+                self.config.model.hidden,
+                self.config.model.max_len,
+            )
 
             def encode(self, texts, batch_size=256):
                 trainer.model.eval()
@@ -258,14 +285,26 @@ class Trainer:
                 elapsed = time.monotonic() - window_start
                 window_start = time.monotonic()
                 rate = 50 / elapsed
-                log.info("%s step %d/%d loss %.4f (%.2f steps/s, ETA %.0f min)", stage, self.step,
-                         total, np.mean(losses[-50:]), rate, (total - self.step) / rate / 60)
+                log.info(
+                    "%s step %d/%d loss %.4f (%.2f steps/s, ETA %.0f min)",
+                    stage,
+                    self.step,
+                    total,
+                    np.mean(losses[-50:]),
+                    rate,
+                    (total - self.step) / rate / 60,
+                )
             done = self.step == total
             if stage == "rank" and (self.step - config.mlm_steps) % config.eval_every == 0 or done:
                 self.seconds += time.monotonic() - started
                 started = time.monotonic()
-                entry = {"step": self.step, "stage": stage, "loss": float(np.mean(losses[-50:])),
-                         "minutes": round(self.seconds / 60, 2), **self.evaluate()}
+                entry = {
+                    "step": self.step,
+                    "stage": stage,
+                    "loss": float(np.mean(losses[-50:])),
+                    "minutes": round(self.seconds / 60, 2),
+                    **self.evaluate(),
+                }
                 self.history.append(entry)
                 log.info("eval %s", json.dumps(entry))
             if self.step % config.checkpoint_every == 0 or done:

@@ -1,0 +1,1 @@
+"""FAISS indexes per language: building, metadata, GPU placement and batched kNN search."""

@@ -1,0 +1,211 @@
+"""One FAISS inner-product index per language, exact when small and IVF-PQ when large.
+
+An index is two files: `LANG.faiss` and `LANG.json` (encoder, dimension, count, type and
+parameters). Row ids are positions in the language's embedding shards, read in shard order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass
+
+import faiss
+import numpy as np
+from apache_beam.io.filesystems import FileSystems
+
+log = logging.getLogger("ccmine")
+# Below this many vectors an exact (flat) index is both fast enough and exact, as in stopes.
+FLAT_MAX = 100_000
+
+
+@dataclass
+class IndexSpec:
+    index_type: str  # "flat" or "ivfpq"
+    dim: int
+    nlist: int = 0
+    pq_m: int = 0
+    opq: bool = False
+    nprobe: int = 0
+
+    def factory(self) -> str:
+        """PQ codes only find candidates: the mine stage re-scores them with the embeddings."""
+        if self.index_type == "flat":
+            return "Flat"
+        prefix = f"OPQ{self.pq_m}," if self.opq else ""
+        return f"{prefix}IVF{self.nlist},PQ{self.pq_m}"
+
+
+def choose_spec(
+    count: int,
+    dim: int,
+    index_type: str = "auto",
+    nlist: int | None = None,
+    pq_m: int | None = None,
+    opq: bool = False,
+    nprobe: int | None = None,
+) -> IndexSpec:
+    """The index for a corpus size: flat below FLAT_MAX vectors, IVF-PQ above (or as forced)."""
+    if index_type == "auto":
+        index_type = "flat" if count < FLAT_MAX else "ivfpq"
+    if index_type == "flat":
+        return IndexSpec("flat", dim)
+    if index_type != "ivfpq":
+        raise ValueError(f"unknown index type {index_type!r} (auto, flat, ivfpq)")
+    nlist = nlist or max(16, 2 ** round(math.log2(4 * math.sqrt(max(count, 1)))))
+    pq_m = pq_m or next(m for m in (dim // 8, dim // 4, dim // 2, dim) if dim % m == 0)
+    nprobe = nprobe or max(8, nlist // 64)
+    return IndexSpec("ivfpq", dim, nlist, pq_m, opq, nprobe)
+
+
+def new_index(spec: IndexSpec) -> faiss.Index:
+    return faiss.index_factory(spec.dim, spec.factory(), faiss.METRIC_INNER_PRODUCT)
+
+
+def training_sample(vectors: np.ndarray, spec: IndexSpec, seed: int = 0) -> np.ndarray:
+    """At most 256 training points per list (FAISS's own ceiling for k-means)."""
+    size = min(len(vectors), max(256 * spec.nlist, 10_000))
+    rows = np.random.default_rng(seed).choice(len(vectors), size=size, replace=False)
+    return np.ascontiguousarray(vectors[np.sort(rows)], dtype=np.float32)
+
+
+def set_search_params(index: faiss.Index, spec: IndexSpec) -> None:
+    if spec.index_type == "ivfpq":
+        faiss.extract_index_ivf(index).nprobe = spec.nprobe
+
+
+def gpu_available() -> bool:
+    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+
+
+def to_device(index: faiss.Index, use_gpu: bool | None = None) -> faiss.Index:
+    """Move an index to all GPUs when the GPU build of FAISS and a GPU are present."""
+    if use_gpu is None:
+        use_gpu = gpu_available()
+    if not use_gpu:
+        return index
+    options = faiss.GpuMultipleClonerOptions()
+    options.useFloat16 = True
+    return faiss.index_cpu_to_all_gpus(index, co=options)
+
+
+def write_index(index: faiss.Index, path: str, meta: dict | None = None) -> None:
+    """Write LANG.faiss (a CPU index) and, if given, LANG.json; any Beam file system."""
+    data = faiss.serialize_index(index).tobytes()
+    with FileSystems.create(path) as out:
+        out.write(data)
+    if meta is not None:
+        with FileSystems.create(path[: -len(".faiss")] + ".json") as out:
+            out.write(json.dumps(meta, indent=2).encode())
+
+
+def load_index(path: str) -> faiss.Index:
+    with FileSystems.open(path) as stream:
+        return faiss.deserialize_index(np.frombuffer(stream.read(), dtype=np.uint8))
+
+
+def read_meta(path: str) -> dict:
+    with FileSystems.open(path[: -len(".faiss")] + ".json") as stream:
+        return json.loads(stream.read().decode())
+
+
+def read_index(path: str, use_gpu: bool | None = None) -> tuple[faiss.Index, dict]:
+    """The index ready to search (nprobe set; on GPU when present), and its metadata."""
+    meta = read_meta(path)
+    spec = IndexSpec(**meta["spec"])
+    index = load_index(path)
+    set_search_params(index, spec)
+    if use_gpu if use_gpu is not None else gpu_available():
+        index = to_device(index, True)
+        if spec.index_type == "ivfpq":
+            faiss.GpuParameterSpace().set_index_parameter(index, "nprobe", spec.nprobe)
+    return index, meta
+
+
+def train_index(vectors: np.ndarray, spec: IndexSpec, use_gpu: bool | None = None) -> faiss.Index:
+    """An empty index, trained on a sample when it needs training (IVF-PQ); on GPU if present."""
+    index = new_index(spec)
+    if index.is_trained:
+        return index
+    sample = training_sample(vectors, spec)
+    log.info("training %s on %d vectors", spec.factory(), len(sample))
+    if use_gpu if use_gpu is not None else gpu_available():
+        gpu_index = to_device(index, True)
+        gpu_index.train(sample)
+        return faiss.index_gpu_to_cpu(gpu_index)
+    index.train(sample)
+    return index
+
+
+def add_vectors(index: faiss.Index, vectors: np.ndarray, first_id: int) -> None:
+    """Add rows with ids first_id.. . Flat indexes number rows themselves: their per-shard parts
+    must be merged in shard order (merge_indexes) for the ids to hold."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if isinstance(index, faiss.IndexFlat):
+        index.add(vectors)
+    else:
+        index.add_with_ids(vectors, np.arange(first_id, first_id + len(vectors), dtype=np.int64))
+
+
+def merge_indexes(parts: list[faiss.Index]) -> faiss.Index:
+    """Merge per-shard indexes (given in shard order) into the first one."""
+    merged = parts[0]
+    for part in parts[1:]:
+        if isinstance(merged, faiss.IndexFlat):
+            merged.merge_from(part, 0)
+        else:
+            ivf = faiss.extract_index_ivf(merged)
+            ivf.merge_from(faiss.extract_index_ivf(part), 0)
+            merged.ntotal = ivf.ntotal
+    return merged
+
+
+def build_index(vectors: np.ndarray, spec: IndexSpec, use_gpu: bool | None = None) -> faiss.Index:
+    """Train and add all vectors in one process (ids are row positions)."""
+    index = train_index(vectors, spec, use_gpu)
+    for start in range(0, len(vectors), 100_000):
+        add_vectors(index, vectors[start : start + 100_000], start)
+    set_search_params(index, spec)
+    return index
+
+
+def search(
+    index: faiss.Index,
+    queries: np.ndarray,
+    k: int,
+    rerank: np.ndarray | None = None,
+    candidates: int = 32,
+    batch: int = 8192,
+):
+    """Batched kNN: (similarities, ids), each (n, k), best first.
+
+    With `rerank` (the indexed vectors, row = id), `candidates` approximate neighbours are
+    re-scored with exact inner products and the best k kept: IVF-PQ finds, the vectors decide.
+    """
+    k = min(k, index.ntotal)
+    fetch = min(max(k, candidates), index.ntotal) if rerank is not None else k
+    sims = np.empty((len(queries), k), dtype=np.float32)
+    ids = np.empty((len(queries), k), dtype=np.int64)
+    for start in range(0, len(queries), batch):
+        chunk = np.ascontiguousarray(queries[start : start + batch], dtype=np.float32)
+        found_sims, found_ids = index.search(chunk, fetch)
+        if rerank is not None:
+            safe = np.where(found_ids < 0, 0, found_ids)
+            exact = np.einsum("nd,nkd->nk", chunk, rerank[safe].astype(np.float32))
+            found_sims = np.where(found_ids < 0, -np.inf, exact)
+            top = np.argsort(-found_sims, axis=1, kind="stable")[:, :k]
+            found_sims = np.take_along_axis(found_sims, top, axis=1)
+            found_ids = np.take_along_axis(found_ids, top, axis=1)
+        sims[start : start + batch], ids[start : start + batch] = found_sims, found_ids
+    return sims, ids
+
+
+def index_meta(spec: IndexSpec, count: int, encoder: str | None) -> dict:
+    return {
+        "spec": asdict(spec),
+        "count": count,
+        "encoder": encoder,
+        "factory": spec.factory(),
+        "faiss_version": faiss.__version__,
+    }

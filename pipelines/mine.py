@@ -1,0 +1,240 @@
+"""Mine stage: kNN in both directions, margin scores, thresholds, Parquet bitext.
+
+Query shards are searched in parallel by Beam workers, each of which loads the other language's
+whole index once (so margins do not depend on sharding) and re-scores the candidates with the
+exact embeddings. Neighbour means are then looked up per candidate by sentence id, and pairs are
+selected by the chosen retrieval mode.
+"""
+
+from __future__ import annotations
+
+import io
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from indexes import faiss_index
+from mining.embedding_store import list_shards, load_ids, load_language, read_vectors
+from mining.margin import Neighbours, select_pairs
+from mining.text_normalize import normalize_text
+from pipelines.stage_dir import StageWriter, read_marker, require_complete
+
+STAGE = "bitext"
+BITEXT_SCHEMA = pa.schema(
+    [
+        ("src_lang", pa.string()),
+        ("tgt_lang", pa.string()),
+        ("src_text", pa.string()),
+        ("tgt_text", pa.string()),
+        ("score", pa.float32()),
+        ("cosine", pa.float32()),
+        ("src_url", pa.string()),
+        ("tgt_url", pa.string()),
+        ("src_hash", pa.int64()),
+        ("tgt_hash", pa.int64()),
+    ]
+)
+ROWS_PER_PART = 1_000_000
+
+
+class SearchShard(beam.DoFn):
+    """Searches one query shard against a whole index (loaded once per worker) and writes the
+    neighbours to `out_dir/QUERYLANG-NNNNN.npz`."""
+
+    def __init__(
+        self,
+        index_path: str,
+        target_emb_dir: str,
+        target_lang: str,
+        k: int,
+        candidates: int,
+        out_dir: str,
+    ):
+        self.index_path = index_path
+        self.target_emb_dir = target_emb_dir
+        self.target_lang = target_lang
+        self.k = k
+        self.candidates = candidates
+        self.out_dir = out_dir
+
+    def setup(self):
+        self.index, meta = faiss_index.read_index(self.index_path)
+        self.rerank = None
+        if meta["spec"]["index_type"] != "flat":
+            vectors, _ = load_language(self.target_emb_dir, self.target_lang, columns=["hash"])
+            self.rerank = vectors.astype(np.float16)
+
+    def process(self, shard):
+        query_lang, number, npy = shard
+        sims, ids = faiss_index.search(
+            self.index, read_vectors(npy), self.k, self.rerank, self.candidates
+        )
+        buffer = io.BytesIO()
+        np.savez(buffer, sims=sims, ids=ids)
+        path = FileSystems.join(self.out_dir, f"{query_lang}-{number:05d}.npz")
+        with FileSystems.create(path) as out:
+            out.write(buffer.getvalue())
+        yield path
+
+
+def _query_shards(emb_dir: str, lang: str) -> list[tuple[str, int, str]]:
+    return [(lang, n, npy) for n, (npy, _) in enumerate(list_shards(emb_dir, lang))]
+
+
+def knn_both_directions(emb_dir, index_dir, src, tgt, k, candidates, work_dir, options):
+    """(src->tgt, tgt->src) neighbours, every query shard searched in parallel."""
+    with beam.Pipeline(options=options) as pipeline:
+        for query, target in ((src, tgt), (tgt, src)):
+            index_path = FileSystems.join(index_dir, f"{target}.faiss")
+            _ = (
+                pipeline
+                | f"QueryShards_{query}" >> beam.Create(_query_shards(emb_dir, query))
+                | f"Spread_{query}" >> beam.Reshuffle()
+                | f"Search_{query}_in_{target}"
+                >> beam.ParDo(SearchShard(index_path, emb_dir, target, k, candidates, work_dir))
+            )
+    return tuple(_stack(work_dir, lang, len(list_shards(emb_dir, lang))) for lang in (src, tgt))
+
+
+def _stack(work_dir: str, lang: str, count: int) -> Neighbours:
+    sims, ids = [], []
+    for number in range(count):
+        with FileSystems.open(FileSystems.join(work_dir, f"{lang}-{number:05d}.npz")) as stream:
+            arrays = np.load(io.BytesIO(stream.read()))
+            sims.append(arrays["sims"])
+            ids.append(arrays["ids"])
+    return Neighbours(np.concatenate(sims), np.concatenate(ids))
+
+
+def same_text(a: str, b: str) -> bool:
+    return normalize_text(a).casefold() == normalize_text(b).casefold()
+
+
+def filter_pairs(pairs, src_text, tgt_text, threshold, max_score):
+    """Indices into `pairs` that pass, and counts of those dropped by reason."""
+    keep, dropped = [], {"below_threshold": 0, "above_max_score": 0, "identical_text": 0}
+    for i, (s, t, score) in enumerate(zip(pairs.src, pairs.tgt, pairs.score, strict=True)):
+        if score < threshold:
+            dropped["below_threshold"] += 1
+        elif max_score is not None and score > max_score:
+            dropped["above_max_score"] += 1
+        elif same_text(src_text[s], tgt_text[t]):
+            dropped["identical_text"] += 1
+        else:
+            keep.append(i)
+    return np.asarray(keep, dtype=np.int64), dropped
+
+
+def default_threshold(margin_kind: str, encoder_dir: str | None) -> float:
+    """The encoder's calibrated threshold (ccmine_encoder.json) if any, else the neutral point
+    of the margin (1.0 for ratio: as similar as the neighbourhood average)."""
+    import json
+    import os
+
+    if encoder_dir:
+        config = os.path.join(encoder_dir, "ccmine_encoder.json")
+        if os.path.exists(config):
+            with open(config, encoding="utf-8") as f:
+                found = json.load(f).get("mining_threshold", {}).get(margin_kind)
+            if found is not None:
+                return float(found)
+    return 1.0 if margin_kind == "ratio" else 0.0
+
+
+def write_bitext(out_dir: str, table: pa.Table) -> list[str]:
+    paths = []
+    for part, start in enumerate(range(0, max(table.num_rows, 1), ROWS_PER_PART)):
+        path = FileSystems.join(out_dir, f"part-{part:05d}.parquet")
+        sink = pa.BufferOutputStream()
+        pq.write_table(table.slice(start, ROWS_PER_PART), sink)
+        with FileSystems.create(path) as out:
+            out.write(sink.getvalue().to_pybytes())
+        paths.append(path)
+    return paths
+
+
+def run(
+    run_dir: str,
+    src: str,
+    tgt: str,
+    k: int = 4,
+    margin_kind: str = "ratio",
+    mode: str = "max",
+    threshold: float | None = None,
+    max_score: float | None = None,
+    candidates: int = 32,
+    beam_args: list[str] | None = None,
+) -> dict:
+    """Mine src-tgt pairs into RUN_DIR/bitext/SRC-TGT/ (its own stage directory)."""
+    emb_dir = require_complete(run_dir, "embeddings")
+    index_dir = require_complete(run_dir, "indexes")
+    encoder_dir = read_marker(run_dir, "embeddings")["config"].get("encoder_dir")
+    if threshold is None:
+        threshold = default_threshold(margin_kind, encoder_dir)
+    pair_name = f"{src}-{tgt}"
+    writer = StageWriter(FileSystems.join(run_dir, STAGE), pair_name)
+    try:
+        fwd, bwd = knn_both_directions(
+            emb_dir,
+            index_dir,
+            src,
+            tgt,
+            k,
+            candidates,
+            writer.path(),
+            PipelineOptions(beam_args or []),
+        )
+        for path in (FileSystems.join(writer.path(), f"{lang}-*.npz") for lang in (src, tgt)):
+            FileSystems.delete([m.path for m in FileSystems.match([path])[0].metadata_list])
+        pairs = select_pairs(fwd, bwd, margin_kind, mode)
+        src_ids = load_ids(emb_dir, src, columns=["hash", "text", "url"])
+        tgt_ids = load_ids(emb_dir, tgt, columns=["hash", "text", "url"])
+        src_text = src_ids.column("text").to_pylist()
+        tgt_text = tgt_ids.column("text").to_pylist()
+        keep, dropped = filter_pairs(pairs, src_text, tgt_text, threshold, max_score)
+        s_rows, t_rows = pairs.src[keep], pairs.tgt[keep]
+        table = pa.table(
+            {
+                "src_lang": pa.array([src] * len(keep), pa.string()),
+                "tgt_lang": pa.array([tgt] * len(keep), pa.string()),
+                "src_text": src_ids.column("text").take(s_rows),
+                "tgt_text": tgt_ids.column("text").take(t_rows),
+                "score": pa.array(pairs.score[keep], pa.float32()),
+                "cosine": pa.array(pairs.cos[keep], pa.float32()),
+                "src_url": src_ids.column("url").take(s_rows),
+                "tgt_url": tgt_ids.column("url").take(t_rows),
+                "src_hash": src_ids.column("hash").take(s_rows),
+                "tgt_hash": tgt_ids.column("hash").take(t_rows),
+            },
+            schema=BITEXT_SCHEMA,
+        )
+        write_bitext(writer.path(), table)
+    except BaseException:
+        writer.abandon()
+        raise
+    counts, edges = np.histogram(pairs.score, bins=40)
+    stats = {
+        "src_sentences": len(fwd.ids),
+        "tgt_sentences": len(bwd.ids),
+        "candidates": len(pairs.score),
+        "kept": int(len(keep)),
+        "dropped": dropped,
+        "threshold": threshold,
+        "score_histogram": {"counts": counts.tolist(), "edges": edges.round(4).tolist()},
+    }
+    config = {
+        "src": src,
+        "tgt": tgt,
+        "k": k,
+        "margin": margin_kind,
+        "mode": mode,
+        "threshold": threshold,
+        "max_score": max_score,
+        "candidates": candidates,
+    }
+    writer.commit(stats, config)
+    return stats

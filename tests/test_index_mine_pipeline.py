@@ -1,0 +1,107 @@
+"""Index and mine stages on embeddings dropped in from elsewhere (the documented format)."""
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from indexes import faiss_index
+from mining.embedding_store import write_shard
+from pipelines import index, mine
+from pipelines.cli import cli
+from pipelines.stage_dir import StageWriter
+
+pytestmark = pytest.mark.slow
+
+
+def unit(rows):
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def ids_table(lang, n, offset=0):
+    return pa.table(
+        {
+            "hash": pa.array(
+                np.arange(offset, offset + n) + (1000 if lang == "de" else 0), pa.int64()
+            ),
+            "text": [f"{lang} sentence {i}" for i in range(offset, offset + n)],
+            "url": [f"http://{lang}.example/{i}" for i in range(offset, offset + n)],
+            "record_id": [f"<urn:{i}>" for i in range(offset, offset + n)],
+            "position": pa.array([0] * n, pa.int32()),
+        }
+    )
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    """de: 300 sentences, the first 200 noisy translations of en's first 200; en: 500."""
+    rng = np.random.default_rng(0)
+    en = unit(rng.normal(size=(500, 24)))
+    de = unit(
+        np.vstack(
+            [en[:200] + 0.35 * rng.normal(size=(200, 24)) / np.sqrt(24), rng.normal(size=(100, 24))]
+        )
+    )
+    writer = StageWriter(str(tmp_path), "embeddings")
+    for lang, vectors, shard_size in (("en", en, 200), ("de", de, 120)):
+        for shard, start in enumerate(range(0, len(vectors), shard_size)):
+            chunk = vectors[start : start + shard_size].astype(np.float16)
+            write_shard(
+                writer.path(f"lang={lang}"), shard, chunk, ids_table(lang, len(chunk), start)
+            )
+    writer.commit({}, {"encoder": "synthetic"})
+    return tmp_path
+
+
+def read_bitext(run_dir):
+    return pq.read_table(run_dir / "bitext" / "de-en" / "part-00000.parquet").to_pylist()
+
+
+def test_flat_index_and_mining(run_dir):
+    stats = index.run(str(run_dir), ["de", "en"], {"index_type": "auto"})
+    assert stats["indexes"]["en"]["count"] == 500 and stats["indexes"]["en"]["factory"] == "Flat"
+    stats = mine.run(str(run_dir), "de", "en", threshold=1.05)
+    assert stats["src_sentences"] == 300 and stats["tgt_sentences"] == 500
+    rows = read_bitext(run_dir)
+    assert stats["kept"] == len(rows) and stats["candidates"] == stats["kept"] + sum(
+        stats["dropped"].values()
+    )
+    correct = [r["src_text"].split()[-1] == r["tgt_text"].split()[-1] for r in rows]
+    # Every translation is found, and each scores above every pair of distractors.
+    assert sum(correct) == 200 and all(correct[:200])
+    scores = [r["score"] for r in rows]
+    assert scores == sorted(scores, reverse=True) and min(scores) >= 1.05
+    assert rows[0]["src_lang"] == "de" and rows[0]["src_url"].startswith("http://de.example/")
+    assert rows[0]["src_hash"] == 1000 + int(rows[0]["src_text"].split()[-1])
+
+
+def test_ivfpq_index_is_merged_from_shards_and_mines_the_same(run_dir):
+    index.run(str(run_dir), ["de", "en"], {"index_type": "flat"})
+    mine.run(str(run_dir), "de", "en", threshold=1.05)
+    exact = {(r["src_text"], r["tgt_text"]) for r in read_bitext(run_dir)}
+
+    stats = index.run(str(run_dir), ["de", "en"], {"index_type": "ivfpq", "nlist": 8, "pq_m": 8})
+    assert stats["indexes"]["en"]["factory"] == "IVF8,PQ8"
+    built, meta = faiss_index.read_index(str(run_dir / "indexes" / "en.faiss"))
+    assert built.ntotal == 500 and meta["count"] == 500 and meta["encoder"] == "synthetic"
+    mine.run(str(run_dir), "de", "en", threshold=1.05)
+    approx = {(r["src_text"], r["tgt_text"]) for r in read_bitext(run_dir)}
+    assert len(exact & approx) / len(exact) > 0.95
+
+
+def test_mine_cli_and_upper_cut(run_dir):
+    index.run(str(run_dir), ["de", "en"], {})
+    result = CliRunner().invoke(
+        cli,
+        ["mine", "--run", str(run_dir), "--src", "de", "--threshold", "1.0", "--max-score", "1.2"],
+    )
+    assert result.exit_code == 0, result.output
+    stats = mine.run(str(run_dir), "de", "en", threshold=1.0, max_score=1.2)
+    assert stats["dropped"]["above_max_score"] > 0
+    assert all(r["score"] <= 1.2 for r in read_bitext(run_dir))
+
+
+def test_mine_needs_indexes(tmp_path):
+    result = CliRunner().invoke(cli, ["mine", "--run", str(tmp_path), "--src", "de"])
+    assert result.exit_code == 2 and "run `ccmine embed` first" in result.stderr
