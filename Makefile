@@ -26,9 +26,13 @@ test: install
 test-fast: install
 	$(RUN) $(BIN)/python -m pytest -q -m "not slow"
 
+ENCODER ?= bundled
+RUNNER  ?= DirectRunner
+
 mine: install
-	$(RUN) $(BIN)/ccmine -v extract --input $(INPUT) --output $(OUT) --langs $(MINE_LANG),en
-	@echo "run directory: $(OUT)"
+	$(RUN) $(BIN)/ccmine -v run --input $(INPUT) --output $(OUT) --src $(MINE_LANG) --tgt en \
+		--encoder $(ENCODER) --runner $(RUNNER)
+	@echo "bitext: $(OUT)/bitext/$(MINE_LANG)-en/  report: $(OUT)/report/index.md"
 
 lint: install
 	$(BIN)/ruff check mining pipelines indexes tests benchmarks scripts

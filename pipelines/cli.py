@@ -307,6 +307,53 @@ def mine(ctx, run_dir, src, tgt, k, margin_kind, mode, threshold, max_score, can
     click.echo(f"bitext written to {run_dir}/bitext/{src}-{tgt}/")
 
 
+@cli.command("run", context_settings=BEAM_PASSTHROUGH)
+@click.option(
+    "--input",
+    "inputs",
+    multiple=True,
+    required=True,
+    help="WARC/WET path, glob, URL or manifest; repeatable.",
+)
+@click.option("--output", "run_dir", required=True, help="Run directory (local).")
+@click.option("--src", required=True, help="Language to mine, e.g. de or zh.")
+@click.option("--tgt", default="en", show_default=True)
+@click.option("--encoder", default="bundled", show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--threshold", type=float, help="Mining threshold (default: the encoder's).")
+@click.option("--max-score", type=float)
+@click.option(
+    "--index-type", type=click.Choice(["auto", "flat", "ivfpq"]), default="auto", show_default=True
+)
+@click.option("--force", is_flag=True, help="Rerun every stage, complete or not.")
+@click.pass_context
+def run_command(
+    ctx, inputs, run_dir, src, tgt, encoder, device, threshold, max_score, index_type, force
+):
+    """Extract, embed, index and mine in one go; complete stages are skipped."""
+    from mining.inputs import resolve_inputs
+    from pipelines.chain import ChainConfig, run_chain
+
+    paths = resolve_inputs(list(inputs))
+    config = ChainConfig(
+        paths=paths,
+        run_dir=run_dir,
+        src=src,
+        tgt=tgt,
+        encoder=encoder,
+        device=device,
+        threshold=threshold,
+        max_score=max_score,
+        index_args={"index_type": index_type},
+        force=force,
+        beam_args=list(ctx.args),
+    )
+    done = _run_guarded(lambda: run_chain(config))
+    for stage, status in done.items():
+        click.echo(f"{stage}: {status}")
+    click.echo(f"bitext: {run_dir}/bitext/{src}-{tgt}/")
+
+
 @cli.group("eval")
 def eval_group():
     """Evaluate an encoder: Tatoeba similarity search, BUCC-style mining F1."""

@@ -16,7 +16,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from mining.embedding_store import ID_SCHEMA, lang_dir, write_shard
 from pipelines.counts import counters_to_stats
-from pipelines.stage_dir import StageWriter, require_complete
+from pipelines.stage_dir import StageWriter, require_complete, upstream_id
 
 NAMESPACE = "embed"
 STAGE = "embeddings"
@@ -145,11 +145,11 @@ def run(
     beam_args: list[str] | None = None,
 ) -> dict:
     """Run the embed stage and commit RUN_DIR/embeddings; returns its stats."""
-    from mining.encoders.loading import pick_device, resolve_encoder
+    from mining.encoders.loading import pick_device
 
     sentences_dir = require_complete(run_dir, "sentences")
     device = pick_device(device)
-    encoder_dir = resolve_encoder(encoder)  # fail early, with a clear message, before Beam starts
+    config = stage_config(run_dir, encoder, langs, dtype)  # resolves the encoder: fails early
     handler = SentenceEncoderHandler(encoder, device, batch_size, chunk_size, threads)
     writer = StageWriter(run_dir, STAGE)
     try:
@@ -163,13 +163,18 @@ def run(
         writer.abandon()
         raise
     stats = counters_to_stats(result, NAMESPACE)
-    config = {
-        "encoder": encoder,
-        "encoder_dir": encoder_dir,
-        "langs": langs,
-        "dtype": dtype,
-        "batch_size": batch_size,
-        "device": device,
-    }
     writer.commit({**stats, "encoder": encoder, "dtype": dtype}, config)
     return stats
+
+
+def stage_config(run_dir: str, encoder: str, langs: list[str], dtype: str) -> dict:
+    """What makes two embed runs equal: the sentences they read, the encoder, languages, dtype."""
+    from mining.encoders.loading import resolve_encoder
+
+    return {
+        "sentences": upstream_id(run_dir, "sentences"),
+        "encoder": encoder,
+        "encoder_dir": resolve_encoder(encoder),
+        "langs": list(langs),
+        "dtype": dtype,
+    }

@@ -188,11 +188,14 @@ def run(
         raise
     stats = counters_to_stats(result, NAMESPACE)
     stats["inputs"] = paths
-    stage_config = {
+    writer.commit(stats, stage_config(paths, config, lid_model, max_record_bytes))
+    return stats
+
+
+def stage_config(paths, config: ExtractConfig, lid_model, max_record_bytes) -> dict:
+    return {
         **asdict(config),
         "lid_model": lid_model,
         "max_record_bytes": max_record_bytes,
-        "inputs": paths,
+        "inputs": list(paths),
     }
-    writer.commit(stats, stage_config)
-    return stats

@@ -13,7 +13,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from indexes import faiss_index
 from mining.embedding_store import list_shards, read_vectors, shard_rows
-from pipelines.stage_dir import StageWriter, read_marker, require_complete
+from pipelines.stage_dir import StageWriter, read_marker, require_complete, upstream_id
 
 STAGE = "indexes"
 
@@ -41,6 +41,15 @@ class AddShard(beam.DoFn):
         path = FileSystems.join(self.parts_dir, f"part-{number:05d}.faiss")
         faiss_index.write_index(index, path)
         yield number, path
+
+
+def build_add_pipeline(pipeline, lang: str, offsets, empty_path: str, work: str) -> None:
+    _ = (
+        pipeline
+        | f"Shards_{lang}" >> beam.Create(offsets)
+        | f"Spread_{lang}" >> beam.Reshuffle()
+        | f"Add_{lang}" >> beam.ParDo(AddShard(empty_path, work))
+    )
 
 
 def _training_vectors(shards: list[tuple[str, str]], spec, limit: int) -> np.ndarray:
@@ -73,11 +82,7 @@ def build_language(emb_dir, lang, out_dir, options, index_args, encoder) -> dict
     empty_path = FileSystems.join(work, "empty.faiss")
     faiss_index.write_index(empty, empty_path)
     with beam.Pipeline(options=options) as pipeline:
-        _ = (
-            pipeline
-            | f"Shards_{lang}" >> beam.Create(offsets)
-            | f"Add_{lang}" >> beam.ParDo(AddShard(empty_path, work))
-        )
+        build_add_pipeline(pipeline, lang, offsets, empty_path, work)
     parts = [
         faiss_index.load_index(FileSystems.join(work, f"part-{n:05d}.faiss")) for n, _, _ in offsets
     ]
@@ -110,6 +115,13 @@ def run(
     except BaseException:
         writer.abandon()
         raise
-    config = {"langs": langs, "index_args": index_args or {}, "encoder": encoder}
-    writer.commit(stats, config)
+    writer.commit(stats, stage_config(run_dir, langs, index_args))
     return stats
+
+
+def stage_config(run_dir: str, langs: list[str], index_args: dict | None) -> dict:
+    return {
+        "embeddings": upstream_id(run_dir, "embeddings"),
+        "langs": list(langs),
+        "index_args": index_args or {},
+    }

@@ -21,7 +21,7 @@ from indexes import faiss_index
 from mining.embedding_store import list_shards, load_ids, load_language, read_vectors
 from mining.margin import Neighbours, select_pairs
 from mining.text_normalize import normalize_text
-from pipelines.stage_dir import StageWriter, read_marker, require_complete
+from pipelines.stage_dir import StageWriter, read_marker, require_complete, upstream_id
 
 STAGE = "bitext"
 BITEXT_SCHEMA = pa.schema(
@@ -85,18 +85,22 @@ def _query_shards(emb_dir: str, lang: str) -> list[tuple[str, int, str]]:
     return [(lang, n, npy) for n, (npy, _) in enumerate(list_shards(emb_dir, lang))]
 
 
+def build_search_pipeline(pipeline, emb_dir, index_dir, src, tgt, k, candidates, work_dir):
+    for query, target in ((src, tgt), (tgt, src)):
+        index_path = FileSystems.join(index_dir, f"{target}.faiss")
+        _ = (
+            pipeline
+            | f"QueryShards_{query}" >> beam.Create(_query_shards(emb_dir, query))
+            | f"Spread_{query}" >> beam.Reshuffle()
+            | f"Search_{query}_in_{target}"
+            >> beam.ParDo(SearchShard(index_path, emb_dir, target, k, candidates, work_dir))
+        )
+
+
 def knn_both_directions(emb_dir, index_dir, src, tgt, k, candidates, work_dir, options):
     """(src->tgt, tgt->src) neighbours, every query shard searched in parallel."""
     with beam.Pipeline(options=options) as pipeline:
-        for query, target in ((src, tgt), (tgt, src)):
-            index_path = FileSystems.join(index_dir, f"{target}.faiss")
-            _ = (
-                pipeline
-                | f"QueryShards_{query}" >> beam.Create(_query_shards(emb_dir, query))
-                | f"Spread_{query}" >> beam.Reshuffle()
-                | f"Search_{query}_in_{target}"
-                >> beam.ParDo(SearchShard(index_path, emb_dir, target, k, candidates, work_dir))
-            )
+        build_search_pipeline(pipeline, emb_dir, index_dir, src, tgt, k, candidates, work_dir)
     return tuple(_stack(work_dir, lang, len(list_shards(emb_dir, lang))) for lang in (src, tgt))
 
 
@@ -129,6 +133,19 @@ def filter_pairs(pairs, src_text, tgt_text, threshold, max_score):
     return np.asarray(keep, dtype=np.int64), dropped
 
 
+def below_threshold_sample(pairs, src_text, tgt_text, threshold, size: int = 10) -> list[dict]:
+    """The best-scoring pairs that the threshold dropped: what a slightly lower one would add."""
+    below = np.flatnonzero(pairs.score < threshold)[:size]
+    return [
+        {
+            "score": round(float(pairs.score[i]), 4),
+            "src_text": src_text[pairs.src[i]],
+            "tgt_text": tgt_text[pairs.tgt[i]],
+        }
+        for i in below
+    ]
+
+
 def default_threshold(margin_kind: str, encoder_dir: str | None) -> float:
     """The encoder's calibrated threshold (ccmine_encoder.json) if any, else the neutral point
     of the margin (1.0 for ratio: as similar as the neighbourhood average)."""
@@ -143,6 +160,17 @@ def default_threshold(margin_kind: str, encoder_dir: str | None) -> float:
             if found is not None:
                 return float(found)
     return 1.0 if margin_kind == "ratio" else 0.0
+
+
+def read_bitext(bitext_dir: str) -> pa.Table:
+    """All parts of a mined pair directory, best score first."""
+    pattern = FileSystems.join(bitext_dir, "part-*.parquet")
+    parts = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    tables = []
+    for path in parts:
+        with FileSystems.open(path) as stream:
+            tables.append(pq.read_table(io.BytesIO(stream.read())))
+    return pa.concat_tables(tables) if tables else BITEXT_SCHEMA.empty_table()
 
 
 def write_bitext(out_dir: str, table: pa.Table) -> list[str]:
@@ -172,6 +200,7 @@ def run(
     """Mine src-tgt pairs into RUN_DIR/bitext/SRC-TGT/ (its own stage directory)."""
     emb_dir = require_complete(run_dir, "embeddings")
     index_dir = require_complete(run_dir, "indexes")
+    config = stage_config(run_dir, src, tgt, k, margin_kind, mode, threshold, max_score, candidates)
     encoder_dir = read_marker(run_dir, "embeddings")["config"].get("encoder_dir")
     if threshold is None:
         threshold = default_threshold(margin_kind, encoder_dir)
@@ -224,9 +253,18 @@ def run(
         "kept": int(len(keep)),
         "dropped": dropped,
         "threshold": threshold,
+        "below_threshold_sample": below_threshold_sample(pairs, src_text, tgt_text, threshold),
         "score_histogram": {"counts": counts.tolist(), "edges": edges.round(4).tolist()},
     }
-    config = {
+    writer.commit(stats, config)
+    return stats
+
+
+def stage_config(run_dir, src, tgt, k, margin_kind, mode, threshold, max_score, candidates) -> dict:
+    """`threshold` as asked for (None: the encoder's or the margin's default)."""
+    return {
+        "embeddings": upstream_id(run_dir, "embeddings"),
+        "indexes": upstream_id(run_dir, "indexes"),
         "src": src,
         "tgt": tgt,
         "k": k,
@@ -236,5 +274,3 @@ def run(
         "max_score": max_score,
         "candidates": candidates,
     }
-    writer.commit(stats, config)
-    return stats

@@ -42,6 +42,20 @@ def read_marker(run_dir: str, stage: str) -> dict | None:
     return read_json(path) if FileSystems.exists(path) else None
 
 
+def is_complete(run_dir: str, stage: str, config: dict) -> bool:
+    """True when the stage finished with exactly this configuration."""
+    marker = read_marker(run_dir, stage)
+    return marker is not None and marker["config"] == json.loads(json.dumps(config))
+
+
+def upstream_id(run_dir: str, stage: str) -> str:
+    """The run_id of a completed stage, recorded by the stages that read its output."""
+    marker = read_marker(run_dir, stage)
+    if marker is None:
+        raise FileNotFoundError(f"{stage_path(run_dir, stage)} is incomplete")
+    return marker["run_id"]
+
+
 def require_complete(run_dir: str, stage: str) -> str:
     """The stage directory, or a clear error if that stage has not completed."""
     if read_marker(run_dir, stage) is None:
@@ -79,7 +93,13 @@ class StageWriter:
     def commit(self, stats: dict, config: dict) -> str:
         stats = {**stats, "seconds": round(time.time() - self.started, 3)}
         _write_json(self.path(STATS), stats)
-        _write_json(self.path(MARKER), {"stage": self.stage, "config": config, "time": time.time()})
+        marker = {
+            "stage": self.stage,
+            "config": config,
+            "time": time.time(),
+            "run_id": uuid.uuid4().hex,
+        }
+        _write_json(self.path(MARKER), marker)
         if self.work != self.final:
             if os.path.exists(self.final):
                 shutil.rmtree(self.final)

@@ -1,0 +1,98 @@
+"""`ccmine run`: extract, embed, index and mine in order, skipping stages that are complete for
+the same configuration (and the same upstream output); `force` reruns everything."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+from mining.extraction import ExtractConfig
+from mining.warc_records import DEFAULT_MAX_RECORD_BYTES
+from pipelines import embed, extract, index, mine
+from pipelines.report import write_report
+from pipelines.stage_dir import is_complete
+
+log = logging.getLogger("ccmine")
+
+
+@dataclass
+class ChainConfig:
+    paths: list[str]
+    run_dir: str
+    src: str
+    tgt: str = "en"
+    encoder: str = "bundled"
+    extract: ExtractConfig | None = None
+    lid_model: str | None = None
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    device: str = "auto"
+    batch_size: int = 64
+    dtype: str = "float16"
+    index_args: dict = field(default_factory=dict)
+    k: int = 4
+    margin: str = "ratio"
+    mode: str = "max"
+    threshold: float | None = None
+    max_score: float | None = None
+    candidates: int = 32
+    force: bool = False
+    beam_args: list[str] = field(default_factory=list)
+
+
+def run_chain(c: ChainConfig) -> dict:
+    """Run (or skip) each stage; returns {stage: "ran" | "skipped"} and writes the report."""
+    langs = [c.src, c.tgt]
+    extract_config = c.extract or ExtractConfig(langs=tuple(langs))
+    done: dict[str, str] = {}
+
+    def step(name, run_dir, stage, config_fn, run_fn):
+        if not c.force and is_complete(run_dir, stage, config_fn()):
+            log.info("%s: complete for this configuration, skipped", name)
+            done[name] = "skipped"
+        else:
+            log.info("%s: running", name)
+            run_fn()
+            done[name] = "ran"
+
+    step(
+        "extract",
+        c.run_dir,
+        "sentences",
+        lambda: extract.stage_config(c.paths, extract_config, c.lid_model, c.max_record_bytes),
+        lambda: extract.run(
+            c.paths, c.run_dir, extract_config, c.lid_model, False, c.max_record_bytes, c.beam_args
+        ),
+    )
+    step(
+        "embed",
+        c.run_dir,
+        "embeddings",
+        lambda: embed.stage_config(c.run_dir, c.encoder, langs, c.dtype),
+        lambda: embed.run(
+            c.run_dir,
+            c.encoder,
+            langs,
+            c.device,
+            c.batch_size,
+            dtype=c.dtype,
+            beam_args=c.beam_args,
+        ),
+    )
+    step(
+        "index",
+        c.run_dir,
+        "indexes",
+        lambda: index.stage_config(c.run_dir, langs, c.index_args),
+        lambda: index.run(c.run_dir, langs, c.index_args, c.beam_args),
+    )
+    mine_args = (c.src, c.tgt, c.k, c.margin, c.mode, c.threshold, c.max_score, c.candidates)
+    step(
+        "mine",
+        os.path.join(c.run_dir, "bitext"),
+        f"{c.src}-{c.tgt}",
+        lambda: mine.stage_config(c.run_dir, *mine_args),
+        lambda: mine.run(c.run_dir, *mine_args, c.beam_args),
+    )
+    done["report"] = write_report(c.run_dir, c.src, c.tgt)
+    return done

@@ -1,0 +1,117 @@
+"""The run report: RUN/report/index.md with counts, times, a margin histogram and sample pairs."""
+
+from __future__ import annotations
+
+import os
+
+from pipelines.counts import format_table
+from pipelines.mine import read_bitext
+from pipelines.stage_dir import STATS, read_json, stage_path
+
+STAGES = ("sentences", "embeddings", "indexes")
+
+
+def _stats(directory: str) -> dict:
+    path = os.path.join(directory, STATS)
+    return read_json(path) if os.path.exists(path) else {}
+
+
+def histogram_png(stats: dict, path: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hist = stats["score_histogram"]
+    edges, counts = hist["edges"], hist["counts"]
+    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
+    ax.bar(
+        edges[:-1],
+        counts,
+        width=[b - a for a, b in zip(edges, edges[1:])],
+        align="edge",
+        color="#4477aa",
+        edgecolor="white",
+    )
+    ax.axvline(
+        stats["threshold"],
+        color="#cc3311",
+        linestyle="--",
+        label=f"threshold {stats['threshold']:.3f}",
+    )
+    ax.set_xlabel("margin score")
+    ax.set_ylabel("candidate pairs")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _pair_rows(rows: list[dict]) -> list[str]:
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")[:160]
+
+    lines = ["| score | source | target |", "|---:|---|---|"]
+    lines += [f"| {r['score']:.3f} | {cell(r['src_text'])} | {cell(r['tgt_text'])} |" for r in rows]
+    return lines
+
+
+def write_report(run_dir: str, src: str, tgt: str, sample: int = 10) -> str:
+    """Write RUN/report/index.md and scores-SRC-TGT.png; returns the Markdown path."""
+    out = os.path.join(run_dir, "report")
+    os.makedirs(out, exist_ok=True)
+    pair = f"{src}-{tgt}"
+    bitext_dir = os.path.join(run_dir, "bitext", pair)
+    mine_stats = _stats(bitext_dir)
+    lines = [f"# ccmine run report: {pair}", "", f"Run directory: `{run_dir}`", ""]
+    lines += ["## Time per stage", "", "| stage | seconds |", "|---|---:|"]
+    for stage in STAGES:
+        lines.append(f"| {stage} | {_stats(stage_path(run_dir, stage)).get('seconds', '-')} |")
+    lines.append(f"| bitext/{pair} | {mine_stats.get('seconds', '-')} |")
+    lines += ["", "## Counts", ""]
+    for stage in STAGES[:2]:
+        stats = {
+            k: v
+            for k, v in _stats(stage_path(run_dir, stage)).items()
+            if isinstance(v, (int, dict))
+        }
+        lines += ["```", format_table(stats, stage), "```", ""]
+    for lang, meta in _stats(stage_path(run_dir, "indexes")).get("indexes", {}).items():
+        lines.append(f"- index `{lang}`: {meta['count']} vectors, `{meta['factory']}`")
+    lines.append("")
+    if not mine_stats:
+        lines.append("No bitext yet.")
+    else:
+        lines += [
+            "```",
+            format_table(
+                {
+                    "src_sentences": mine_stats["src_sentences"],
+                    "tgt_sentences": mine_stats["tgt_sentences"],
+                    "candidates": mine_stats["candidates"],
+                    "kept": mine_stats["kept"],
+                    "dropped": mine_stats["dropped"],
+                },
+                f"mine {pair}",
+            ),
+            "```",
+            "",
+        ]
+        png = f"scores-{pair}.png"
+        histogram_png(mine_stats, os.path.join(out, png), f"{pair} margin scores (all candidates)")
+        rows = read_bitext(bitext_dir).to_pylist()
+        lines += ["## Margin scores", "", f"![margin score histogram]({png})", ""]
+        lines += ["## Highest-scoring pairs", "", *_pair_rows(rows[:sample]), ""]
+        lines += ["## Lowest-scoring pairs kept", "", *_pair_rows(rows[-sample:][::-1]), ""]
+        lines += [
+            "## Just below the threshold (dropped)",
+            "",
+            *_pair_rows(mine_stats.get("below_threshold_sample", [])),
+            "",
+        ]
+        lines.append(f"Bitext: `{bitext_dir}/part-*.parquet`, {mine_stats['kept']} pairs.")
+    path = os.path.join(out, "index.md")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    return path

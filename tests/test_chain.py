@@ -1,0 +1,121 @@
+"""`ccmine run` end to end on a cut-down sample crawl: skip/redo logic, report, kill and resume."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from warcio.archiveiterator import ArchiveIterator
+from warcio.warcwriter import WARCWriter
+
+from pipelines.chain import ChainConfig, run_chain
+from pipelines.mine import read_bitext
+from tests.conftest import REPO
+from tests.tiny_encoder import make_tiny_labse
+
+pytestmark = pytest.mark.slow
+SAMPLE = REPO / "data" / "sample" / "sample-crawl.warc.gz"
+STEMS = ("contributing", "redistributing", "faqinfo")
+
+
+def cut_sample(path: Path) -> Path:
+    """The response records of a few Debian FAQ pages (en, de, zh-cn) from the bundled sample."""
+    with open(SAMPLE, "rb") as src, open(path, "wb") as out:
+        writer = WARCWriter(out, gzip=True)
+        for record in ArchiveIterator(src):
+            url = record.rec_headers.get_header("WARC-Target-URI") or ""
+            if record.rec_type == "response" and any(f"/{stem}." in url for stem in STEMS):
+                writer.write_record(record)
+    return path
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("chain")
+    sample = cut_sample(tmp / "cut.warc.gz")
+    encoder = make_tiny_labse(tmp / "tiny", ["debian package the for of and to"])
+    return tmp, sample, encoder
+
+
+def bitext(run_dir: Path):
+    rows = read_bitext(str(run_dir / "bitext" / "de-en")).to_pylist()
+    return sorted((r["src_text"], r["tgt_text"], round(r["score"], 4)) for r in rows)
+
+
+def test_chain_skips_complete_stages_and_reports(setup):
+    tmp, sample, encoder = setup
+    run_dir = tmp / "run"
+    config = ChainConfig([str(sample)], str(run_dir), "de", encoder=str(encoder), threshold=0.9)
+    done = run_chain(config)
+    assert [done[s] for s in ("extract", "embed", "index", "mine")] == ["ran"] * 4
+    first = bitext(run_dir)
+    assert first, "no pairs mined"
+    report = Path(done["report"]).read_text()
+    assert "## Highest-scoring pairs" in report and "scores-de-en.png" in report
+    assert (run_dir / "report" / "scores-de-en.png").stat().st_size > 1000
+
+    again = run_chain(config)
+    assert [again[s] for s in ("extract", "embed", "index", "mine")] == ["skipped"] * 4
+
+    config.threshold = 1.0
+    changed = run_chain(config)
+    assert [changed[s] for s in ("extract", "embed", "index", "mine")] == ["skipped"] * 3 + ["ran"]
+    assert len(bitext(run_dir)) <= len(first)
+
+    config.force = True
+    assert run_chain(config)["extract"] == "ran"
+
+
+def test_killed_run_resumes_to_the_same_bitext(setup):
+    tmp, sample, encoder = setup
+    args = [
+        "run",
+        "--input",
+        str(sample),
+        "--src",
+        "de",
+        "--encoder",
+        str(encoder),
+        "--threshold",
+        "0.9",
+    ]
+    command = [sys.executable, "-m", "pipelines.cli"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    reference = tmp / "uninterrupted"
+    subprocess.run(
+        [*command, *args, "--output", str(reference)],
+        check=True,
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+    )
+
+    killed = tmp / "killed"
+    process = subprocess.Popen(
+        [*command, *args, "--output", str(killed)],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while not list(killed.glob(".embeddings.tmp-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert (killed / "sentences" / "_SUCCESS.json").exists()
+    assert not (killed / "embeddings").exists()  # the interrupted stage left nothing visible
+
+    result = subprocess.run(
+        [*command, *args, "--output", str(killed)],
+        check=True,
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert "extract: skipped" in result.stdout and "embed: ran" in result.stdout
+    assert bitext(killed) == bitext(reference)
