@@ -28,7 +28,7 @@ def histogram_png(stats: dict, path: str, title: str) -> None:
     ax.bar(
         edges[:-1],
         counts,
-        width=[b - a for a, b in zip(edges, edges[1:])],
+        width=[b - a for a, b in zip(edges, edges[1:], strict=False)],
         align="edge",
         color="#4477aa",
         edgecolor="white",

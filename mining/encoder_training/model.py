@@ -22,7 +22,7 @@ class ModelConfig:
     heads: int = 4
     ffn: int = 1024
     max_len: int = 64
-    pooling: str = "cls"
+    pooling: str = "mean"
     dense: bool = True
 
 
