@@ -15,7 +15,8 @@ $(BIN)/ccmine: setup.cfg pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# The CPU build of torch lies on disk for this pin; an unpinned torch pulls CUDA wheels.
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,nmt]'
+	$(BIN)/python -m pip install -q --no-deps ve-fairseq==0.12.3
 	touch $@
 
 install: $(BIN)/ccmine
@@ -35,8 +36,8 @@ mine: install
 	@echo "bitext: $(OUT)/bitext/$(MINE_LANG)-en/  report: $(OUT)/report/index.md"
 
 lint: install
-	$(BIN)/ruff check mining pipelines indexes tests benchmarks scripts
-	$(BIN)/ruff format --check mining pipelines indexes tests benchmarks scripts
+	$(BIN)/ruff check mining pipelines indexes nmt_eval tests benchmarks scripts
+	$(BIN)/ruff format --check mining pipelines indexes nmt_eval tests benchmarks scripts
 
 ENCODER_WORK ?= build/encoder
 SHARED ?= ../shared/data

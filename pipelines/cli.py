@@ -474,6 +474,39 @@ def calibrate(encoder, src_file, tgt_file, gold_file, margin_kind, mode, k, devi
         click.echo(f"written to {path}")
 
 
+@cli.command()
+@click.option("--pair", required=True, help="e.g. en-de: trains en->de and de->en.")
+@click.option("--bitext", required=True, help="Mined bitext: a Parquet file or directory.")
+@click.option("--min-score", type=float, help="Keep pairs scoring at least this.")
+@click.option("--test-src", required=True, help="Test set in the pair's first language.")
+@click.option("--test-ref", required=True, help="Its references in the second language.")
+@click.option(
+    "--preset",
+    type=click.Choice(["cpu-tiny", "base", "big"]),
+    default="cpu-tiny",
+    show_default=True,
+)
+@click.option("--max-update", type=int, help="Override the preset's number of updates.")
+@click.option("--out", "out_dir", required=True)
+def nmt(pair, bitext, min_score, test_src, test_ref, preset, max_update, out_dir):
+    """Train NMT on bitext with fairseq in both directions; BLEU and chrF with sacrebleu."""
+    from nmt_eval.runner import NmtConfig, run, summary
+
+    config = NmtConfig(
+        pair=pair,
+        bitext=bitext,
+        test_src=test_src,
+        test_ref=test_ref,
+        out_dir=out_dir,
+        preset=preset,
+        min_score=min_score,
+        max_update=max_update,
+    )
+    report = _run_guarded(lambda: run(config))
+    click.echo(summary(report))
+    click.echo(f"report: {out_dir}/report.json")
+
+
 @cli.command("prepare-encoder-data")
 @click.option(
     "--shared",
@@ -506,7 +539,7 @@ def prepare_encoder_data(shared_dir, out_dir, debian_cache):
 @click.option("--data", required=True, help="train.tsv from prepare-encoder-data.")
 @click.option("--work-dir", required=True, help="Tokenizer and checkpoints; a rerun resumes here.")
 @click.option("--export", "export_dir", help="Write the final model here (LaBSE layout, fp16).")
-@click.option("--steps", type=int, default=4000, show_default=True, help="Ranking steps.")
+@click.option("--steps", type=int, default=3000, show_default=True, help="Ranking steps.")
 @click.option("--batch-size", type=int, default=256, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--margin", type=float, default=0.3, show_default=True)

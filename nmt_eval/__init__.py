@@ -1,0 +1,1 @@
+"""NMT evaluation of mined bitext: fairseq training and sacrebleu scoring, as subprocesses."""

@@ -1,0 +1,106 @@
+"""nmt_eval: the data filters and report as units, and a CPU smoke run of every fairseq step."""
+
+import gzip
+import json
+import re
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from nmt_eval.data import load_pairs, split_valid
+from nmt_eval.runner import NmtConfig, parse_generate, run, score, summary
+
+
+def write_bitext(path, src, tgt, pairs, scores):
+    pq.write_table(
+        pa.table(
+            {
+                "src_lang": [src] * len(pairs),
+                "tgt_lang": [tgt] * len(pairs),
+                "src_text": [p[0] for p in pairs],
+                "tgt_text": [p[1] for p in pairs],
+                "score": pa.array(scores, pa.float32()),
+            }
+        ),
+        path,
+    )
+
+
+def test_score_filter_and_orientation(tmp_path):
+    write_bitext(
+        tmp_path / "a.parquet",
+        "de",
+        "en",
+        [("Hallo Welt.", "Hello world."), ("Gut.", "Good."), ("", "Empty.")],
+        [1.3, 1.01, 1.2],
+    )
+    en, de, counts = load_pairs(str(tmp_path), "en", "de", min_score=1.1)
+    assert (en, de) == (["Hello world."], ["Hallo Welt."])
+    assert counts == {"read": 3, "below_min_score": 1, "empty": 1, "kept": 1}
+    with pytest.raises(ValueError, match="de-en pairs, not en-zh"):
+        load_pairs(str(tmp_path / "a.parquet"), "en", "zh")
+
+
+def test_valid_split_is_small_and_disjoint():
+    src = [f"s{i}" for i in range(1000)]
+    (train, _), (valid, _) = split_valid(src, src, 500)
+    assert len(valid) == 50 and not set(train) & set(valid)
+
+
+def test_generate_parsing_and_scores(tmp_path):
+    class Pieces:
+        def decode(self, pieces):
+            return "".join(pieces).replace("▁", " ").strip()
+
+    (tmp_path / "gen").write_text("S-1\tx\nH-1\t-0.2\t▁a ▁cat\nH-0\t-0.1\t▁the ▁dog\n")
+    assert parse_generate(tmp_path / "gen", 2, Pieces()) == ["the dog", "a cat"]
+    perfect = score(["the dog runs .", "a cat"], ["the dog runs .", "a cat"], "en")
+    assert perfect["bleu"] == 100.0 and perfect["chrf"] == 100.0
+    zh = score(["我们今天去公园散步了。"], ["我们今天去公园散步了。"], "zh")
+    assert zh["bleu"] == 100.0
+    report = {
+        "results": [{"direction": "en-de", "bleu": 1.234, "chrf": 20.0}],
+        "data": {"train": 5},
+    }
+    assert summary(report) == "en-de: BLEU 1.23 chrF 20.00 (5 training pairs)"
+
+
+@pytest.mark.slow
+def test_cpu_smoke_run_produces_bleu(shared_data, tmp_path):
+    pytest.importorskip("fairseq")
+    m30k = shared_data / "parallel" / "en-de" / "multi30k"
+
+    def lines(name, n):
+        with gzip.open(m30k / name, "rt", encoding="utf-8") as f:
+            return [next(f).strip() for _ in range(n)]
+
+    en, de = lines("train.en.gz", 1500), lines("train.de.gz", 1500)
+    write_bitext(
+        tmp_path / "bitext.parquet", "de", "en", list(zip(de, en, strict=True)), [1.2] * 1500
+    )
+    (tmp_path / "test.en").write_text("\n".join(lines("test_2016_flickr.en.gz", 50)) + "\n")
+    (tmp_path / "test.de").write_text("\n".join(lines("test_2016_flickr.de.gz", 50)) + "\n")
+    config = NmtConfig(
+        pair="en-de",
+        bitext=str(tmp_path / "bitext.parquet"),
+        test_src=str(tmp_path / "test.en"),
+        test_ref=str(tmp_path / "test.de"),
+        out_dir=str(tmp_path / "out"),
+        max_update=60,
+        valid_size=100,
+    )
+    report = run(config)
+    assert [r["direction"] for r in report["results"]] == ["en-de", "de-en"]
+    assert all(
+        r["test_sentences"] == 50 and r["bleu"] >= 0 and r["chrf"] > 0 for r in report["results"]
+    )
+    assert report["data"]["train"] == 1425 and report["data"]["valid"] == 75
+    on_disk = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert on_disk["results"] == report["results"]
+    hyps = (tmp_path / "out" / "en-de" / "hypotheses.de").read_text().splitlines()
+    assert len(hyps) == 50
+    # A rerun resumes: fairseq loads checkpoint_last.pt at update 60 instead of starting over.
+    run(config)
+    log = (tmp_path / "out" / "en-de" / "fairseq.log").read_text()
+    assert re.search(r"Loaded checkpoint \S*checkpoint_last.pt \(epoch \d+ @ 60 updates\)", log)
