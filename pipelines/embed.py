@@ -12,11 +12,9 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, RunInference
-from apache_beam.options.pipeline_options import PipelineOptions
 
 from mining.embedding_store import ID_SCHEMA, lang_dir, write_shard
-from pipelines.counts import counters_to_stats
-from pipelines.stage_dir import StageWriter, require_complete, upstream_id
+from pipelines.stage_dir import StageWriter, require_complete, run_pipeline, upstream_id
 
 NAMESPACE = "embed"
 STAGE = "embeddings"
@@ -152,17 +150,14 @@ def run(
     config = stage_config(run_dir, encoder, langs, dtype)  # resolves the encoder: fails early
     handler = SentenceEncoderHandler(encoder, device, batch_size, chunk_size, threads)
     writer = StageWriter(run_dir, STAGE)
-    try:
-        pipeline = beam.Pipeline(options=PipelineOptions(beam_args or []))
-        build_pipeline(
-            pipeline, sentences_dir, writer.path(), langs, handler, dtype, rows_per_shard
-        )
-        result = pipeline.run()
-        result.wait_until_finish()
-    except BaseException:
-        writer.abandon()
-        raise
-    stats = counters_to_stats(result, NAMESPACE)
+    stats = run_pipeline(
+        writer,
+        lambda p: build_pipeline(
+            p, sentences_dir, writer.path(), langs, handler, dtype, rows_per_shard
+        ),
+        beam_args,
+        NAMESPACE,
+    )
     writer.commit({**stats, "encoder": encoder, "dtype": dtype}, config)
     return stats
 

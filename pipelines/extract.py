@@ -8,15 +8,13 @@ from dataclasses import asdict
 import apache_beam as beam
 import pyarrow as pa
 from apache_beam.metrics import Metrics
-from apache_beam.options.pipeline_options import PipelineOptions
 
 from mining.extraction import ExtractConfig, SentenceExtractor
 from mining.inputs import open_input
 from mining.langid import LanguageIdentifier
 from mining.warc_records import DEFAULT_MAX_RECORD_BYTES, BadInputError, Skipped, iter_records
-from pipelines.counts import counters_to_stats
 from pipelines.progress import Progress
-from pipelines.stage_dir import StageWriter
+from pipelines.stage_dir import StageWriter, run_pipeline
 
 NAMESPACE = "extract"
 STAGE = "sentences"
@@ -177,16 +175,14 @@ def run(
 ) -> dict:
     """Run the extract stage and commit RUN_DIR/sentences; returns the stats written there."""
     writer = StageWriter(run_dir, STAGE)
-    options = PipelineOptions(beam_args or [])
-    try:
-        pipeline = beam.Pipeline(options=options)
-        build_pipeline(pipeline, paths, writer.path(), config, lid_model, strict, max_record_bytes)
-        result = pipeline.run()
-        result.wait_until_finish()
-    except BaseException:
-        writer.abandon()
-        raise
-    stats = counters_to_stats(result, NAMESPACE)
+    stats = run_pipeline(
+        writer,
+        lambda p: build_pipeline(
+            p, paths, writer.path(), config, lid_model, strict, max_record_bytes
+        ),
+        beam_args,
+        NAMESPACE,
+    )
     stats["inputs"] = paths
     writer.commit(stats, stage_config(paths, config, lid_model, max_record_bytes))
     return stats

@@ -70,6 +70,25 @@ def stage_command(stage: str) -> str:
     return {"sentences": "extract", "embeddings": "embed", "indexes": "index"}.get(stage, stage)
 
 
+def run_pipeline(writer: StageWriter, build, beam_args: list[str] | None, namespace: str) -> dict:
+    """Build (build(pipeline)) and run a Beam pipeline that writes into `writer`'s place, and
+    return its counters; on any failure the temporary output is removed before re-raising."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipelines.counts import counters_to_stats
+
+    try:
+        pipeline = beam.Pipeline(options=PipelineOptions(beam_args or []))
+        build(pipeline)
+        result = pipeline.run()
+        result.wait_until_finish()
+    except BaseException:
+        writer.abandon()
+        raise
+    return counters_to_stats(result, namespace)
+
+
 class StageWriter:
     """Where a stage writes while it runs, and the commit that makes its output visible."""
 

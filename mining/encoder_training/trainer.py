@@ -270,6 +270,8 @@ class Trainer:
         losses, started, window_start = [], time.monotonic(), time.monotonic()
         while self.step < total:
             stage = "mlm" if self.step < config.mlm_steps else "rank"
+            if self.step == config.mlm_steps:
+                losses = []  # loss averages are per stage
             stage_step = self.step if stage == "mlm" else self.step - config.mlm_steps
             stage_total = config.mlm_steps if stage == "mlm" else config.steps
             for group in self.optimizer.param_groups:
