@@ -88,7 +88,7 @@ def ours(x, y, index_type):
         spec = faiss_index.choose_spec(len(db), DIM, index_type)
         index = faiss_index.build_index(db, spec)
         rerank = db.astype(np.float16) if spec.index_type == "ivfpq" else None
-        return Neighbours(*faiss_index.search(index, q, 4, rerank)), spec
+        return Neighbours(*faiss_index.search(index, q, 4, rerank)), spec  # default candidates
 
     (fwd, spec), (bwd, _) = knn(x, y), knn(y, x)
     pairs = select_pairs(fwd, bwd, "ratio", "max")
@@ -139,6 +139,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--reference-max", type=int, default=100_000)
     parser.add_argument("--exact-max", type=int, default=100_000)
+    parser.add_argument("--methods", default="reference,exact,ivfpq")
     parser.add_argument("--worker", nargs=2)
     args = parser.parse_args()
     if args.worker:
@@ -150,7 +151,7 @@ def main() -> None:
     )
     for n in (int(s) for s in args.sizes.split(",")):
         results = {}
-        for method in ("reference", "exact", "ivfpq"):
+        for method in args.methods.split(","):
             if method == "reference" and n > args.reference_max:
                 continue
             if method == "exact" and n > args.exact_max:

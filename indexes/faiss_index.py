@@ -34,7 +34,8 @@ class IndexSpec:
         if self.index_type == "flat":
             return "Flat"
         prefix = f"OPQ{self.pq_m}," if self.opq else ""
-        return f"{prefix}IVF{self.nlist},PQ{self.pq_m}"
+        # "np": no polysemous training, which costs minutes and only helps Hamming filtering.
+        return f"{prefix}IVF{self.nlist},PQ{self.pq_m}np"
 
 
 def choose_spec(
@@ -55,7 +56,7 @@ def choose_spec(
         raise ValueError(f"unknown index type {index_type!r} (auto, flat, ivfpq)")
     nlist = nlist or max(16, 2 ** round(math.log2(4 * math.sqrt(max(count, 1)))))
     pq_m = pq_m or next(m for m in (dim // 8, dim // 4, dim // 2, dim) if dim % m == 0)
-    nprobe = nprobe or max(8, nlist // 64)
+    nprobe = nprobe or max(16, nlist // 32)
     return IndexSpec("ivfpq", dim, nlist, pq_m, opq, nprobe)
 
 
@@ -175,7 +176,7 @@ def search(
     queries: np.ndarray,
     k: int,
     rerank: np.ndarray | None = None,
-    candidates: int = 32,
+    candidates: int = 64,
     batch: int = 8192,
 ):
     """Batched kNN: (similarities, ids), each (n, k), best first.
@@ -185,6 +186,8 @@ def search(
     """
     k = min(k, index.ntotal)
     fetch = min(max(k, candidates), index.ntotal) if rerank is not None else k
+    if rerank is not None:
+        batch = min(batch, 1024)  # the gathered candidate vectors: batch x fetch x dim floats
     sims = np.empty((len(queries), k), dtype=np.float32)
     ids = np.empty((len(queries), k), dtype=np.int64)
     for start in range(0, len(queries), batch):

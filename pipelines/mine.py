@@ -194,7 +194,7 @@ def run(
     mode: str = "max",
     threshold: float | None = None,
     max_score: float | None = None,
-    candidates: int = 32,
+    candidates: int = 64,
     beam_args: list[str] | None = None,
 ) -> dict:
     """Mine src-tgt pairs into RUN_DIR/bitext/SRC-TGT/ (its own stage directory)."""

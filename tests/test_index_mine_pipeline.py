@@ -82,7 +82,7 @@ def test_ivfpq_index_is_merged_from_shards_and_mines_the_same(run_dir):
     exact = {(r["src_text"], r["tgt_text"]) for r in read_bitext(run_dir)}
 
     stats = index.run(str(run_dir), ["de", "en"], {"index_type": "ivfpq", "nlist": 8, "pq_m": 8})
-    assert stats["indexes"]["en"]["factory"] == "IVF8,PQ8"
+    assert stats["indexes"]["en"]["factory"] == "IVF8,PQ8np"
     built, meta = faiss_index.read_index(str(run_dir / "indexes" / "en.faiss"))
     assert built.ntotal == 500 and meta["count"] == 500 and meta["encoder"] == "synthetic"
     mine.run(str(run_dir), "de", "en", threshold=1.05)
