@@ -77,7 +77,12 @@ def bare_forward(encoder, texts: list[str], batch_size: int) -> np.ndarray:
                 max_length=encoder.max_seq_length,
                 return_tensors="pt",
             )
-            hidden = model(**batch).last_hidden_state[:, 0]
+            hidden = model(**batch).last_hidden_state
+            if encoder.pooling == "cls":
+                hidden = hidden[:, 0]
+            else:
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                hidden = (hidden * mask).sum(1) / mask.sum(1)
             pooled = encoder.dense(hidden) if encoder.dense is not None else hidden
             out.append(torch.nn.functional.normalize(pooled, dim=1).numpy())
     return np.concatenate(out)
