@@ -245,7 +245,9 @@ def embed(
 @click.option("--nlist", type=int, help="IVF lists (default about 4*sqrt(n)).")
 @click.option("--pq-m", type=int, help="PQ sub-quantizers (default dim/8).")
 @click.option("--opq", is_flag=True, help="Learn an OPQ rotation before PQ.")
-@click.option("--nprobe", type=int, help="Lists searched per query (default nlist/32, at least 16).")
+@click.option(
+    "--nprobe", type=int, help="Lists searched per query (default nlist/32, at least 16)."
+)
 @click.pass_context
 def index(ctx, run_dir, langs, index_type, nlist, pq_m, opq, nprobe):
     """Build one FAISS index per language in RUN_DIR/indexes/."""

@@ -1,7 +1,8 @@
 """Write the bundled encoder's model card (README.md) from its training record and evaluations.
 
-    python scripts/encoder_card.py --encoder mining/encoders/bundled --counts build/encoder/data/counts.json \
-        --tatoeba build/encoder/tatoeba.json --bucc build/encoder/bucc-de-en.json build/encoder/bucc-zh-en.json
+    python scripts/encoder_card.py --encoder mining/encoders/bundled \
+        --counts build/encoder/data/counts.json --tatoeba build/encoder/tatoeba.json \
+        --bucc build/encoder/bucc-de-en.json build/encoder/bucc-zh-en.json
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ def main() -> None:
         "",
         "## Architecture",
         "",
-        f"- BERT encoder shared by all languages: {model['layers']} layers, hidden {model['hidden']}, "
+        f"- BERT encoder shared by all languages: {model['layers']} layers, "
+        f"hidden {model['hidden']}, "
         f"{model['heads']} heads, FFN {model['ffn']}, max {model['max_len']} tokens",
         f"- {model['pooling']} pooling, Dense+tanh head: {model['dense']}, L2-normalised output",
         f"- SentencePiece unigram vocabulary of {model['vocab_size']} pieces with byte fallback, "
@@ -74,37 +76,61 @@ def main() -> None:
         "| step | minutes | loss | deu | cmn |",
         "|---:|---:|---:|---:|---:|",
     ]
-    lines += [f"| {h['step']} | {h['minutes']:.1f} | {h['loss']:.3f} | {h.get('deu', 0):.1%} | "
-              f"{h.get('cmn', 0):.1%} |" for h in history]
-    lines += ["", "## Data", "",
-              "Built by `ccmine prepare-encoder-data`. Pairs touching Tatoeba v1 (any language) "
-              "or newstest2021 were removed; Multi30k and 10,000 seeded Anki en-zh pairs are "
-              "reserved for the NMT experiment. Sampling weight per pair in brackets.", "",
-              "| source | raw | kept | evaluation overlap removed | duplicates | other |",
-              "|---|---:|---:|---:|---:|---:|"]
+    lines += [
+        f"| {h['step']} | {h['minutes']:.1f} | {h['loss']:.3f} | {h.get('deu', 0):.1%} | "
+        f"{h.get('cmn', 0):.1%} |"
+        for h in history
+    ]
+    lines += [
+        "",
+        "## Data",
+        "",
+        "Built by `ccmine prepare-encoder-data`. Pairs touching Tatoeba v1 (any language) "
+        "or newstest2021 were removed; Multi30k and 10,000 seeded Anki en-zh pairs are "
+        "reserved for the NMT experiment. Sampling weight per pair in brackets.",
+        "",
+        "| source | raw | kept | evaluation overlap removed | duplicates | other |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for name, c in counts.items():
         if not isinstance(c, dict) or "raw" not in c:
             continue
         other = c.get("empty_or_long", 0) + c.get("reserved_overlap", 0)
-        lines.append(f"| {name} [{counts['weights'][name]}] | {c['raw']} | {c.get('kept', 0)} | "
-                     f"{c.get('evaluation_overlap', 0)} | {c.get('duplicate', 0)} | {other} |")
-    lines += ["", "## Scores", "",
-              f"- Speed: {speed:.0f} Tatoeba sentences per second on this 2-core CPU (batch 64)",
-              f"- Tatoeba v1, mean of both directions: deu {by_lang['deu']['mean']:.1%}, "
-              f"cmn {by_lang['cmn']['mean']:.1%} (cmn-eng overlap with the training data was "
-              "removed before training)"]
+        lines.append(
+            f"| {name} [{counts['weights'][name]}] | {c['raw']} | {c.get('kept', 0)} | "
+            f"{c.get('evaluation_overlap', 0)} | {c.get('duplicate', 0)} | {other} |"
+        )
+    lines += [
+        "",
+        "## Scores",
+        "",
+        f"- Speed: {speed:.0f} Tatoeba sentences per second on this 2-core CPU (batch 64)",
+        f"- Tatoeba v1, mean of both directions: deu {by_lang['deu']['mean']:.1%}, "
+        f"cmn {by_lang['cmn']['mean']:.1%} (cmn-eng overlap with the training data was "
+        "removed before training)",
+    ]
     for path in args.bucc:
         result = json.loads(path.read_text())
         best = result["best"]
-        lines.append(f"- BUCC-style {path.stem.removeprefix('bucc-')} (newstest2021 gold pairs among "
-                     f"distractors): F1 {best['f1']:.3f} (P {best['precision']:.3f}, R "
-                     f"{best['recall']:.3f}) at {result['margin']} margin {best['threshold']:.3f}")
+        lines.append(
+            f"- BUCC-style {path.stem.removeprefix('bucc-')} (newstest2021 gold pairs among "
+            f"distractors): F1 {best['f1']:.3f} (P {best['precision']:.3f}, R "
+            f"{best['recall']:.3f}) at {result['margin']} margin {best['threshold']:.3f}"
+        )
     average = sum(s["mean"] for s in tatoeba) / len(tatoeba)
-    lines += ["", f"All {len(tatoeba)} Tatoeba v1 languages (most were never in the training data "
-              f"and are near chance; average {average:.1%}):", "",
-              "| lang | pairs | xx->en | en->xx | mean |", "|---|---:|---:|---:|---:|"]
-    lines += [f"| {s['lang']} | {s['pairs']} | {s['xx_to_en']:.1%} | {s['en_to_xx']:.1%} | "
-              f"{s['mean']:.1%} |" for s in sorted(tatoeba, key=lambda s: -s["mean"])]
+    lines += [
+        "",
+        f"All {len(tatoeba)} Tatoeba v1 languages (most were never in the training data "
+        f"and are near chance; average {average:.1%}):",
+        "",
+        "| lang | pairs | xx->en | en->xx | mean |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {s['lang']} | {s['pairs']} | {s['xx_to_en']:.1%} | {s['en_to_xx']:.1%} | "
+        f"{s['mean']:.1%} |"
+        for s in sorted(tatoeba, key=lambda s: -s["mean"])
+    ]
     (folder / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"model card written to {folder / 'README.md'}")
 

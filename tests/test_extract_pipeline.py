@@ -112,10 +112,13 @@ def test_counts_and_skips_on_damaged_files(tmp_path):
 GOOD_PAGE = gzip_members(html_response("http://ok.example/de", page("Ort", *GERMAN, *ENGLISH)))
 CORRUPT = bytearray(GOOD_PAGE * 2)
 CORRUPT[len(GOOD_PAGE) + 12 : len(GOOD_PAGE) + 40] = b"\x00" * 28
-UNDECODABLE = gzip_members(warc_record(
-    "http://u.example/", b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
-    + b"\x81\x8d\x8f\x90\x9d" * 200,
-))
+UNDECODABLE = gzip_members(
+    warc_record(
+        "http://u.example/",
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+        + b"\x81\x8d\x8f\x90\x9d" * 200,
+    )
+)
 
 
 @pytest.mark.parametrize(
@@ -123,12 +126,18 @@ UNDECODABLE = gzip_members(warc_record(
     [
         ("notwarc.warc.gz", gzip.compress(b"just text\n"), "not_warc"),
         ("empty.warc.gz", b"", "empty_file"),
-        ("bad_http.warc.gz", gzip_members(html_response("http://b/", "x", head="NOPE\r\n\r\n")),
-         "bad_http_headers"),
+        (
+            "bad_http.warc.gz",
+            gzip_members(html_response("http://b/", "x", head="NOPE\r\n\r\n")),
+            "bad_http_headers",
+        ),
         ("truncated.warc.gz", GOOD_PAGE[:-80], "truncated_record"),
         ("corrupt.warc.gz", bytes(CORRUPT), "corrupt_file"),
-        ("huge.warc.gz", gzip_members(html_response("http://h/", page("h", *GERMAN * 5000))),
-         "too_large"),
+        (
+            "huge.warc.gz",
+            gzip_members(html_response("http://h/", page("h", *GERMAN * 5000))),
+            "too_large",
+        ),
         ("undecodable.warc.gz", UNDECODABLE, "undecodable"),
     ],
 )
@@ -136,8 +145,17 @@ def test_strict_mode_is_one_line_and_exit_2(tmp_path, name, data, reason):
     path = tmp_path / name
     path.write_bytes(data)
     result = CliRunner().invoke(
-        cli, ["extract", "--input", str(path), "--output", str(tmp_path / "run"), "--strict",
-              "--max-record-bytes", "100000"]
+        cli,
+        [
+            "extract",
+            "--input",
+            str(path),
+            "--output",
+            str(tmp_path / "run"),
+            "--strict",
+            "--max-record-bytes",
+            "100000",
+        ],
     )
     assert result.exit_code == 2
     lines = [line for line in result.stderr.splitlines() if line.startswith("ccmine:")]

@@ -111,6 +111,11 @@ def test_identical_text_is_dropped():
     from mining.margin import Pairs
 
     pairs = Pairs(np.array([0, 1]), np.array([0, 1]), np.array([1.3, 1.2]), np.array([0.9, 0.8]))
-    keep, dropped = mine.filter_pairs(pairs, ["Linux 6.1", "Hallo Welt."], ["linux  6.1", "Hello world."],
-                                      threshold=1.0, max_score=None)
+    keep, dropped = mine.filter_pairs(
+        pairs,
+        ["Linux 6.1", "Hallo Welt."],
+        ["linux  6.1", "Hello world."],
+        threshold=1.0,
+        max_score=None,
+    )
     assert keep.tolist() == [1] and dropped["identical_text"] == 1

@@ -17,16 +17,21 @@ def test_multiprocess_direct_runner_matches_single_process(shared_data, tmp_path
     path = [str(shared_data / "warc" / "resiliparse" / "CC-MAIN-2020-34-excerpt.warc.gz")]
     config = ExtractConfig(langs=("de", "en", "zh", "ru"))
     single = extract.run(path, str(tmp_path / "one"), config)
-    multi = extract.run(path, str(tmp_path / "two"), config, beam_args=[
-        "--direct_num_workers=2", "--direct_running_mode=multi_processing"])
+    multi = extract.run(
+        path,
+        str(tmp_path / "two"),
+        config,
+        beam_args=["--direct_num_workers=2", "--direct_running_mode=multi_processing"],
+    )
     assert multi["sentences_kept"] == single["sentences_kept"]
     assert multi["records_read"] == single["records_read"]
 
 
 def test_make_mine_on_the_bundled_sample(tmp_path):
     out = tmp_path / "run"
-    result = subprocess.run(["make", "mine", "LANG=de", f"OUT={out}"], cwd=REPO,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["make", "mine", "LANG=de", f"OUT={out}"], cwd=REPO, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"bitext: {out}/bitext/de-en/" in result.stdout
     rows = read_bitext(str(out / "bitext" / "de-en")).to_pylist()
