@@ -1,15 +1,18 @@
 """fairseq-train settings: `cpu-tiny` for CI and laptops, `base` and `big` transformers for GPUs."""
 
 
+# fmt: off
 def _adam_inverse_sqrt(lr: str, warmup: str) -> list[str]:
     """Adam with the inverse square-root schedule and label smoothing, as in fairseq's examples."""
     return [
         "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--lr", lr,
         "--lr-scheduler", "inverse_sqrt", "--warmup-updates", warmup,
         "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1",
-    ]  # fmt: skip
+    ]
+# fmt: on
 
 
+# fmt: off
 PRESETS: dict[str, dict] = {
     "cpu-tiny": {
         "vocab_size": 4000,
@@ -21,7 +24,7 @@ PRESETS: dict[str, dict] = {
             "--share-all-embeddings", "--dropout", "0.1",
             *_adam_inverse_sqrt("1e-3", "200"),
             "--max-tokens", "2048", "--max-update", "3000", "--cpu", "--num-workers", "0",
-        ],  # fmt: skip
+        ],
         "beam": 4,
     },
     "base": {
@@ -30,7 +33,7 @@ PRESETS: dict[str, dict] = {
             "--arch", "transformer", "--share-all-embeddings", "--dropout", "0.3",
             *_adam_inverse_sqrt("5e-4", "4000"),
             "--max-tokens", "8192", "--max-update", "50000", "--fp16",
-        ],  # fmt: skip
+        ],
         "beam": 5,
     },
     "big": {
@@ -39,7 +42,8 @@ PRESETS: dict[str, dict] = {
             "--arch", "transformer_vaswani_wmt_en_de_big", "--share-all-embeddings",
             "--dropout", "0.3", *_adam_inverse_sqrt("7e-4", "4000"),
             "--max-tokens", "8192", "--update-freq", "4", "--max-update", "100000", "--fp16",
-        ],  # fmt: skip
+        ],
         "beam": 5,
     },
 }
+# fmt: on
