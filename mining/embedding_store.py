@@ -80,11 +80,14 @@ def load_ids(embeddings_dir: str, lang: str, columns: list[str] | None = None) -
     return pa.concat_tables([read_ids(parquet, columns) for _, parquet in shards])
 
 
-def load_language(embeddings_dir: str, lang: str, columns: list[str] | None = None):
-    """All shards of a language: (float32 vectors, id table), rows aligned."""
+def load_vectors(embeddings_dir: str, lang: str, dtype=np.float32) -> np.ndarray:
+    """The vectors of all shards of a language, in row order."""
     shards = list_shards(embeddings_dir, lang)
     if not shards:
         raise FileNotFoundError(f"no embedding shards for {lang} in {embeddings_dir}")
-    vectors = np.concatenate([read_vectors(npy) for npy, _ in shards]).astype(np.float32)
-    ids = pa.concat_tables([read_ids(parquet, columns) for _, parquet in shards])
-    return vectors, ids
+    return np.concatenate([read_vectors(npy) for npy, _ in shards]).astype(dtype)
+
+
+def load_language(embeddings_dir: str, lang: str, columns: list[str] | None = None):
+    """All shards of a language: (float32 vectors, id table), rows aligned."""
+    return load_vectors(embeddings_dir, lang), load_ids(embeddings_dir, lang, columns)

@@ -18,7 +18,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from indexes import faiss_index
-from mining.embedding_store import list_shards, load_ids, load_language, read_vectors
+from mining.embedding_store import list_shards, load_ids, load_vectors, read_vectors
 from mining.margin import Neighbours, select_pairs
 from mining.text_normalize import normalize_text
 from pipelines.stage_dir import StageWriter, read_marker, require_complete, upstream_id
@@ -65,8 +65,7 @@ class SearchShard(beam.DoFn):
         self.index, meta = faiss_index.read_index(self.index_path)
         self.rerank = None
         if meta["spec"]["index_type"] != "flat":
-            vectors, _ = load_language(self.target_emb_dir, self.target_lang, columns=["hash"])
-            self.rerank = vectors.astype(np.float16)
+            self.rerank = load_vectors(self.target_emb_dir, self.target_lang, np.float16)
 
     def process(self, shard):
         query_lang, number, npy = shard
@@ -149,16 +148,12 @@ def below_threshold_sample(pairs, src_text, tgt_text, threshold, size: int = 10)
 def default_threshold(margin_kind: str, encoder_dir: str | None) -> float:
     """The encoder's calibrated threshold (ccmine_encoder.json) if any, else the neutral point
     of the margin (1.0 for ratio: as similar as the neighbourhood average)."""
-    import json
-    import os
+    from mining.encoders.loading import read_encoder_config
 
     if encoder_dir:
-        config = os.path.join(encoder_dir, "ccmine_encoder.json")
-        if os.path.exists(config):
-            with open(config, encoding="utf-8") as f:
-                found = json.load(f).get("mining_threshold", {}).get(margin_kind)
-            if found is not None:
-                return float(found)
+        found = read_encoder_config(encoder_dir).get("mining_threshold", {}).get(margin_kind)
+        if found is not None:
+            return float(found)
     return 1.0 if margin_kind == "ratio" else 0.0
 
 

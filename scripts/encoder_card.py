@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from mining.encoders import load_encoder
+from mining.encoders.loading import read_encoder_config
 from mining.evaluation.tatoeba import read_pair
 
 
@@ -35,7 +36,7 @@ def main() -> None:
     args = parser.parse_args()
 
     folder = Path(args.encoder)
-    meta = json.loads((folder / "ccmine_encoder.json").read_text())
+    meta = read_encoder_config(str(folder))
     counts = json.loads(args.counts.read_text())
     tatoeba = json.loads(args.tatoeba.read_text())["scores"]
     model, training, history = meta["model_config"], meta["training"], meta["history"]

@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from mining.encoders.loading import ENCODER_CONFIG
+
 SPECIAL = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3}
 
 
@@ -180,7 +182,7 @@ def export_labse_layout(model: DualEncoder, tokenizer, folder: Path, card: dict)
     )
     (folder / "3_Normalize").mkdir(exist_ok=True)
     (folder / "modules.json").write_text(json.dumps(modules, indent=1))
-    (folder / "ccmine_encoder.json").write_text(
+    (folder / ENCODER_CONFIG).write_text(
         json.dumps(
             {"text_transform": "opencc_t2s", "model_config": asdict(config), **card},
             indent=2,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mining.encoder_training import sources
+from mining.encoders.text_transforms import opencc_t2s
 from mining.text_normalize import normalize_text
 
 log = logging.getLogger("ccmine")
@@ -53,18 +54,12 @@ class Example:
     xx: str
 
 
-def _t2s():
-    import opencc
-
-    return opencc.OpenCC("t2s").convert
-
-
-def overlap_key(text: str, lang: str, t2s=None) -> str:
+def overlap_key(text: str, lang: str) -> str:
     """The normalisation used to find evaluation overlap: NFKC, lower case, spacing, t2s for zh."""
     text = unicodedata.normalize("NFKC", text).lower()
     text = re.sub(r"\s+([.,!?;:])", r"\1", text)
     if lang in ("zh", "cmn"):
-        text = (t2s or _t2s())(text).replace(" ", "")
+        text = opencc_t2s(text).replace(" ", "")
     return " ".join(text.split())
 
 
@@ -158,24 +153,23 @@ def raw_sources(shared: Path, debian_root: Path) -> dict[tuple[str, str], list[t
     return out
 
 
-def evaluation_keys(shared: Path, t2s) -> set[str]:
+def evaluation_keys(shared: Path) -> set[str]:
     """Normalised sentences of Tatoeba v1 (every language) and newstest2021 (the dev set)."""
     keys = set()
     for path in (shared / "tatoeba/v1").glob("tatoeba.*"):
         lang = "zh" if path.name.endswith(".cmn") else "other"
-        keys.update(overlap_key(line, lang, t2s) for line in sources.read_lines(path))
+        keys.update(overlap_key(line, lang) for line in sources.read_lines(path))
     for path in (shared / "wmt/newstest2021").glob("newstest2021.*"):
         lang = "zh" if path.name.endswith(".zh") else "other"
-        keys.update(overlap_key(line, lang, t2s) for line in sources.read_lines(path))
+        keys.update(overlap_key(line, lang) for line in sources.read_lines(path))
     keys.discard("")
     return keys
 
 
 def build_corpus(shared: Path, out_dir: Path, debian_cache: Path) -> dict:
     """Write train.tsv, reserved/anki-en-zh.tsv and counts.json; returns the counts."""
-    t2s = _t2s()
     raw = raw_sources(shared, fetch_debian(debian_cache))
-    forbidden = evaluation_keys(shared, t2s)
+    forbidden = evaluation_keys(shared)
     counts: dict = {}
     seen: set[tuple[str, str, str]] = set()
     kept: list[Example] = []
@@ -185,7 +179,7 @@ def build_corpus(shared: Path, out_dir: Path, debian_cache: Path) -> dict:
     random.Random(RESERVED_SEED).shuffle(order)
     reserved = [anki[i] for i in order[:RESERVED_ANKI]]
     raw["zh", "anki"] = [anki[i] for i in sorted(order[RESERVED_ANKI:])]
-    reserved_keys = {(overlap_key(en, "en"), overlap_key(zh, "zh", t2s)) for en, zh in reserved}
+    reserved_keys = {(overlap_key(en, "en"), overlap_key(zh, "zh")) for en, zh in reserved}
 
     for (lang, source), pairs in raw.items():
         c = Counter(raw=len(pairs))
@@ -194,7 +188,7 @@ def build_corpus(shared: Path, out_dir: Path, debian_cache: Path) -> dict:
             if not en or not xx or len(en) > 400 or len(xx) > 400:
                 c["empty_or_long"] += 1
                 continue
-            ken, kxx = overlap_key(en, "en"), overlap_key(xx, lang, t2s)
+            ken, kxx = overlap_key(en, "en"), overlap_key(xx, lang)
             if ken in forbidden or kxx in forbidden:
                 c["evaluation_overlap"] += 1
                 continue

@@ -52,6 +52,15 @@ def pick_device(device: str = "auto") -> str:
 ENCODER_CONFIG = "ccmine_encoder.json"
 
 
+def read_encoder_config(encoder_dir: str) -> dict:
+    """The encoder's `ccmine_encoder.json` (input transform, calibrated thresholds), or {}."""
+    path = os.path.join(encoder_dir, ENCODER_CONFIG)
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
 def load_encoder(spec: str, device: str = "auto", **kwargs) -> Encoder:
     """Load by short name, directory or hub id; `ccmine_encoder.json` there may name an input
     transform (e.g. OpenCC Traditional-to-Simplified for the bundled encoder)."""
@@ -59,8 +68,6 @@ def load_encoder(spec: str, device: str = "auto", **kwargs) -> Encoder:
     from mining.encoders.transformer import TransformerEncoder
 
     path = resolve_encoder(spec)
-    config_path = os.path.join(path, ENCODER_CONFIG)
-    if os.path.exists(config_path) and "text_transform" not in kwargs:
-        with open(config_path, encoding="utf-8") as f:
-            kwargs["text_transform"] = get_transform(json.load(f).get("text_transform"))
+    if "text_transform" not in kwargs:
+        kwargs["text_transform"] = get_transform(read_encoder_config(path).get("text_transform"))
     return TransformerEncoder(path, name=spec, device=pick_device(device), **kwargs)
