@@ -457,7 +457,7 @@ def calibrate(encoder, src_file, tgt_file, gold_file, margin_kind, mode, k, devi
     from pathlib import Path
 
     from mining.encoders import load_encoder
-    from mining.encoders.loading import ENCODER_CONFIG, resolve_encoder
+    from mining.encoders.loading import ENCODER_CONFIG, read_encoder_config, resolve_encoder
     from mining.evaluation.bucc import evaluate
 
     model = _run_guarded(lambda: load_encoder(encoder, device))
@@ -469,8 +469,9 @@ def calibrate(encoder, src_file, tgt_file, gold_file, margin_kind, mode, k, devi
         f"{best['precision']:.3f}, recall {best['recall']:.3f}, F1 {best['f1']:.3f}"
     )
     if write:
-        path = Path(resolve_encoder(encoder)) / ENCODER_CONFIG
-        config = json.loads(path.read_text()) if path.exists() else {}
+        encoder_dir = resolve_encoder(encoder)
+        path = Path(encoder_dir) / ENCODER_CONFIG
+        config = read_encoder_config(encoder_dir)
         config.setdefault("mining_threshold", {})[margin_kind] = round(best["threshold"], 4)
         path.write_text(json.dumps(config, indent=2, ensure_ascii=False))
         click.echo(f"written to {path}")
