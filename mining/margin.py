@@ -57,8 +57,22 @@ def candidate_scores(fwd: Neighbours, bwd: Neighbours, kind: str) -> tuple[np.nd
     return fwd_scores, bwd_scores
 
 
-def select_pairs(fwd: Neighbours, bwd: Neighbours, kind: str = "ratio", mode: str = "max") -> Pairs:
-    """The best candidate of each sentence, combined by `mode`, sorted by score (best first).
+def best_candidates(fwd: Neighbours, bwd: Neighbours, kind: str) -> tuple[Pairs, Pairs]:
+    """Each source's best-scoring target (forward) and each target's best source (backward)."""
+    fwd_scores, bwd_scores = candidate_scores(fwd, bwd, kind)
+    rows_f, rows_b = np.arange(len(fwd.ids)), np.arange(len(bwd.ids))
+    f_arg, b_arg = fwd_scores.argmax(axis=1), bwd_scores.argmax(axis=1)
+    forward = Pairs(
+        rows_f, fwd.ids[rows_f, f_arg], fwd_scores[rows_f, f_arg], fwd.sims[rows_f, f_arg]
+    )
+    backward = Pairs(
+        bwd.ids[rows_b, b_arg], rows_b, bwd_scores[rows_b, b_arg], bwd.sims[rows_b, b_arg]
+    )
+    return forward, backward
+
+
+def combine(forward: Pairs, backward: Pairs, mode: str = "max") -> Pairs:
+    """Best candidates of both directions combined by `mode`, sorted by score (best first).
 
     forward: each source with its best target; backward: each target with its best source;
     intersect: pairs that are each other's best; max: both directions pooled, then kept one to
@@ -66,31 +80,32 @@ def select_pairs(fwd: Neighbours, bwd: Neighbours, kind: str = "ratio", mode: st
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; one of {MODES}")
-    fwd_scores, bwd_scores = candidate_scores(fwd, bwd, kind)
-    n_src, n_tgt = len(fwd.ids), len(bwd.ids)
-    fwd_arg = fwd_scores.argmax(axis=1)
-    bwd_arg = bwd_scores.argmax(axis=1)
-    f_src, f_tgt = np.arange(n_src), fwd.ids[np.arange(n_src), fwd_arg]
-    f_score, f_cos = fwd_scores[np.arange(n_src), fwd_arg], fwd.sims[np.arange(n_src), fwd_arg]
-    b_src, b_tgt = bwd.ids[np.arange(n_tgt), bwd_arg], np.arange(n_tgt)
-    b_score, b_cos = bwd_scores[np.arange(n_tgt), bwd_arg], bwd.sims[np.arange(n_tgt), bwd_arg]
-
     if mode == "forward":
-        src, tgt, score, cos = f_src, f_tgt, f_score, f_cos
+        chosen = forward
     elif mode == "backward":
-        src, tgt, score, cos = b_src, b_tgt, b_score, b_cos
+        chosen = backward
     elif mode == "intersect":
-        keep = b_src[f_tgt] == f_src
-        src, tgt, score, cos = f_src[keep], f_tgt[keep], f_score[keep], f_cos[keep]
+        size = int(max(forward.tgt.max(initial=-1), backward.tgt.max(initial=-1))) + 1
+        best_src_of = np.full(size, -1, dtype=np.int64)
+        best_src_of[backward.tgt] = backward.src
+        keep = best_src_of[forward.tgt] == forward.src
+        chosen = Pairs(forward.src[keep], forward.tgt[keep], forward.score[keep], forward.cos[keep])
     else:
-        src, tgt, score, cos = _greedy_one_to_one(
-            np.concatenate([f_src, b_src]),
-            np.concatenate([f_tgt, b_tgt]),
-            np.concatenate([f_score, b_score]),
-            np.concatenate([f_cos, b_cos]),
+        chosen = _greedy_one_to_one(
+            np.concatenate([forward.src, backward.src]),
+            np.concatenate([forward.tgt, backward.tgt]),
+            np.concatenate([forward.score, backward.score]),
+            np.concatenate([forward.cos, backward.cos]),
         )
-    order = np.argsort(-score, kind="stable")
-    return Pairs(src[order], tgt[order], score[order], cos[order])
+    order = np.argsort(-chosen.score, kind="stable")
+    return Pairs(chosen.src[order], chosen.tgt[order], chosen.score[order], chosen.cos[order])
+
+
+def select_pairs(fwd: Neighbours, bwd: Neighbours, kind: str = "ratio", mode: str = "max") -> Pairs:
+    """Pairs from the kNN of both directions: margin scores, best candidates, `mode` (combine)."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; one of {MODES}")
+    return combine(*best_candidates(fwd, bwd, kind), mode)
 
 
 def _greedy_one_to_one(src, tgt, score, cos):
@@ -104,4 +119,4 @@ def _greedy_one_to_one(src, tgt, score, cos):
         used_tgt.add(t)
         keep.append(i)
     keep = np.asarray(keep, dtype=np.int64)
-    return src[keep], tgt[keep], score[keep], cos[keep]
+    return Pairs(src[keep], tgt[keep], score[keep], cos[keep])

@@ -2,13 +2,15 @@
 
 Query shards are searched in parallel by Beam workers, each of which loads the other language's
 whole index once (so margins do not depend on sharding) and re-scores the candidates with the
-exact embeddings. Neighbour means are then looked up per candidate by sentence id, and pairs are
-selected by the chosen retrieval mode.
+exact embeddings. Candidates are joined by key (the target's shard) with the target side's
+neighbour means, scored, and reduced to each sentence's best candidate in Beam; the driver then
+combines both directions by the retrieval mode (the greedy one-to-one `max` is sequential).
 """
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import apache_beam as beam
 import numpy as np
@@ -18,8 +20,8 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from indexes import faiss_index
-from mining.embedding_store import list_shards, load_ids, load_vectors, read_vectors
-from mining.margin import Neighbours, select_pairs
+from mining.embedding_store import list_shards, load_ids, load_vectors, read_vectors, shard_rows
+from mining.margin import Pairs, combine, margin
 from mining.text_normalize import normalize_text
 from pipelines.stage_dir import StageWriter, read_marker, require_complete, upstream_id
 
@@ -42,24 +44,28 @@ ROWS_PER_PART = 1_000_000
 
 
 class SearchShard(beam.DoFn):
-    """Searches one query shard against a whole index (loaded once per worker) and writes the
-    neighbours to `out_dir/QUERYLANG-NNNNN.npz`."""
+    """Searches one query shard against a whole index (loaded once per worker).
+
+    Emits the shard's neighbour means, keyed by (query language, shard), on the `means` output,
+    and its candidates keyed by the (target language, shard) that holds each neighbour, so that
+    the join with the target side's means is by key.
+    """
 
     def __init__(
         self,
         index_path: str,
         target_emb_dir: str,
         target_lang: str,
+        target_starts: list[int],
         k: int,
         candidates: int,
-        out_dir: str,
     ):
         self.index_path = index_path
         self.target_emb_dir = target_emb_dir
         self.target_lang = target_lang
+        self.target_starts = target_starts
         self.k = k
         self.candidates = candidates
-        self.out_dir = out_dir
 
     def setup(self):
         self.index, meta = faiss_index.read_index(self.index_path)
@@ -68,49 +74,148 @@ class SearchShard(beam.DoFn):
             self.rerank = load_vectors(self.target_emb_dir, self.target_lang, np.float16)
 
     def process(self, shard):
-        query_lang, number, npy = shard
+        query_lang, number, npy, offset = shard
         sims, ids = faiss_index.search(
             self.index, read_vectors(npy), self.k, self.rerank, self.candidates
         )
+        means = sims.mean(axis=1)
+        yield beam.pvalue.TaggedOutput("means", ((query_lang, number), (offset, means)))
+        rows, cols = np.nonzero(ids >= 0)  # IVF may find fewer than k
+        target_shard = np.searchsorted(self.target_starts, ids[rows, cols], side="right") - 1
+        for target in np.unique(target_shard):
+            sel = target_shard == target
+            r, c = rows[sel], cols[sel]
+            candidates = CandidateBlock(query_lang, number, offset + r, c, ids[r, c], sims[r, c])
+            yield (self.target_lang, int(target)), (candidates, means[r])
+
+
+@dataclass
+class CandidateBlock:
+    """Candidates of one query shard: query row ids, neighbour rank, target row ids, cosine."""
+
+    query_lang: str
+    query_shard: int
+    query: np.ndarray
+    rank: np.ndarray
+    target: np.ndarray
+    cos: np.ndarray
+
+
+class ScoreCandidates(beam.DoFn):
+    """The keyed join: candidates that point into one target shard meet that shard's neighbour
+    means and get their margin scores; re-keyed by the query shard they came from."""
+
+    def __init__(self, margin_kind: str):
+        self.margin_kind = margin_kind
+
+    def process(self, joined):
+        _key, grouped = joined
+        (offset, target_means), *rest = grouped["means"] or [(0, np.zeros(0))]
+        assert not rest, "one means entry per shard"
+        for block, query_means in grouped["candidates"]:
+            scores = margin(
+                block.cos, query_means, target_means[block.target - offset], self.margin_kind
+            )
+            yield (block.query_lang, block.query_shard), (block, scores)
+
+
+class BestPerQuery(beam.DoFn):
+    """Each query's best-scoring candidate (ties: the nearer neighbour, as argmax would),
+    written as `out_dir/QUERYLANG-NNNNN.npz`."""
+
+    def __init__(self, out_dir: str):
+        self.out_dir = out_dir
+
+    def process(self, keyed):
+        (query_lang, number), scored = keyed
+        scored = list(scored)
+        query = np.concatenate([b.query for b, _ in scored])
+        rank = np.concatenate([b.rank for b, _ in scored])
+        target = np.concatenate([b.target for b, _ in scored])
+        cos = np.concatenate([b.cos for b, _ in scored])
+        score = np.concatenate([s for _, s in scored])
+        order = np.lexsort((rank, -score, query))
+        _, first = np.unique(query[order], return_index=True)
+        best = order[first]
         buffer = io.BytesIO()
-        np.savez(buffer, sims=sims, ids=ids)
+        np.savez(buffer, query=query[best], target=target[best], score=score[best], cos=cos[best])
         path = FileSystems.join(self.out_dir, f"{query_lang}-{number:05d}.npz")
         with FileSystems.create(path) as out:
             out.write(buffer.getvalue())
         yield path
 
 
-def _query_shards(emb_dir: str, lang: str) -> list[tuple[str, int, str]]:
-    return [(lang, n, npy) for n, (npy, _) in enumerate(list_shards(emb_dir, lang))]
+def _query_shards(emb_dir: str, lang: str) -> list[tuple[str, int, str, int]]:
+    """(lang, shard number, vectors path, id of its first row) per shard."""
+    shards, offset = [], 0
+    for number, (npy, parquet) in enumerate(list_shards(emb_dir, lang)):
+        shards.append((lang, number, npy, offset))
+        offset += shard_rows(parquet)
+    return shards
 
 
-def build_search_pipeline(pipeline, emb_dir, index_dir, src, tgt, k, candidates, work_dir):
+def build_search_pipeline(
+    pipeline, emb_dir, index_dir, src, tgt, k, candidates, margin_kind, work_dir
+):
+    """kNN of every query shard in both directions (in parallel), margins by a keyed join of
+    candidates with the other side's neighbour means, and each query's best candidate."""
+    shards = {lang: _query_shards(emb_dir, lang) for lang in (src, tgt)}
+    means, blocks = [], []
     for query, target in ((src, tgt), (tgt, src)):
         index_path = FileSystems.join(index_dir, f"{target}.faiss")
-        _ = (
+        starts = [offset for *_, offset in shards[target]]
+        searched = (
             pipeline
-            | f"QueryShards_{query}" >> beam.Create(_query_shards(emb_dir, query))
+            | f"QueryShards_{query}" >> beam.Create(shards[query])
             | f"Spread_{query}" >> beam.Reshuffle()
             | f"Search_{query}_in_{target}"
-            >> beam.ParDo(SearchShard(index_path, emb_dir, target, k, candidates, work_dir))
+            >> beam.ParDo(
+                SearchShard(index_path, emb_dir, target, starts, k, candidates)
+            ).with_outputs("means", main="candidates")
         )
+        means.append(searched.means)
+        blocks.append(searched.candidates)
+    return (
+        {
+            "means": means | "AllMeans" >> beam.Flatten(),
+            "candidates": blocks | "AllCandidates" >> beam.Flatten(),
+        }
+        | "JoinMeansByShard" >> beam.CoGroupByKey()
+        | "Score" >> beam.ParDo(ScoreCandidates(margin_kind))
+        | "ByQueryShard" >> beam.GroupByKey()
+        | "BestPerQuery" >> beam.ParDo(BestPerQuery(work_dir))
+    )
 
 
-def knn_both_directions(emb_dir, index_dir, src, tgt, k, candidates, work_dir, options):
-    """(src->tgt, tgt->src) neighbours, every query shard searched in parallel."""
+def best_both_directions(
+    emb_dir, index_dir, src, tgt, k, candidates, margin_kind, work_dir, options
+):
+    """(forward, backward) best candidates, as Pairs with src/tgt row ids."""
     with beam.Pipeline(options=options) as pipeline:
-        build_search_pipeline(pipeline, emb_dir, index_dir, src, tgt, k, candidates, work_dir)
-    return tuple(_stack(work_dir, lang, len(list_shards(emb_dir, lang))) for lang in (src, tgt))
+        build_search_pipeline(
+            pipeline, emb_dir, index_dir, src, tgt, k, candidates, margin_kind, work_dir
+        )
+    forward = _load_best(work_dir, src, len(list_shards(emb_dir, src)))
+    backward = _load_best(work_dir, tgt, len(list_shards(emb_dir, tgt)))
+    # backward's queries are targets: swap into (src, tgt) orientation
+    backward = Pairs(backward.tgt, backward.src, backward.score, backward.cos)
+    return forward, backward
 
 
-def _stack(work_dir: str, lang: str, count: int) -> Neighbours:
-    sims, ids = [], []
+def _load_best(work_dir: str, lang: str, count: int) -> Pairs:
+    parts = []
     for number in range(count):
-        with FileSystems.open(FileSystems.join(work_dir, f"{lang}-{number:05d}.npz")) as stream:
+        path = FileSystems.join(work_dir, f"{lang}-{number:05d}.npz")
+        if not FileSystems.exists(path):  # an empty shard has no candidates
+            continue
+        with FileSystems.open(path) as stream:
             arrays = np.load(io.BytesIO(stream.read()))
-            sims.append(arrays["sims"])
-            ids.append(arrays["ids"])
-    return Neighbours(np.concatenate(sims), np.concatenate(ids))
+            parts.append([arrays[name] for name in ("query", "target", "score", "cos")])
+    if not parts:
+        return Pairs(
+            *(np.zeros(0, dtype) for dtype in (np.int64, np.int64, np.float32, np.float32))
+        )
+    return Pairs(*(np.concatenate(column) for column in zip(*parts, strict=True)))
 
 
 def same_text(a: str, b: str) -> bool:
@@ -202,19 +307,20 @@ def run(
     pair_name = f"{src}-{tgt}"
     writer = StageWriter(FileSystems.join(run_dir, STAGE), pair_name)
     try:
-        fwd, bwd = knn_both_directions(
+        forward, backward = best_both_directions(
             emb_dir,
             index_dir,
             src,
             tgt,
             k,
             candidates,
+            margin_kind,
             writer.path(),
             PipelineOptions(beam_args or []),
         )
         for path in (FileSystems.join(writer.path(), f"{lang}-*.npz") for lang in (src, tgt)):
             FileSystems.delete([m.path for m in FileSystems.match([path])[0].metadata_list])
-        pairs = select_pairs(fwd, bwd, margin_kind, mode)
+        pairs = combine(forward, backward, mode)
         src_ids = load_ids(emb_dir, src, columns=["hash", "text", "url"])
         tgt_ids = load_ids(emb_dir, tgt, columns=["hash", "text", "url"])
         src_text = src_ids.column("text").to_pylist()
@@ -242,8 +348,8 @@ def run(
         raise
     counts, edges = np.histogram(pairs.score, bins=40)
     stats = {
-        "src_sentences": len(fwd.ids),
-        "tgt_sentences": len(bwd.ids),
+        "src_sentences": len(src_text),
+        "tgt_sentences": len(tgt_text),
         "candidates": len(pairs.score),
         "kept": int(len(keep)),
         "dropped": dropped,

@@ -84,7 +84,15 @@ def test_index_and_mine_build_for_dataflow(tmp_path):
     assert pipeline.run().state == "DONE"
     pipeline = dataflow_pipeline()
     mine.build_search_pipeline(
-        pipeline, str(tmp_path), "gs://b/run/indexes", "de", "en", 4, 32, "gs://b/run/bitext/de-en"
+        pipeline,
+        str(tmp_path),
+        "gs://b/run/indexes",
+        "de",
+        "en",
+        4,
+        32,
+        "ratio",
+        "gs://b/run/bitext/de-en",
     )
     assert pipeline.run().state == "DONE"
 
@@ -96,7 +104,9 @@ def test_worker_code_pickles():
         embed.SentenceEncoderHandler("bundled", "cpu", 64, 1024, 2),
         embed.WriteShard("gs://b/out", "float16"),
         index.AddShard("gs://b/empty.faiss", "gs://b/parts"),
-        mine.SearchShard("gs://b/en.faiss", "gs://b/emb", "en", 4, 32, "gs://b/out"),
+        mine.SearchShard("gs://b/en.faiss", "gs://b/emb", "en", [0, 100], 4, 32),
+        mine.ScoreCandidates("ratio"),
+        mine.BestPerQuery("gs://b/out"),
     ):
         restored = pickler.loads(pickler.dumps(fn))
         assert type(restored) is type(fn) and vars(restored) == vars(fn)

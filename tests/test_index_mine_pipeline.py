@@ -7,7 +7,8 @@ import pytest
 from click.testing import CliRunner
 
 from indexes import faiss_index
-from mining.embedding_store import write_shard
+from mining.embedding_store import load_vectors, write_shard
+from mining.margin import Neighbours, select_pairs
 from pipelines import index, mine
 from pipelines.cli import cli
 from pipelines.stage_dir import StageWriter
@@ -74,6 +75,29 @@ def test_flat_index_and_mining(run_dir):
     assert scores == sorted(scores, reverse=True) and min(scores) >= 1.05
     assert rows[0]["src_lang"] == "de" and rows[0]["src_url"].startswith("http://de.example/")
     assert rows[0]["src_hash"] == 1000 + int(rows[0]["src_text"].split()[-1])
+
+
+@pytest.mark.parametrize(
+    "margin_kind,mode",
+    [("ratio", "max"), ("ratio", "intersect"), ("distance", "forward"), ("absolute", "backward")],
+)
+def test_beam_join_selects_the_pairs_of_the_definition(run_dir, margin_kind, mode):
+    """Candidates scored by the keyed join across shards give exactly select_pairs' pairs."""
+    index.run(str(run_dir), ["de", "en"], {"index_type": "flat"})
+    mine.run(str(run_dir), "de", "en", 4, margin_kind, mode, threshold=-10.0)
+    emb = str(run_dir / "embeddings")
+    de, en = load_vectors(emb, "de", np.float32), load_vectors(emb, "en", np.float32)
+
+    def exact_knn(queries, targets):
+        sims = queries @ targets.T
+        ids = np.argsort(-sims, axis=1, kind="stable")[:, :4]
+        return Neighbours(np.take_along_axis(sims, ids, axis=1), ids)
+
+    expected = select_pairs(exact_knn(de, en), exact_knn(en, de), margin_kind, mode)
+    rows = read_bitext(run_dir)
+    got = [(int(r["src_text"].split()[-1]), int(r["tgt_text"].split()[-1])) for r in rows]
+    assert got == list(zip(expected.src.tolist(), expected.tgt.tolist(), strict=True))
+    assert np.allclose([r["score"] for r in rows], expected.score, atol=1e-5)
 
 
 def test_ivfpq_index_is_merged_from_shards_and_mines_the_same(run_dir):
