@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 
 import pyarrow.compute as pc
@@ -57,7 +58,16 @@ def load_pairs(path: str, src: str, tgt: str, min_score: float | None = None):
     return src_texts, tgt_texts, counts
 
 
-def split_valid(src: list[str], tgt: list[str], size: int):
-    """The last `size` pairs (at most 5%) as a validation set for checkpoint selection."""
+def split_valid(src: list[str], tgt: list[str], size: int, seed: int = 1):
+    """A seeded random `size` pairs (at most 5%) as the validation set for checkpoint selection.
+
+    Random, not the last rows: mined bitext is sorted by score, so its tail is its worst part.
+    """
     size = max(1, min(size, len(src) // 20))
-    return (src[:-size], tgt[:-size]), (src[-size:], tgt[-size:])
+    valid = set(random.Random(seed).sample(range(len(src)), size))
+    train = [i for i in range(len(src)) if i not in valid]
+    held = sorted(valid)
+    return (
+        ([src[i] for i in train], [tgt[i] for i in train]),
+        ([src[i] for i in held], [tgt[i] for i in held]),
+    )

@@ -213,7 +213,7 @@ def run(config: NmtConfig) -> dict:
     a, b, counts = load_pairs(config.bitext, first, second, config.min_score)
     if len(a) < 20:
         raise ValueError(f"only {len(a)} training pairs in {config.bitext} after filtering")
-    (train_a, train_b), (valid_a, valid_b) = split_valid(a, b, config.valid_size)
+    (train_a, train_b), (valid_a, valid_b) = split_valid(a, b, config.valid_size, config.seed)
     test_a, test_b = read_lines(config.test_src), read_lines(config.test_ref)
     if len(test_a) != len(test_b):
         raise ValueError(f"{config.test_src} and {config.test_ref} differ in length")

@@ -42,10 +42,15 @@ def test_score_filter_and_orientation(tmp_path):
         load_pairs(str(tmp_path / "a.parquet"), "en", "zh")
 
 
-def test_valid_split_is_small_and_disjoint():
+def test_valid_split_is_small_disjoint_and_not_the_tail():
     src = [f"s{i}" for i in range(1000)]
-    (train, _), (valid, _) = split_valid(src, src, 500)
-    assert len(valid) == 50 and not set(train) & set(valid)
+    tgt = [f"t{i}" for i in range(1000)]
+    (train, train_tgt), (valid, valid_tgt) = split_valid(src, tgt, 500)
+    assert len(valid) == 50 and len(train) == 950 and not set(train) & set(valid)
+    assert [s[1:] for s in valid] == [t[1:] for t in valid_tgt]  # pairs stay aligned
+    # mined bitext is sorted by score: the validation set must not be its worst tail
+    assert min(int(s[1:]) for s in valid) < 500
+    assert split_valid(src, tgt, 500) == split_valid(src, tgt, 500)
 
 
 def test_generate_parsing_and_scores(tmp_path):
