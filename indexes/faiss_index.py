@@ -18,6 +18,11 @@ from apache_beam.io.filesystems import FileSystems
 log = logging.getLogger("ccmine")
 # Below this many vectors an exact (flat) index is both fast enough and exact, as in stopes.
 FLAT_MAX = 100_000
+# k-means training points per IVF list: FAISS warns below 39; more costs time, not recall
+# (benchmarks/sweep_ivf.py).
+TRAIN_POINTS_PER_LIST = 64
+# Approximate neighbours re-scored with the exact vectors per query (the miner's --candidates).
+CANDIDATES = 32
 
 
 @dataclass
@@ -28,14 +33,24 @@ class IndexSpec:
     pq_m: int = 0
     opq: bool = False
     nprobe: int = 0
+    pq_bits: int = 8
 
     def factory(self) -> str:
-        """PQ codes only find candidates: the mine stage re-scores them with the embeddings."""
+        """PQ codes only find candidates: the mine stage re-scores them with the embeddings.
+
+        4-bit codes use FAISS's SIMD fast-scan layout (`x4fsr`, on residuals); 8-bit codes are
+        for GPUs, whose IVF-PQ has no fast scan ("np": no polysemous training, which costs
+        minutes and only helps Hamming filtering).
+        """
         if self.index_type == "flat":
             return "Flat"
         prefix = f"OPQ{self.pq_m}," if self.opq else ""
-        # "np": no polysemous training, which costs minutes and only helps Hamming filtering.
-        return f"{prefix}IVF{self.nlist},PQ{self.pq_m}np"
+        codes = f"PQ{self.pq_m}x4fsr" if self.pq_bits == 4 else f"PQ{self.pq_m}np"
+        return f"{prefix}IVF{self.nlist},{codes}"
+
+    @property
+    def gpu_capable(self) -> bool:
+        return self.index_type == "flat" or self.pq_bits == 8
 
 
 def choose_spec(
@@ -46,18 +61,29 @@ def choose_spec(
     pq_m: int | None = None,
     opq: bool = False,
     nprobe: int | None = None,
+    pq_bits: int | None = None,
+    gpu: bool = False,
 ) -> IndexSpec:
-    """The index for a corpus size: flat below FLAT_MAX vectors, IVF-PQ above (or as forced)."""
+    """The index for a corpus size: flat below FLAT_MAX vectors, IVF-PQ above (or as forced).
+
+    IVF-PQ defaults (benchmarks/sweep_ivf.py): about 4*sqrt(n) lists; on CPU 4-bit fast-scan
+    codes with dim/2 sub-quantizers (2 dimensions each: fine enough that the true neighbours
+    are among 32 candidates), on GPU 8-bit codes with dim/8.
+    """
     if index_type == "auto":
         index_type = "flat" if count < FLAT_MAX else "ivfpq"
     if index_type == "flat":
         return IndexSpec("flat", dim)
     if index_type != "ivfpq":
         raise ValueError(f"unknown index type {index_type!r} (auto, flat, ivfpq)")
+    pq_bits = pq_bits or (8 if gpu else 4)
+    if pq_bits not in (4, 8):
+        raise ValueError(f"PQ codes have 4 or 8 bits, not {pq_bits}")
     nlist = nlist or max(16, 2 ** round(math.log2(4 * math.sqrt(max(count, 1)))))
-    pq_m = pq_m or next(m for m in (dim // 8, dim // 4, dim // 2, dim) if dim % m == 0)
-    nprobe = nprobe or max(16, nlist // 32)
-    return IndexSpec("ivfpq", dim, nlist, pq_m, opq, nprobe)
+    preferred = (dim // 2, dim // 4, dim // 8, dim) if pq_bits == 4 else (dim // 8, dim // 4, dim)
+    pq_m = pq_m or next(m for m in preferred if m and dim % m == 0)
+    nprobe = min(nlist, nprobe or max(16, nlist // 32))  # fast scan misbehaves past nlist
+    return IndexSpec("ivfpq", dim, nlist, pq_m, opq, nprobe, pq_bits)
 
 
 def new_index(spec: IndexSpec) -> faiss.Index:
@@ -65,8 +91,8 @@ def new_index(spec: IndexSpec) -> faiss.Index:
 
 
 def training_sample(vectors: np.ndarray, spec: IndexSpec, seed: int = 0) -> np.ndarray:
-    """At most 256 training points per list (FAISS's own ceiling for k-means)."""
-    size = min(len(vectors), max(256 * spec.nlist, 10_000))
+    """TRAIN_POINTS_PER_LIST points per IVF list (at least 10,000), drawn without replacement."""
+    size = min(len(vectors), max(TRAIN_POINTS_PER_LIST * spec.nlist, 10_000))
     rows = np.random.default_rng(seed).choice(len(vectors), size=size, replace=False)
     return np.ascontiguousarray(vectors[np.sort(rows)], dtype=np.float32)
 
@@ -117,7 +143,7 @@ def read_index(path: str, use_gpu: bool | None = None) -> tuple[faiss.Index, dic
     spec = IndexSpec(**meta["spec"])
     index = load_index(path)
     set_search_params(index, spec)
-    if use_gpu if use_gpu is not None else gpu_available():
+    if spec.gpu_capable and (use_gpu if use_gpu is not None else gpu_available()):
         index = to_device(index, True)
         if spec.index_type == "ivfpq":
             faiss.GpuParameterSpace().set_index_parameter(index, "nprobe", spec.nprobe)
@@ -131,7 +157,7 @@ def train_index(vectors: np.ndarray, spec: IndexSpec, use_gpu: bool | None = Non
         return index
     sample = training_sample(vectors, spec)
     log.info("training %s on %d vectors", spec.factory(), len(sample))
-    if use_gpu if use_gpu is not None else gpu_available():
+    if spec.gpu_capable and (use_gpu if use_gpu is not None else gpu_available()):
         gpu_index = to_device(index, True)
         gpu_index.train(sample)
         return faiss.index_gpu_to_cpu(gpu_index)
@@ -176,7 +202,7 @@ def search(
     queries: np.ndarray,
     k: int,
     rerank: np.ndarray | None = None,
-    candidates: int = 64,
+    candidates: int = CANDIDATES,
     batch: int = 8192,
 ):
     """Batched kNN: (similarities, ids), each (n, k), best first.

@@ -35,7 +35,7 @@ class ChainConfig:
     mode: str = "max"
     threshold: float | None = None
     max_score: float | None = None
-    candidates: int = 64
+    candidates: int | None = None  # IVF-PQ: faiss_index.CANDIDATES
     force: bool = False
     beam_args: list[str] = field(default_factory=list)
 

@@ -243,17 +243,31 @@ def embed(
     help="auto: exact below 100,000 vectors, IVF-PQ above.",
 )
 @click.option("--nlist", type=int, help="IVF lists (default about 4*sqrt(n)).")
-@click.option("--pq-m", type=int, help="PQ sub-quantizers (default dim/8).")
+@click.option(
+    "--pq-m", type=int, help="PQ sub-quantizers (default dim/2 for 4-bit, dim/8 for 8-bit codes)."
+)
+@click.option(
+    "--pq-bits",
+    type=click.Choice(["4", "8"]),
+    help="Bits per PQ code: 4 = SIMD fast scan (CPU default), 8 (GPU default).",
+)
 @click.option("--opq", is_flag=True, help="Learn an OPQ rotation before PQ.")
 @click.option(
     "--nprobe", type=int, help="Lists searched per query (default nlist/32, at least 16)."
 )
 @click.pass_context
-def index(ctx, run_dir, langs, index_type, nlist, pq_m, opq, nprobe):
+def index(ctx, run_dir, langs, index_type, nlist, pq_m, pq_bits, opq, nprobe):
     """Build one FAISS index per language in RUN_DIR/indexes/."""
     from pipelines import index as stage
 
-    args = {"index_type": index_type, "nlist": nlist, "pq_m": pq_m, "opq": opq, "nprobe": nprobe}
+    args = {
+        "index_type": index_type,
+        "nlist": nlist,
+        "pq_m": pq_m,
+        "pq_bits": int(pq_bits) if pq_bits else None,
+        "opq": opq,
+        "nprobe": nprobe,
+    }
     stats = _run_guarded(lambda: stage.run(run_dir, list(parse_langs(langs)), args, ctx.args))
     for lang, meta in stats["indexes"].items():
         click.echo(f"{lang}: {meta['count']} vectors, {meta['factory']}")
@@ -288,9 +302,7 @@ def index(ctx, run_dir, langs, index_type, nlist, pq_m, opq, nprobe):
 @click.option(
     "--candidates",
     type=int,
-    default=64,
-    show_default=True,
-    help="IVF-PQ candidates re-scored exactly per query.",
+    help="IVF-PQ candidates re-scored exactly per query (default 32).",
 )
 @click.pass_context
 def mine(ctx, run_dir, src, tgt, k, margin_kind, mode, threshold, max_score, candidates):

@@ -71,9 +71,11 @@ def build_language(emb_dir, lang, out_dir, options, index_args, encoder) -> dict
     offsets = shard_offsets(shards)
     dim = read_vectors(shards[0][0]).shape[1]
     count = offsets[-1][2] + shard_rows(shards[-1][1])
-    spec = faiss_index.choose_spec(count, dim, **index_args)
+    spec = faiss_index.choose_spec(count, dim, **index_args, gpu=faiss_index.gpu_available())
     sample = (
-        _training_vectors(shards, spec, 256 * spec.nlist) if spec.index_type == "ivfpq" else None
+        _training_vectors(shards, spec, faiss_index.TRAIN_POINTS_PER_LIST * spec.nlist)
+        if spec.index_type == "ivfpq"
+        else None
     )
     empty = (
         faiss_index.train_index(sample, spec) if sample is not None else faiss_index.new_index(spec)

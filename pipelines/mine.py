@@ -294,12 +294,13 @@ def run(
     mode: str = "max",
     threshold: float | None = None,
     max_score: float | None = None,
-    candidates: int = 64,
+    candidates: int | None = None,
     beam_args: list[str] | None = None,
 ) -> dict:
     """Mine src-tgt pairs into RUN_DIR/bitext/SRC-TGT/ (its own stage directory)."""
     emb_dir = require_complete(run_dir, "embeddings")
     index_dir = require_complete(run_dir, "indexes")
+    candidates = candidates or faiss_index.CANDIDATES
     config = stage_config(run_dir, src, tgt, k, margin_kind, mode, threshold, max_score, candidates)
     encoder_dir = read_marker(run_dir, "embeddings")["config"].get("encoder_dir")
     if threshold is None:
@@ -373,5 +374,5 @@ def stage_config(run_dir, src, tgt, k, margin_kind, mode, threshold, max_score, 
         "mode": mode,
         "threshold": threshold,
         "max_score": max_score,
-        "candidates": candidates,
+        "candidates": candidates or faiss_index.CANDIDATES,
     }

@@ -100,13 +100,15 @@ def test_beam_join_selects_the_pairs_of_the_definition(run_dir, margin_kind, mod
     assert np.allclose([r["score"] for r in rows], expected.score, atol=1e-5)
 
 
-def test_ivfpq_index_is_merged_from_shards_and_mines_the_same(run_dir):
+@pytest.mark.parametrize("bits,codes", [(4, "PQ8x4fsr"), (8, "PQ8np")])
+def test_ivfpq_index_is_merged_from_shards_and_mines_the_same(run_dir, bits, codes):
     index.run(str(run_dir), ["de", "en"], {"index_type": "flat"})
     mine.run(str(run_dir), "de", "en", threshold=1.05)
     exact = {(r["src_text"], r["tgt_text"]) for r in read_bitext(run_dir)}
 
-    stats = index.run(str(run_dir), ["de", "en"], {"index_type": "ivfpq", "nlist": 8, "pq_m": 8})
-    assert stats["indexes"]["en"]["factory"] == "IVF8,PQ8np"
+    args = {"index_type": "ivfpq", "nlist": 8, "pq_m": 8, "pq_bits": bits}
+    stats = index.run(str(run_dir), ["de", "en"], args)
+    assert stats["indexes"]["en"]["factory"] == f"IVF8,{codes}"
     built, meta = faiss_index.read_index(str(run_dir / "indexes" / "en.faiss"))
     assert built.ntotal == 500 and meta["count"] == 500 and meta["encoder"] == "synthetic"
     mine.run(str(run_dir), "de", "en", threshold=1.05)
