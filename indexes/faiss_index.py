@@ -221,7 +221,8 @@ def search(
         found_sims, found_ids = index.search(chunk, fetch)
         if rerank is not None:
             safe = np.where(found_ids < 0, 0, found_ids)
-            exact = np.einsum("nd,nkd->nk", chunk, rerank[safe].astype(np.float32))
+            # batched matrix-vector products: (n, fetch, dim) @ (n, dim, 1)
+            exact = np.matmul(rerank[safe].astype(np.float32), chunk[:, :, None])[..., 0]
             found_sims = np.where(found_ids < 0, -np.inf, exact)
             top = np.argsort(-found_sims, axis=1, kind="stable")[:, :k]
             found_sims = np.take_along_axis(found_sims, top, axis=1)
