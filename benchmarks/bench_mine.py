@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -29,33 +31,40 @@ DIM = 768
 def synthetic(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Clustered unit vectors; y's first n/2 rows are noisy copies of x's first n/2."""
     rng = np.random.default_rng(seed)
-    centers = rng.normal(size=(max(10, n // 200), DIM)).astype(np.float32)
+    centers = rng.standard_normal((max(10, n // 200), DIM), dtype=np.float32)
+
+    def noise(count):
+        return rng.standard_normal((count, DIM), dtype=np.float32)
 
     def cloud(count):
         points = centers[rng.integers(0, len(centers), count)]
-        points += 0.8 * rng.normal(size=(count, DIM)).astype(np.float32)
+        for start in range(0, count, 100_000):  # float32 in blocks: 1M x 768 stays 3 GB
+            points[start : start + 100_000] += 0.8 * noise(len(points[start : start + 100_000]))
         return points
 
     x = cloud(n)
     y = cloud(n)
     half = n // 2
-    y[:half] = x[:half] + 0.25 * rng.normal(size=(half, DIM)).astype(np.float32)
+    for start in range(0, half, 100_000):
+        stop = min(start + 100_000, half)
+        y[start:stop] = x[start:stop] + 0.25 * noise(stop - start)
     for arr in (x, y):
         arr /= np.linalg.norm(arr, axis=1, keepdims=True)
     return x, y
 
 
-def reference_mine(x, y, k=4):
-    """faiss exact kNN, then LASER-style Python loops over every candidate (ratio, max mode)."""
+def flat_knn(q, db, k=4):
     import faiss
 
-    def knn(q, db):
-        index = faiss.IndexFlatIP(DIM)
-        index.add(db)
-        return index.search(q, k)
+    index = faiss.IndexFlatIP(DIM)
+    index.add(db)
+    return index.search(q, k)
 
-    x2y_sim, x2y_ind = knn(x, y)
-    y2x_sim, y2x_ind = knn(y, x)
+
+def reference_mine(x, y, k=4):
+    """faiss exact kNN, then LASER-style Python loops over every candidate (ratio, max mode)."""
+    x2y_sim, x2y_ind = flat_knn(x, y, k)
+    y2x_sim, y2x_ind = flat_knn(y, x, k)
     x_mean, y_mean = x2y_sim.mean(axis=1), y2x_sim.mean(axis=1)
     candidates = []
     for i in range(len(x)):
@@ -80,22 +89,71 @@ def reference_mine(x, y, k=4):
     return pairs
 
 
+def reference_estimate(x, y, sample: int) -> dict:
+    """The reference's time on N too large to run: its exact kNN for `sample` queries per
+    direction, scaled to all queries (kNN time is linear in the number of queries); the Python
+    loop, timed on the sample's candidates, scaled the same way."""
+    rows = np.random.default_rng(2).choice(len(x), size=sample, replace=False)
+    start = time.perf_counter()
+    fwd = flat_knn(x[rows], y)
+    bwd = flat_knn(y[rows], x)
+    knn_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    sims, ids = np.concatenate([fwd[0], bwd[0]]), np.concatenate([fwd[1], bwd[1]])
+    means = sims.mean(axis=1)
+    for i in range(len(sims)):  # the same per-candidate work as reference_mine's loops
+        best = max(
+            range(4), key=lambda c: sims[i, c] / ((means[i] + means[ids[i, c] % len(means)]) / 2)
+        )
+        _ = (sims[i, best], ids[i, best])
+    loop_seconds = time.perf_counter() - start
+    scale = len(x) / sample
+    return {"seconds": (knn_seconds + loop_seconds) * scale, "estimated_from": sample}
+
+
 def ours(x, y, index_type):
+    """Our mining path, timed by phase: train and add (both indexes), search (both ways), select."""
     from indexes import faiss_index
     from mining.margin import Neighbours, select_pairs
 
+    phases = {"train": 0.0, "add": 0.0, "search": 0.0}
+
     def knn(q, db):
         spec = faiss_index.choose_spec(len(db), DIM, index_type)
-        index = faiss_index.build_index(db, spec)
+        start = time.perf_counter()
+        index = faiss_index.train_index(db, spec)
+        phases["train"] += time.perf_counter() - start
+        start = time.perf_counter()
+        for first in range(0, len(db), 100_000):
+            faiss_index.add_vectors(index, db[first : first + 100_000], first)
+        faiss_index.set_search_params(index, spec)
+        phases["add"] += time.perf_counter() - start
+        start = time.perf_counter()
         rerank = db.astype(np.float16) if spec.index_type == "ivfpq" else None
-        return Neighbours(*faiss_index.search(index, q, 4, rerank)), spec  # default candidates
+        found = Neighbours(*faiss_index.search(index, q, 4, rerank))  # default candidates
+        phases["search"] += time.perf_counter() - start
+        return found, spec
 
     (fwd, spec), (bwd, _) = knn(x, y), knn(y, x)
+    start = time.perf_counter()
     pairs = select_pairs(fwd, bwd, "ratio", "max")
-    return list(zip(pairs.src.tolist(), pairs.tgt.tolist(), strict=True)), fwd, spec
+    phases["select"] = time.perf_counter() - start
+    return list(zip(pairs.src.tolist(), pairs.tgt.tolist(), strict=True)), fwd, spec, phases
 
 
-def worker(method: str, n: int) -> dict:
+def recall_at_4(x, y, found_ids, sample=2000) -> float:
+    """Share of the true top-4 neighbours (exact, on a sample of queries) that were found."""
+    rows = np.random.default_rng(1).choice(len(x), size=min(sample, len(x)), replace=False)
+    hits = 0
+    for start in range(0, len(rows), 100):  # 100 x N similarities at a time
+        block = rows[start : start + 100]
+        sims = x[block] @ y.T
+        true = np.argpartition(-sims, 4, axis=1)[:, :4]
+        hits += sum(len(set(t) & set(f)) for t, f in zip(true, found_ids[block], strict=True))
+    return hits / (4 * len(rows))
+
+
+def worker(method: str, n: int, pairs_file: str, reference_sample: int) -> dict:
     import faiss  # noqa: F401  (imports are not part of the timing)
 
     from indexes import faiss_index  # noqa: F401
@@ -104,29 +162,29 @@ def worker(method: str, n: int) -> dict:
     x, y = synthetic(n)
     start = time.perf_counter()
     result: dict = {"method": method, "n": n}
+    if method == "reference" and reference_sample:
+        result.update(reference_estimate(x, y, reference_sample))
+        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return result
     if method == "reference":
         pairs = reference_mine(x, y)
     else:
-        pairs, fwd, spec = ours(x, y, "flat" if method == "exact" else "ivfpq")
-        result["index"] = spec.factory()
-        if method == "ivfpq":
-            rows = np.random.default_rng(1).choice(n, size=min(2000, n), replace=False)
-            true = np.argsort(-(x[rows] @ y.T), axis=1)[:, :4]
-            found = fwd.ids[rows]
-            result["recall_at_4"] = float(
-                np.mean([len(set(t) & set(f)) / 4 for t, f in zip(true, found, strict=True)])
-            )
+        pairs, fwd, spec, phases = ours(x, y, "flat" if method == "exact" else "ivfpq")
+        result["index"] = spec.factory() + (f" nprobe={spec.nprobe}" if spec.nprobe else "")
+        result["phases"] = {k: round(v, 1) for k, v in phases.items()}
     result["seconds"] = time.perf_counter() - start
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if method == "ivfpq":
+        result["recall_at_4"] = recall_at_4(x, y, fwd.ids)
+    np.save(pairs_file, np.asarray(pairs, dtype=np.int64).reshape(-1, 2))
     result["pairs"] = len(pairs)
-    result["pairs_hash"] = hash(tuple(sorted(pairs)))
     result["correct"] = sum(1 for i, j in pairs if i == j and i < n // 2)
     return result
 
 
-def run_in_process(method: str, n: int) -> dict:
+def run_in_process(method: str, n: int, workdir: str, reference_sample: int) -> dict:
     out = subprocess.run(
-        [sys.executable, __file__, "--worker", method, str(n)],
+        [sys.executable, __file__, "--worker", method, str(n), workdir, str(reference_sample)],
         check=True,
         capture_output=True,
         text=True,
@@ -134,45 +192,66 @@ def run_in_process(method: str, n: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def shared_share(pairs_file: str, reference_file: str) -> float:
+    """Share of the reference's pairs that a method also selected."""
+    mine = {tuple(p) for p in np.load(pairs_file).tolist()}
+    ref = [tuple(p) for p in np.load(reference_file).tolist()]
+    return sum(p in mine for p in ref) / max(len(ref), 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="10000,100000")
-    parser.add_argument("--reference-max", type=int, default=100_000)
+    parser.add_argument(
+        "--reference-max",
+        type=int,
+        default=100_000,
+        help="above this N the reference runs on a query sample (estimated)",
+    )
+    parser.add_argument("--reference-sample", type=int, default=10_000)
     parser.add_argument("--exact-max", type=int, default=100_000)
     parser.add_argument("--methods", default="reference,exact,ivfpq")
-    parser.add_argument("--worker", nargs=2)
+    parser.add_argument("--worker", nargs=4)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker[0], int(args.worker[1]))))
+        method, n, workdir, sample = args.worker
+        pairs_file = os.path.join(workdir, f"{method}-{n}.npy")
+        print(json.dumps(worker(method, int(n), pairs_file, int(sample))))
         return
     print(
         f"{'N':>9} {'method':>9} {'seconds':>9} {'peak MB':>8} {'pairs':>8} {'correct':>8} "
         f"{'recall@4':>9}  notes"
     )
-    for n in (int(s) for s in args.sizes.split(",")):
-        results = {}
-        for method in args.methods.split(","):
-            if method == "reference" and n > args.reference_max:
-                continue
-            if method == "exact" and n > args.exact_max:
-                continue
-            results[method] = r = run_in_process(method, n)
-            notes = r.get("index", "faiss IndexFlatIP + Python loop")
-            if method != "reference" and "reference" in results:
-                ref = results["reference"]
-                notes += f"; {ref['seconds'] / r['seconds']:.1f}x faster than reference"
-                if method == "exact":
-                    notes += (
-                        ", same pairs"
-                        if r["pairs_hash"] == ref["pairs_hash"]
-                        else ", DIFFERENT pairs"
-                    )
-            recall = f"{r['recall_at_4']:.3f}" if "recall_at_4" in r else "-"
-            print(
-                f"{n:>9} {method:>9} {r['seconds']:>9.1f} {r['peak_rss_mb']:>8.0f} "
-                f"{r['pairs']:>8} {r['correct']:>8} {recall:>9}  {notes}",
-                flush=True,
-            )
+    with tempfile.TemporaryDirectory() as workdir:
+        for n in (int(s) for s in args.sizes.split(",")):
+            results = {}
+            for method in args.methods.split(","):
+                if method == "exact" and n > args.exact_max:
+                    continue
+                sample = args.reference_sample if n > args.reference_max else 0
+                results[method] = r = run_in_process(
+                    method, n, workdir, sample if method == "reference" else 0
+                )
+                notes = r.get("index", "faiss IndexFlatIP + Python loop")
+                if "estimated_from" in r:
+                    notes += f"; estimated from {r['estimated_from']:,} queries per direction"
+                if "phases" in r:
+                    notes += " (" + ", ".join(f"{k} {v}s" for k, v in r["phases"].items()) + ")"
+                ref = results.get("reference")
+                if method != "reference" and ref:
+                    notes += f"; {ref['seconds'] / r['seconds']:.1f}x faster than reference"
+                    if "pairs" in ref:
+                        share = shared_share(
+                            os.path.join(workdir, f"{method}-{n}.npy"),
+                            os.path.join(workdir, f"reference-{n}.npy"),
+                        )
+                        notes += f", {share:.2%} of its pairs"
+                recall = f"{r['recall_at_4']:.3f}" if "recall_at_4" in r else "-"
+                print(
+                    f"{n:>9} {method:>9} {r['seconds']:>9.1f} {r['peak_rss_mb']:>8.0f} "
+                    f"{r.get('pairs', '-'):>8} {r.get('correct', '-'):>8} {recall:>9}  {notes}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":
