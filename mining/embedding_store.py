@@ -61,6 +61,16 @@ def read_vectors(npy_path: str) -> np.ndarray:
         return np.load(io.BytesIO(stream.read()))
 
 
+def shard_shape(npy_path: str) -> tuple[int, ...]:
+    """Shape of a shard's vectors, from the .npy header alone."""
+    with FileSystems.open(npy_path) as stream:
+        fmt = np.lib.format
+        version = fmt.read_magic(stream)
+        header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, _, _ = header(stream)
+    return shape
+
+
 def read_ids(parquet_path: str, columns: list[str] | None = None) -> pa.Table:
     with FileSystems.open(parquet_path) as stream:
         return pq.read_table(io.BytesIO(stream.read()), columns=columns)

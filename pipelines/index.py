@@ -12,7 +12,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from indexes import faiss_index
-from mining.embedding_store import list_shards, read_vectors, shard_rows
+from mining.embedding_store import list_shards, read_vectors, shard_rows, shard_shape
 from pipelines.stage_dir import StageWriter, read_marker, require_complete, upstream_id
 
 STAGE = "indexes"
@@ -69,7 +69,7 @@ def build_language(emb_dir, lang, out_dir, options, index_args, encoder) -> dict
     if not shards:
         raise FileNotFoundError(f"no embedding shards for {lang} in {emb_dir}")
     offsets = shard_offsets(shards)
-    dim = read_vectors(shards[0][0]).shape[1]
+    dim = shard_shape(shards[0][0])[1]
     count = offsets[-1][2] + shard_rows(shards[-1][1])
     spec = faiss_index.choose_spec(count, dim, **index_args, gpu=faiss_index.gpu_available())
     sample = (

@@ -1,0 +1,36 @@
+"""The embedding shard format: vectors and row-aligned ids, readable with numpy and pyarrow."""
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from mining.embedding_store import (
+    ID_SCHEMA,
+    list_shards,
+    load_ids,
+    load_vectors,
+    shard_rows,
+    shard_shape,
+    write_shard,
+)
+
+
+def ids(start, n):
+    rows = [
+        {"hash": i, "text": f"s{i}", "url": "u", "record_id": "r", "position": 0}
+        for i in range(start, start + n)
+    ]
+    return pa.Table.from_pylist(rows, ID_SCHEMA)
+
+
+def test_shards_round_trip_and_headers_give_sizes(tmp_path):
+    vectors = np.random.default_rng(0).normal(size=(12, 5)).astype(np.float16)
+    write_shard(str(tmp_path / "lang=de"), 0, vectors[:7], ids(0, 7))
+    write_shard(str(tmp_path / "lang=de"), 1, vectors[7:], ids(7, 5))
+    (npy0, parquet0), (npy1, _) = list_shards(str(tmp_path), "de")
+    assert shard_shape(npy0) == (7, 5) and shard_shape(npy1) == (5, 5)
+    assert shard_rows(parquet0) == 7
+    assert np.array_equal(load_vectors(str(tmp_path), "de", np.float16), vectors)
+    assert load_ids(str(tmp_path), "de", ["hash"]).column("hash").to_pylist() == list(range(12))
+    with pytest.raises(ValueError, match="3 vectors but 2 id rows"):
+        write_shard(str(tmp_path / "lang=en"), 0, vectors[:3], ids(0, 2))
