@@ -34,8 +34,14 @@ LINES_PER_DOCUMENT = 40
 ZH_TEST_SIZE = 1000
 DISTRACTORS = {
     "de": {
-        "en": ["wmt/older-newstest/eng-deu/newstest2010.eng", "wmt/older-newstest/eng-deu/newstest2011.eng"],
-        "de": ["wmt/older-newstest/eng-deu/news-test2008.deu", "wmt/older-newstest/eng-deu/newstest2009.deu"],
+        "en": [
+            "wmt/older-newstest/eng-deu/newstest2010.eng",
+            "wmt/older-newstest/eng-deu/newstest2011.eng",
+        ],
+        "de": [
+            "wmt/older-newstest/eng-deu/news-test2008.deu",
+            "wmt/older-newstest/eng-deu/newstest2009.deu",
+        ],
     },
     "zh": {
         "en": ["wmt/older-newstest/eng-deu/newstest2012.eng"],
@@ -53,7 +59,13 @@ def read_text(path: Path) -> list[str]:
 def multi30k(shared: Path):
     base = shared / "parallel/en-de/multi30k"
     train = list(zip(read_text(base / "train.en.gz"), read_text(base / "train.de.gz"), strict=True))
-    test = list(zip(read_text(base / "test_2016_flickr.en.gz"), read_text(base / "test_2016_flickr.de.gz"), strict=True))
+    test = list(
+        zip(
+            read_text(base / "test_2016_flickr.en.gz"),
+            read_text(base / "test_2016_flickr.de.gz"),
+            strict=True,
+        )
+    )
     return [p for p in train if p[0] and p[1]], test
 
 
@@ -88,7 +100,9 @@ def write_wet(sides: dict[str, list[str]], path: Path, rng: random.Random) -> No
                 "conversion",
                 payload=io.BytesIO("\n".join(lines).encode("utf-8")),
                 warc_content_type="text/plain",
-                warc_headers_dict={"WARC-Identified-Content-Language": {"zh": "zho", "de": "deu"}.get(lang, "eng")},
+                warc_headers_dict={
+                    "WARC-Identified-Content-Language": {"zh": "zho", "de": "deu"}.get(lang, "eng")
+                },
             )
             writer.write_record(record)
 
@@ -119,10 +133,18 @@ def build_pair(lang: str, train, test, shared: Path, out: Path, counts: dict) ->
     write_bitext(train, lang, out / "gold.parquet")
     shuffled = [xx for _, xx in train]
     rng.shuffle(shuffled)
-    write_bitext([(en, xx) for (en, _), xx in zip(train, shuffled, strict=True)], lang, out / "random.parquet")
+    write_bitext(
+        [(en, xx) for (en, _), xx in zip(train, shuffled, strict=True)],
+        lang,
+        out / "random.parquet",
+    )
     (out / "test.en").write_text("\n".join(en for en, _ in test) + "\n", encoding="utf-8")
     (out / f"test.{lang}").write_text("\n".join(xx for _, xx in test) + "\n", encoding="utf-8")
-    counts.update(gold_pairs=len(train), test_pairs=len(test), **{f"side_{k}": len(v) for k, v in sides.items()})
+    counts.update(
+        gold_pairs=len(train),
+        test_pairs=len(test),
+        **{f"side_{k}": len(v) for k, v in sides.items()},
+    )
     (out / "counts.json").write_text(json.dumps(counts, indent=2) + "\n")
     print(f"{lang}: {json.dumps(counts)}")
 
@@ -130,7 +152,9 @@ def build_pair(lang: str, train, test, shared: Path, out: Path, counts: dict) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shared", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--reserved", type=Path, default=Path("build/encoder/data/reserved/anki-en-zh.tsv"))
+    parser.add_argument(
+        "--reserved", type=Path, default=Path("build/encoder/data/reserved/anki-en-zh.tsv")
+    )
     parser.add_argument("--out", type=Path, default=Path("build/nmt-experiment"))
     args = parser.parse_args()
     if not args.reserved.exists():
@@ -138,7 +162,14 @@ def main() -> None:
     train, test = multi30k(args.shared)
     build_pair("de", train, test, args.shared, args.out / "de", {"source": "multi30k"})
     train, test, dropped = anki_split(args.reserved)
-    build_pair("zh", train, test, args.shared, args.out / "zh", {"source": "anki-reserved", "dropped_test_overlap": dropped})
+    build_pair(
+        "zh",
+        train,
+        test,
+        args.shared,
+        args.out / "zh",
+        {"source": "anki-reserved", "dropped_test_overlap": dropped},
+    )
 
 
 if __name__ == "__main__":

@@ -46,7 +46,8 @@ def main() -> None:
             print(
                 f"\n{lang}-en mining: {score['mined_pairs']:,} candidate pairs; threshold "
                 f"{score['best_threshold']} keeps {best['kept']:,} at precision "
-                f"{best['precision']}, recall {best['recall']} of {score['gold_pairs']:,} gold pairs"
+                f"{best['precision']}, recall {best['recall']} "
+                f"of {score['gold_pairs']:,} gold pairs"
             )
 
 
