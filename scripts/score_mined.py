@@ -4,7 +4,12 @@ Prints precision and recall of the mined pairs at several margin thresholds and 
 the F1-optimal threshold: the threshold `ccmine calibrate` would pick with this corpus as its
 dev set. A pair counts as correct only if both normalised sides equal one gold pair.
 
-    python scripts/score_mined.py --mined RUN/bitext/de-en --gold gold.parquet --json out.json
+    python scripts/score_mined.py --mined RUN/bitext/de-en --gold gold.parquet --json out.json \
+        [--write-correct correct.parquet]
+
+--write-correct writes the mined pairs at or above the (rounded) F1-optimal threshold that are
+gold pairs: an oracle-cleaned control that separates the cost of wrong pairs from that of
+missing ones.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ def main() -> None:
     parser.add_argument("--mined", required=True, help="RUN/bitext/XX-en directory")
     parser.add_argument("--gold", required=True, help="gold.parquet with en as src_text")
     parser.add_argument("--json", required=True)
+    parser.add_argument("--write-correct", help="Parquet of the correct pairs kept (a control)")
     args = parser.parse_args()
     gold = gold_keys(args.gold)
     mined = read_bitext(args.mined).to_pydict()
@@ -79,6 +85,12 @@ def main() -> None:
     print(f"F1-optimal threshold {result['best_threshold']}: {result['best']}")
     with open(args.json, "w") as out:
         json.dump(result, out, indent=2)
+    if args.write_correct:
+        # the same cut as `ccmine nmt --min-score best_threshold` (the rounded threshold)
+        kept = scores >= np.float32(result["best_threshold"])
+        table = read_bitext(args.mined).take(order[kept & correct])
+        pq.write_table(table, args.write_correct)
+        print(f"{table.num_rows:,} correct pairs written to {args.write_correct}")
 
 
 if __name__ == "__main__":
