@@ -12,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-SYSTEMS = ("gold", "mined", "random")
+SYSTEMS = ("gold", "mined", "mined-correct", "random")  # mined-correct: optional control
 
 
 def load(path: Path) -> dict | None:
