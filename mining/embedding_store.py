@@ -71,6 +71,15 @@ def shard_shape(npy_path: str) -> tuple[int, ...]:
     return shape
 
 
+def shard_offsets(shards: list[tuple[str, str]]) -> list[tuple[int, str, int]]:
+    """(shard number, npy path, id of its first row), rows numbered across shards in order."""
+    offsets, first = [], 0
+    for number, (npy, parquet) in enumerate(shards):
+        offsets.append((number, npy, first))
+        first += shard_rows(parquet)
+    return offsets
+
+
 def read_ids(parquet_path: str, columns: list[str] | None = None) -> pa.Table:
     with FileSystems.open(parquet_path) as stream:
         return pq.read_table(io.BytesIO(stream.read()), columns=columns)

@@ -12,19 +12,16 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from indexes import faiss_index
-from mining.embedding_store import list_shards, read_vectors, shard_rows, shard_shape
+from mining.embedding_store import (
+    list_shards,
+    read_vectors,
+    shard_offsets,
+    shard_rows,
+    shard_shape,
+)
 from pipelines.stage_dir import StageWriter, read_marker, require_complete, upstream_id
 
 STAGE = "indexes"
-
-
-def shard_offsets(shards: list[tuple[str, str]]) -> list[tuple[int, str, int]]:
-    """(shard number, npy path, id of its first row), rows numbered across shards in order."""
-    offsets, first = [], 0
-    for number, (npy, parquet) in enumerate(shards):
-        offsets.append((number, npy, first))
-        first += shard_rows(parquet)
-    return offsets
 
 
 class AddShard(beam.DoFn):

@@ -20,7 +20,13 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from indexes import faiss_index
-from mining.embedding_store import list_shards, load_ids, load_vectors, read_vectors, shard_rows
+from mining.embedding_store import (
+    list_shards,
+    load_ids,
+    load_vectors,
+    read_vectors,
+    shard_offsets,
+)
 from mining.margin import Pairs, combine, margin
 from mining.text_normalize import normalize_text
 from pipelines.stage_dir import StageWriter, read_marker, require_complete, upstream_id
@@ -110,8 +116,7 @@ class ScoreCandidates(beam.DoFn):
 
     def process(self, joined):
         _key, grouped = joined
-        (offset, target_means), *rest = grouped["means"] or [(0, np.zeros(0))]
-        assert not rest, "one means entry per shard"
+        ((offset, target_means),) = grouped["means"]  # every target shard was a query shard
         for block, query_means in grouped["candidates"]:
             scores = margin(
                 block.cos, query_means, target_means[block.target - offset], self.margin_kind
@@ -147,11 +152,7 @@ class BestPerQuery(beam.DoFn):
 
 def _query_shards(emb_dir: str, lang: str) -> list[tuple[str, int, str, int]]:
     """(lang, shard number, vectors path, id of its first row) per shard."""
-    shards, offset = [], 0
-    for number, (npy, parquet) in enumerate(list_shards(emb_dir, lang)):
-        shards.append((lang, number, npy, offset))
-        offset += shard_rows(parquet)
-    return shards
+    return [(lang, *offset) for offset in shard_offsets(list_shards(emb_dir, lang))]
 
 
 def build_search_pipeline(
@@ -195,19 +196,17 @@ def best_both_directions(
         build_search_pipeline(
             pipeline, emb_dir, index_dir, src, tgt, k, candidates, margin_kind, work_dir
         )
-    forward = _load_best(work_dir, src, len(list_shards(emb_dir, src)))
-    backward = _load_best(work_dir, tgt, len(list_shards(emb_dir, tgt)))
+    forward, backward = _load_best(work_dir, src), _load_best(work_dir, tgt)
     # backward's queries are targets: swap into (src, tgt) orientation
     backward = Pairs(backward.tgt, backward.src, backward.score, backward.cos)
     return forward, backward
 
 
-def _load_best(work_dir: str, lang: str, count: int) -> Pairs:
+def _load_best(work_dir: str, lang: str) -> Pairs:
+    """The per-shard best candidates in shard order (an empty shard wrote no file)."""
+    pattern = FileSystems.join(work_dir, f"{lang}-*.npz")
     parts = []
-    for number in range(count):
-        path = FileSystems.join(work_dir, f"{lang}-{number:05d}.npz")
-        if not FileSystems.exists(path):  # an empty shard has no candidates
-            continue
+    for path in sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list):
         with FileSystems.open(path) as stream:
             arrays = np.load(io.BytesIO(stream.read()))
             parts.append([arrays[name] for name in ("query", "target", "score", "cos")])
@@ -300,8 +299,8 @@ def run(
     """Mine src-tgt pairs into RUN_DIR/bitext/SRC-TGT/ (its own stage directory)."""
     emb_dir = require_complete(run_dir, "embeddings")
     index_dir = require_complete(run_dir, "indexes")
-    candidates = candidates or faiss_index.CANDIDATES
     config = stage_config(run_dir, src, tgt, k, margin_kind, mode, threshold, max_score, candidates)
+    candidates = config["candidates"]
     encoder_dir = read_marker(run_dir, "embeddings")["config"].get("encoder_dir")
     if threshold is None:
         threshold = default_threshold(margin_kind, encoder_dir)
