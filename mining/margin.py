@@ -103,8 +103,6 @@ def combine(forward: Pairs, backward: Pairs, mode: str = "max") -> Pairs:
 
 def select_pairs(fwd: Neighbours, bwd: Neighbours, kind: str = "ratio", mode: str = "max") -> Pairs:
     """Pairs from the kNN of both directions: margin scores, best candidates, `mode` (combine)."""
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; one of {MODES}")
     return combine(*best_candidates(fwd, bwd, kind), mode)
 
 
