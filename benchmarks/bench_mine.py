@@ -144,16 +144,25 @@ def ours(x, y, index_type):
     return list(zip(pairs.src.tolist(), pairs.tgt.tolist(), strict=True)), fwd, spec, phases
 
 
+def true_top4(queries: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Exact top-4 neighbour ids (unordered) of each query in y, 100 x N similarities at a time."""
+    out = np.empty((len(queries), 4), dtype=np.int64)
+    for start in range(0, len(queries), 100):
+        sims = queries[start : start + 100] @ y.T
+        out[start : start + 100] = np.argpartition(-sims, 4, axis=1)[:, :4]
+    return out
+
+
+def share_found(true: np.ndarray, found: np.ndarray) -> float:
+    """Share of the true top-4 ids among the found ones, over all queries."""
+    hits = sum(len(set(t) & set(f)) for t, f in zip(true, found, strict=True))
+    return hits / true.size
+
+
 def recall_at_4(x, y, found_ids, sample=2000) -> float:
     """Share of the true top-4 neighbours (exact, on a sample of queries) that were found."""
     rows = np.random.default_rng(1).choice(len(x), size=min(sample, len(x)), replace=False)
-    hits = 0
-    for start in range(0, len(rows), 100):  # 100 x N similarities at a time
-        block = rows[start : start + 100]
-        sims = x[block] @ y.T
-        true = np.argpartition(-sims, 4, axis=1)[:, :4]
-        hits += sum(len(set(t) & set(f)) for t, f in zip(true, found_ids[block], strict=True))
-    return hits / (4 * len(rows))
+    return share_found(true_top4(x[rows], y), found_ids[rows])
 
 
 def worker(method: str, n: int, pairs_file: str, reference_sample: int) -> dict:

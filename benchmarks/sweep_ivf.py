@@ -16,17 +16,9 @@ import time
 
 import faiss
 import numpy as np
-from bench_mine import DIM, synthetic
+from bench_mine import DIM, share_found, synthetic, true_top4
 
 from indexes import faiss_index
-
-
-def true_top4(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    out = np.empty((len(x), 4), dtype=np.int64)
-    for start in range(0, len(x), 100):
-        sims = x[start : start + 100] @ y.T
-        out[start : start + 100] = np.argpartition(-sims, 4, axis=1)[:, :4]
-    return out
 
 
 def main() -> None:
@@ -67,9 +59,7 @@ def main() -> None:
                 start = time.perf_counter()
                 _, ids = faiss_index.search(index, queries, 4, rerank, cand)
                 search_s = (time.perf_counter() - start) * args.n / len(queries)
-                recall = np.mean(
-                    [len(set(t) & set(f)) / 4 for t, f in zip(truth, ids, strict=True)]
-                )
+                recall = share_found(truth, ids)
                 print(
                     f"{factory:>22} {nprobe:>6} {cand:>5} {train_s:>8.1f} {add_s:>7.1f} "
                     f"{search_s:>17.1f} {recall:>9.3f}",
