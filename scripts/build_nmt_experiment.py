@@ -17,7 +17,6 @@ pair that shares its English or Chinese side with a test pair removed from the r
 from __future__ import annotations
 
 import argparse
-import gzip
 import io
 import json
 import random
@@ -27,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from warcio.warcwriter import WARCWriter
 
+from mining.encoder_training import sources
 from mining.text_normalize import normalize_text
 
 SEED = 20261125
@@ -50,22 +50,18 @@ DISTRACTORS = {
 }
 
 
-def read_text(path: Path) -> list[str]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        return [line.strip() for line in f]
+def read_stripped(path: Path) -> list[str]:
+    return [line.strip() for line in sources.read_lines(path)]
 
 
 def multi30k(shared: Path):
     base = shared / "parallel/en-de/multi30k"
-    train = list(zip(read_text(base / "train.en.gz"), read_text(base / "train.de.gz"), strict=True))
-    test = list(
-        zip(
-            read_text(base / "test_2016_flickr.en.gz"),
-            read_text(base / "test_2016_flickr.de.gz"),
-            strict=True,
-        )
-    )
+
+    def pairs(name: str) -> list[tuple[str, str]]:
+        aligned = sources.aligned_files(base / f"{name}.en.gz", base / f"{name}.de.gz")
+        return [(en.strip(), de.strip()) for en, de in aligned]
+
+    train, test = pairs("train"), pairs("test_2016_flickr")
     return [p for p in train if p[0] and p[1]], test
 
 
@@ -124,7 +120,7 @@ def build_pair(lang: str, train, test, shared: Path, out: Path, counts: dict) ->
     rng = random.Random(SEED)
     sides = {"en": [en for en, _ in train], lang: [xx for _, xx in train]}
     for side, files in DISTRACTORS[lang].items():
-        distractors = [line for f in files for line in read_text(shared / f) if line]
+        distractors = [line for f in files for line in read_stripped(shared / f) if line]
         counts[f"distractors_{side}"] = len(distractors)
         sides[side] = sides[side] + distractors
     for lines in sides.values():
