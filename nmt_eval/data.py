@@ -25,20 +25,29 @@ def bitext_files(path: str) -> list[str]:
     return [path]
 
 
-def load_pairs(path: str, src: str, tgt: str, min_score: float | None = None):
+def load_pairs(
+    path: str,
+    src: str,
+    tgt: str,
+    min_score: float | None = None,
+    min_cosine: float | None = None,
+):
     """(src_sentences, tgt_sentences, counts) from ccmine bitext, oriented src->tgt.
 
-    Mined files hold src_lang/tgt_lang columns; either orientation is accepted.
+    Mined files hold src_lang/tgt_lang columns; either orientation is accepted. Pairs under
+    `min_score` (margin) or `min_cosine` are dropped and counted; files without those columns
+    (reference bitext) are not filtered.
     """
     src_texts, tgt_texts = [], []
-    counts = {"read": 0, "below_min_score": 0, "empty": 0}
+    counts = {"read": 0, "below_min_score": 0, "below_min_cosine": 0, "empty": 0}
     for file in bitext_files(path):
         table = pq.read_table(file)
         counts["read"] += table.num_rows
-        if min_score is not None and "score" in table.column_names:
-            keep = pc.greater_equal(table["score"], min_score)
-            counts["below_min_score"] += table.num_rows - pc.sum(keep).as_py()
-            table = table.filter(keep)
+        for column, floor in (("score", min_score), ("cosine", min_cosine)):
+            if floor is not None and column in table.column_names:
+                keep = pc.greater_equal(table[column], floor)
+                counts[f"below_min_{column}"] += table.num_rows - pc.sum(keep).as_py()
+                table = table.filter(keep)
         if table.num_rows == 0:
             continue
         langs = (table["src_lang"][0].as_py(), table["tgt_lang"][0].as_py())

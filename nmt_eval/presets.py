@@ -1,4 +1,7 @@
-"""fairseq-train settings: `cpu-tiny` for CI and laptops, `base` and `big` transformers for GPUs."""
+"""fairseq-train settings: `cpu-tiny` for CI and laptops, `base` and `big` transformers for GPUs.
+
+The device is not part of a preset: `ccmine nmt --device` adds fairseq's `--cpu` where needed.
+"""
 
 
 # fmt: off
@@ -23,7 +26,7 @@ PRESETS: dict[str, dict] = {
             "--encoder-attention-heads", "2", "--decoder-attention-heads", "2",
             "--share-all-embeddings", "--dropout", "0.1",
             *_adam_inverse_sqrt("1e-3", "200"),
-            "--max-tokens", "2048", "--max-update", "3000", "--cpu", "--num-workers", "0",
+            "--max-tokens", "2048", "--max-update", "3000", "--num-workers", "0",
         ],
         "beam": 4,
     },

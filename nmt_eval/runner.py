@@ -32,9 +32,11 @@ class NmtConfig:
     out_dir: str
     preset: str = "cpu-tiny"
     min_score: float | None = None
+    min_cosine: float | None = None
     max_update: int | None = None
     valid_size: int = 500
     seed: int = 1
+    device: str = "auto"  # auto: a GPU if torch sees one; cpu; cuda
 
 
 def fairseq_command(name: str) -> str:
@@ -123,6 +125,21 @@ def score(hyps: list[str], refs: list[str], tgt: str) -> dict:
     }
 
 
+def resolve_device(device: str) -> str:
+    """`cpu` or `cuda`; fairseq takes the GPU unless told `--cpu`."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"unknown device {device!r}; one of auto, cpu, cuda")
+    if device == "cpu":
+        return "cpu"
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if device == "cuda":
+        raise RuntimeError("--device cuda, but torch sees no GPU")
+    return "cpu"
+
+
 def train_direction(config: NmtConfig, src: str, tgt: str, sp, train, valid, test) -> dict:
     work = Path(config.out_dir) / f"{src}-{tgt}"
     pieces, data_bin, checkpoints = work / "sp", work / "data-bin", work / "checkpoints"
@@ -154,7 +171,8 @@ def train_direction(config: NmtConfig, src: str, tgt: str, sp, train, valid, tes
             log_path,
         )
     preset = PRESETS[config.preset]
-    train_args = list(preset["train"])
+    cpu = ["--cpu"] if resolve_device(config.device) == "cpu" else []
+    train_args = list(preset["train"]) + cpu
     if config.max_update is not None:
         train_args[train_args.index("--max-update") + 1] = str(config.max_update)
     run_logged(
@@ -179,7 +197,6 @@ def train_direction(config: NmtConfig, src: str, tgt: str, sp, train, valid, tes
         log_path,
     )
     generated = work / "generate.out"
-    cpu = ["--cpu"] if "--cpu" in train_args else []
     run_logged(
         [
             fairseq_command("fairseq-generate"),
@@ -210,7 +227,7 @@ def run(config: NmtConfig) -> dict:
     first, second = config.pair.split("-")
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    a, b, counts = load_pairs(config.bitext, first, second, config.min_score)
+    a, b, counts = load_pairs(config.bitext, first, second, config.min_score, config.min_cosine)
     if len(a) < 20:
         raise ValueError(f"only {len(a)} training pairs in {config.bitext} after filtering")
     (train_a, train_b), (valid_a, valid_b) = split_valid(a, b, config.valid_size, config.seed)

@@ -35,6 +35,7 @@ class ChainConfig:
     mode: str = "max"
     threshold: float | None = None
     max_score: float | None = None
+    min_cosine: float | None = None
     candidates: int | None = None  # IVF-PQ: faiss_index.CANDIDATES
     force: bool = False
     beam_args: list[str] = field(default_factory=list)
@@ -86,13 +87,19 @@ def run_chain(c: ChainConfig) -> dict:
         lambda: index.stage_config(c.run_dir, langs, c.index_args),
         lambda: index.run(c.run_dir, langs, c.index_args, c.beam_args),
     )
-    mine_args = (c.src, c.tgt, c.k, c.margin, c.mode, c.threshold, c.max_score, c.candidates)
+    mine_args = (c.src, c.tgt, c.k, c.margin, c.mode)
+    mine_filters = {
+        "threshold": c.threshold,
+        "max_score": c.max_score,
+        "min_cosine": c.min_cosine,
+        "candidates": c.candidates,
+    }
     step(
         "mine",
         os.path.join(c.run_dir, "bitext"),
         f"{c.src}-{c.tgt}",
-        lambda: mine.stage_config(c.run_dir, *mine_args),
-        lambda: mine.run(c.run_dir, *mine_args, c.beam_args),
+        lambda: mine.stage_config(c.run_dir, *mine_args, **mine_filters),
+        lambda: mine.run(c.run_dir, *mine_args, **mine_filters, beam_args=c.beam_args),
     )
     done["report"] = write_report(c.run_dir, c.src, c.tgt)
     return done

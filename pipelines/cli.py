@@ -15,6 +15,7 @@ from mining.extraction import ExtractConfig
 from mining.warc_records import DEFAULT_MAX_RECORD_BYTES, BadInputError
 
 BEAM_PASSTHROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
+MIN_COSINE_HELP = "Also drop pairs whose cosine is below this, whatever their margin."
 
 
 def parse_langs(value: str) -> tuple[str, ...]:
@@ -299,19 +300,32 @@ def index(ctx, run_dir, langs, index_type, nlist, pq_m, pq_bits, opq, nprobe):
 @click.option(
     "--max-score", type=float, help="Drop pairs scoring above this (boilerplate, copies)."
 )
+@click.option("--min-cosine", type=float, help=MIN_COSINE_HELP)
 @click.option(
     "--candidates",
     type=int,
     help="IVF-PQ candidates re-scored exactly per query (default 32).",
 )
 @click.pass_context
-def mine(ctx, run_dir, src, tgt, k, margin_kind, mode, threshold, max_score, candidates):
+def mine(
+    ctx, run_dir, src, tgt, k, margin_kind, mode, threshold, max_score, min_cosine, candidates
+):
     """Mine SRC-TGT sentence pairs into RUN_DIR/bitext/SRC-TGT/."""
     from pipelines import mine as stage
 
     stats = _run_guarded(
         lambda: stage.run(
-            run_dir, src, tgt, k, margin_kind, mode, threshold, max_score, candidates, ctx.args
+            run_dir,
+            src,
+            tgt,
+            k,
+            margin_kind,
+            mode,
+            threshold=threshold,
+            max_score=max_score,
+            min_cosine=min_cosine,
+            candidates=candidates,
+            beam_args=ctx.args,
         )
     )
     click.echo(
@@ -336,13 +350,25 @@ def mine(ctx, run_dir, src, tgt, k, margin_kind, mode, threshold, max_score, can
 @click.option("--device", default="auto", show_default=True)
 @click.option("--threshold", type=float, help="Mining threshold (default: the encoder's).")
 @click.option("--max-score", type=float)
+@click.option("--min-cosine", type=float, help=MIN_COSINE_HELP)
 @click.option(
     "--index-type", type=click.Choice(["auto", "flat", "ivfpq"]), default="auto", show_default=True
 )
 @click.option("--force", is_flag=True, help="Rerun every stage, complete or not.")
 @click.pass_context
 def run_command(
-    ctx, inputs, run_dir, src, tgt, encoder, device, threshold, max_score, index_type, force
+    ctx,
+    inputs,
+    run_dir,
+    src,
+    tgt,
+    encoder,
+    device,
+    threshold,
+    max_score,
+    min_cosine,
+    index_type,
+    force,
 ):
     """Extract, embed, index and mine in one go; complete stages are skipped."""
     from mining.inputs import resolve_inputs
@@ -358,6 +384,7 @@ def run_command(
         device=device,
         threshold=threshold,
         max_score=max_score,
+        min_cosine=min_cosine,
         index_args={"index_type": index_type},
         force=force,
         beam_args=list(ctx.args),
@@ -492,7 +519,8 @@ def calibrate(encoder, src_file, tgt_file, gold_file, margin_kind, mode, k, devi
 @cli.command()
 @click.option("--pair", required=True, help="e.g. en-de: trains en->de and de->en.")
 @click.option("--bitext", required=True, help="Mined bitext: a Parquet file or directory.")
-@click.option("--min-score", type=float, help="Keep pairs scoring at least this.")
+@click.option("--min-score", type=float, help="Keep pairs scoring at least this (margin).")
+@click.option("--min-cosine", type=float, help="Keep pairs whose cosine is at least this.")
 @click.option("--test-src", required=True, help="Test set in the pair's first language.")
 @click.option("--test-ref", required=True, help="Its references in the second language.")
 @click.option(
@@ -502,8 +530,28 @@ def calibrate(encoder, src_file, tgt_file, gold_file, margin_kind, mode, k, devi
     show_default=True,
 )
 @click.option("--max-update", type=int, help="Override the preset's number of updates.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Training and split seed.")
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="auto: a GPU where torch sees one.",
+)
 @click.option("--out", "out_dir", required=True)
-def nmt(pair, bitext, min_score, test_src, test_ref, preset, max_update, out_dir):
+def nmt(
+    pair,
+    bitext,
+    min_score,
+    min_cosine,
+    test_src,
+    test_ref,
+    preset,
+    max_update,
+    seed,
+    device,
+    out_dir,
+):
     """Train NMT on bitext with fairseq in both directions; BLEU and chrF with sacrebleu."""
     from nmt_eval.runner import NmtConfig, run, summary
 
@@ -515,7 +563,10 @@ def nmt(pair, bitext, min_score, test_src, test_ref, preset, max_update, out_dir
         out_dir=out_dir,
         preset=preset,
         min_score=min_score,
+        min_cosine=min_cosine,
         max_update=max_update,
+        seed=seed,
+        device=device,
     )
     report = _run_guarded(lambda: run(config))
     click.echo(summary(report))

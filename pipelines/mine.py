@@ -221,14 +221,29 @@ def same_text(a: str, b: str) -> bool:
     return normalize_text(a).casefold() == normalize_text(b).casefold()
 
 
-def filter_pairs(pairs, src_text, tgt_text, threshold, max_score):
-    """Indices into `pairs` that pass, and counts of those dropped by reason."""
-    keep, dropped = [], {"below_threshold": 0, "above_max_score": 0, "identical_text": 0}
-    for i, (s, t, score) in enumerate(zip(pairs.src, pairs.tgt, pairs.score, strict=True)):
+def filter_pairs(pairs, src_text, tgt_text, threshold, max_score, min_cosine=None):
+    """Indices into `pairs` that pass, and counts of those dropped by reason.
+
+    `min_cosine` is a floor on the plain cosine beside the margin threshold: a margin compares a
+    pair with its neighbourhood only, so in a sparse neighbourhood (a sentence with no
+    translation on the other side) an unrelated pair can still score well.
+    """
+    keep = []
+    dropped = {
+        "below_threshold": 0,
+        "above_max_score": 0,
+        "below_min_cosine": 0,
+        "identical_text": 0,
+    }
+    for i, (s, t, score, cos) in enumerate(
+        zip(pairs.src, pairs.tgt, pairs.score, pairs.cos, strict=True)
+    ):
         if score < threshold:
             dropped["below_threshold"] += 1
         elif max_score is not None and score > max_score:
             dropped["above_max_score"] += 1
+        elif min_cosine is not None and cos < min_cosine:
+            dropped["below_min_cosine"] += 1
         elif same_text(src_text[s], tgt_text[t]):
             dropped["identical_text"] += 1
         else:
@@ -293,13 +308,16 @@ def run(
     mode: str = "max",
     threshold: float | None = None,
     max_score: float | None = None,
+    min_cosine: float | None = None,
     candidates: int | None = None,
     beam_args: list[str] | None = None,
 ) -> dict:
     """Mine src-tgt pairs into RUN_DIR/bitext/SRC-TGT/ (its own stage directory)."""
     emb_dir = require_complete(run_dir, "embeddings")
     index_dir = require_complete(run_dir, "indexes")
-    config = stage_config(run_dir, src, tgt, k, margin_kind, mode, threshold, max_score, candidates)
+    config = stage_config(
+        run_dir, src, tgt, k, margin_kind, mode, threshold, max_score, min_cosine, candidates
+    )
     candidates = config["candidates"]
     encoder_dir = read_marker(run_dir, "embeddings")["config"].get("encoder_dir")
     if threshold is None:
@@ -325,7 +343,7 @@ def run(
         tgt_ids = load_ids(emb_dir, tgt, columns=["hash", "text", "url"])
         src_text = src_ids.column("text").to_pylist()
         tgt_text = tgt_ids.column("text").to_pylist()
-        keep, dropped = filter_pairs(pairs, src_text, tgt_text, threshold, max_score)
+        keep, dropped = filter_pairs(pairs, src_text, tgt_text, threshold, max_score, min_cosine)
         s_rows, t_rows = pairs.src[keep], pairs.tgt[keep]
         table = pa.table(
             {
@@ -354,6 +372,7 @@ def run(
         "kept": int(len(keep)),
         "dropped": dropped,
         "threshold": threshold,
+        "min_cosine": min_cosine,
         "below_threshold_sample": below_threshold_sample(pairs, src_text, tgt_text, threshold),
         "score_histogram": {"counts": counts.tolist(), "edges": edges.round(4).tolist()},
     }
@@ -361,7 +380,9 @@ def run(
     return stats
 
 
-def stage_config(run_dir, src, tgt, k, margin_kind, mode, threshold, max_score, candidates) -> dict:
+def stage_config(
+    run_dir, src, tgt, k, margin_kind, mode, threshold, max_score, min_cosine, candidates
+) -> dict:
     """`threshold` as asked for (None: the encoder's or the margin's default)."""
     return {
         "embeddings": upstream_id(run_dir, "embeddings"),
@@ -373,5 +394,6 @@ def stage_config(run_dir, src, tgt, k, margin_kind, mode, threshold, max_score, 
         "mode": mode,
         "threshold": threshold,
         "max_score": max_score,
+        "min_cosine": min_cosine,
         "candidates": candidates or faiss_index.CANDIDATES,
     }

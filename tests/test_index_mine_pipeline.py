@@ -1,5 +1,7 @@
 """Index and mine stages on embeddings dropped in from elsewhere (the documented format)."""
 
+import json
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -145,3 +147,24 @@ def test_identical_text_is_dropped():
         max_score=None,
     )
     assert keep.tolist() == [1] and dropped["identical_text"] == 1
+
+
+def test_min_cosine_drops_untranslated_sentences_that_pass_the_margin(run_dir):
+    """de's last 100 sentences have no translation: some still beat their (sparse)
+    neighbourhood's margin, none reaches the cosine of a real translation."""
+    index.run(str(run_dir), ["de", "en"], {})
+    margin_only = mine.run(str(run_dir), "de", "en", threshold=1.0)
+    untranslated = [r for r in read_bitext(run_dir) if int(r["src_text"].split()[-1]) >= 200]
+    assert untranslated and max(r["cosine"] for r in untranslated) < 0.8
+
+    result = CliRunner().invoke(
+        cli,
+        ["mine", "--run", str(run_dir), "--src", "de", "--threshold", "1.0", "--min-cosine", "0.8"],
+    )
+    assert result.exit_code == 0, result.output
+    stats = json.loads((run_dir / "bitext" / "de-en" / "stats.json").read_text())
+    rows = read_bitext(run_dir)
+    assert stats["dropped"]["below_min_cosine"] == len(untranslated)
+    assert stats["kept"] == margin_only["kept"] - len(untranslated)
+    assert all(r["cosine"] >= 0.8 for r in rows)
+    assert all(r["src_text"].split()[-1] == r["tgt_text"].split()[-1] for r in rows)

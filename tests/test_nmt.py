@@ -9,22 +9,20 @@ import pyarrow.parquet as pq
 import pytest
 
 from nmt_eval.data import load_pairs, split_valid
-from nmt_eval.runner import NmtConfig, parse_generate, run, score, summary
+from nmt_eval.runner import NmtConfig, parse_generate, resolve_device, run, score, summary
 
 
-def write_bitext(path, src, tgt, pairs, scores):
-    pq.write_table(
-        pa.table(
-            {
-                "src_lang": [src] * len(pairs),
-                "tgt_lang": [tgt] * len(pairs),
-                "src_text": [p[0] for p in pairs],
-                "tgt_text": [p[1] for p in pairs],
-                "score": pa.array(scores, pa.float32()),
-            }
-        ),
-        path,
-    )
+def write_bitext(path, src, tgt, pairs, scores, cosines=None):
+    columns = {
+        "src_lang": [src] * len(pairs),
+        "tgt_lang": [tgt] * len(pairs),
+        "src_text": [p[0] for p in pairs],
+        "tgt_text": [p[1] for p in pairs],
+        "score": pa.array(scores, pa.float32()),
+    }
+    if cosines is not None:
+        columns["cosine"] = pa.array(cosines, pa.float32())
+    pq.write_table(pa.table(columns), path)
 
 
 def test_score_filter_and_orientation(tmp_path):
@@ -37,9 +35,26 @@ def test_score_filter_and_orientation(tmp_path):
     )
     en, de, counts = load_pairs(str(tmp_path), "en", "de", min_score=1.1)
     assert (en, de) == (["Hello world."], ["Hallo Welt."])
-    assert counts == {"read": 3, "below_min_score": 1, "empty": 1, "kept": 1}
+    assert counts == {
+        "read": 3,
+        "below_min_score": 1,
+        "below_min_cosine": 0,
+        "empty": 1,
+        "kept": 1,
+    }
     with pytest.raises(ValueError, match="de-en pairs, not en-zh"):
         load_pairs(str(tmp_path / "a.parquet"), "en", "zh")
+
+
+def test_cosine_floor_counts_its_drops_and_spares_reference_bitext(tmp_path):
+    pairs = [("Hallo Welt.", "Hello world."), ("Ja.", "The minister resigned."), ("Gut.", "Good.")]
+    write_bitext(tmp_path / "mined.parquet", "de", "en", pairs, [1.3, 1.2, 1.01], [0.9, 0.55, 0.8])
+    en, de, counts = load_pairs(str(tmp_path / "mined.parquet"), "en", "de", 1.1, 0.7)
+    assert (en, de) == (["Hello world."], ["Hallo Welt."])
+    assert counts["below_min_score"] == 1 and counts["below_min_cosine"] == 1
+    write_bitext(tmp_path / "gold.parquet", "de", "en", pairs, [1.0] * 3)  # no cosine column
+    en, _, counts = load_pairs(str(tmp_path / "gold.parquet"), "en", "de", min_cosine=0.7)
+    assert len(en) == 3 and counts["below_min_cosine"] == 0
 
 
 def test_valid_split_is_small_disjoint_and_not_the_tail():
@@ -109,3 +124,15 @@ def test_cpu_smoke_run_produces_bleu(shared_data, tmp_path):
     run(config)
     log = (tmp_path / "out" / "en-de" / "fairseq.log").read_text()
     assert re.search(r"Loaded checkpoint \S*checkpoint_last.pt \(epoch \d+ @ 60 updates\)", log)
+
+
+def test_device_choice(monkeypatch):
+    import torch
+
+    assert resolve_device("cpu") == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == "cpu"
+    with pytest.raises(RuntimeError, match="no GPU"):
+        resolve_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == "cuda"
