@@ -51,6 +51,19 @@ def test_script_and_probability_rules(extractor):
     assert reason(GERMAN[0], "de", 0.9) is None
 
 
+def test_kana_decides_between_chinese_and_japanese(lid, shared_data):
+    # lid.176's top labels: ja (0.97), ja (0.52), zh (0.87)
+    texts = ["学校因大雪停课一天。", "爸爸今天不耐烦。", "何が起きたの？"]
+    chinese, short, japanese = lid.predict(texts)
+    assert chinese.lang == "zh" and chinese.prob > 0.99
+    assert short.lang == "zh" and short.prob > 0.95
+    assert japanese.lang == "ja" and japanese.prob > 0.95
+    jpn = (shared_data / "tatoeba" / "v1" / "tatoeba.jpn-eng.jpn").read_text().splitlines()
+    assert [g.lang for g in lid.predict(jpn)].count("ja") == len(jpn) - 1  # 本当？ has no kana
+    cmn = (shared_data / "tatoeba" / "v1" / "tatoeba.cmn-eng.cmn").read_text().splitlines()
+    assert [g.lang for g in lid.predict(cmn)].count("ja") == 0
+
+
 def test_per_language_threshold(lid):
     config = ExtractConfig(langs=("de",), min_lid_prob=0.5, lid_prob_by_lang=(("de", 0.99),))
     assert SentenceExtractor(config, lid)._drop_reason(GERMAN[0], "de", 0.95) == "low_lid_prob"
