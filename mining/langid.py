@@ -21,11 +21,13 @@ def default_lid_model_path() -> str:
     return path
 
 
-def _contradicts_kana(label: str, text: str) -> bool:
-    """Han text labelled Japanese without kana, or Chinese with kana."""
+def _kana_correction(label: str, text: str) -> str | None:
+    """`ja` for Han text with kana labelled Chinese, `zh` for Han text without kana labelled
+    Japanese; None where the label and the kana agree (or the text is not Han)."""
     if label not in ("__label__ja", "__label__zh") or not HAN.search(text):
-        return False
-    return (label == "__label__ja") != bool(KANA.search(text))
+        return None
+    lang = "ja" if KANA.search(text) else "zh"
+    return None if label == f"__label__{lang}" else lang
 
 
 @dataclass(frozen=True)
@@ -59,15 +61,15 @@ class LanguageIdentifier:
             labels, probs = self._model.predict(line, k=1)
             if not labels:
                 guesses.append(LangGuess("und", 0.0))
-            elif _contradicts_kana(labels[0], text):
-                guesses.append(self._chinese_or_japanese(line, bool(KANA.search(text))))
+            elif corrected := _kana_correction(labels[0], text):
+                guesses.append(self._chinese_or_japanese(line, corrected))
             else:
                 guesses.append(LangGuess(labels[0].removeprefix("__label__"), min(probs[0], 1.0)))
         return guesses
 
-    def _chinese_or_japanese(self, line: str, has_kana: bool) -> LangGuess:
-        """Han text that lid.176 calls Chinese with kana, or Japanese without: relabelled
-        Japanese if it holds kana, else Chinese, with p(zh) + p(ja) as its probability.
+    def _chinese_or_japanese(self, line: str, lang: str) -> LangGuess:
+        """Han text that lid.176 calls Chinese with kana, or Japanese without, relabelled `lang`
+        (Japanese if it holds kana, else Chinese) with p(zh) + p(ja) as its probability.
 
         lid.176 labels short Simplified Chinese as Japanese (441 of the 8,853 Chinese sentences
         of the NMT experiment's Anki pairs) and some short Japanese as Chinese (3 of the 1,000
@@ -77,4 +79,4 @@ class LanguageIdentifier:
         labels, probs = self._model.predict(line, k=5)
         found = dict(zip(labels, probs, strict=True))
         prob = found.get("__label__zh", 0.0) + found.get("__label__ja", 0.0)
-        return LangGuess("ja" if has_kana else "zh", min(float(prob), 1.0))
+        return LangGuess(lang, min(float(prob), 1.0))
