@@ -1,12 +1,11 @@
-"""One FAISS inner-product index per language, exact when small and IVF-PQ when large.
+"""FAISS inner-product indexes: exact when small, IVF-PQ when large; build, store, search.
 
-An index is two files: `LANG.faiss` and `LANG.json` (encoder, dimension, count, type and
-parameters). Row ids are positions in the language's embedding shards, read in shard order.
+A language is indexed in shards (indexes/shards.py); ids inside a shard are its local row
+positions 0..n-1, and the searcher adds the shard's first row id.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import asdict, dataclass
@@ -48,6 +47,9 @@ class IndexSpec:
         codes = f"PQ{self.pq_m}x4fsr" if self.pq_bits == 4 else f"PQ{self.pq_m}np"
         return f"{prefix}IVF{self.nlist},{codes}"
 
+    def as_dict(self) -> dict:
+        return asdict(self)
+
     @property
     def gpu_capable(self) -> bool:
         return self.index_type == "flat" or self.pq_bits == 8
@@ -62,13 +64,15 @@ def choose_spec(
     opq: bool = False,
     nprobe: int | None = None,
     pq_bits: int | None = None,
+    shard_size: int | None = None,
     gpu: bool = False,
 ) -> IndexSpec:
     """The index for a corpus size: flat below FLAT_MAX vectors, IVF-PQ above (or as forced).
 
-    IVF-PQ defaults (benchmarks/sweep_ivf.py): about 4*sqrt(n) lists; on CPU 4-bit fast-scan
-    codes with dim/2 sub-quantizers (2 dimensions each: fine enough that the true neighbours
-    are among 32 candidates), on GPU 8-bit codes with dim/8.
+    IVF-PQ defaults (benchmarks/sweep_ivf.py): about 4*sqrt(n) lists, n the rows of one index
+    shard (every shard is searched on its own, and the training sample stays bounded); on CPU
+    4-bit fast-scan codes with dim/2 sub-quantizers (2 dimensions each: fine enough that the
+    true neighbours are among 32 candidates), on GPU 8-bit codes with dim/8.
     """
     if index_type == "auto":
         index_type = "flat" if count < FLAT_MAX else "ivfpq"
@@ -79,7 +83,8 @@ def choose_spec(
     pq_bits = pq_bits or (8 if gpu else 4)
     if pq_bits not in (4, 8):
         raise ValueError(f"PQ codes have 4 or 8 bits, not {pq_bits}")
-    nlist = nlist or max(16, 2 ** round(math.log2(4 * math.sqrt(max(count, 1)))))
+    per_shard = min(count, shard_size) if shard_size else count
+    nlist = nlist or max(16, 2 ** round(math.log2(4 * math.sqrt(max(per_shard, 1)))))
     preferred = (dim // 2, dim // 4, dim // 8, dim) if pq_bits == 4 else (dim // 8, dim // 4, dim)
     pq_m = pq_m or next(m for m in preferred if m and dim % m == 0)
     nprobe = min(nlist, nprobe or max(16, nlist // 32))  # fast scan misbehaves past nlist
@@ -90,9 +95,14 @@ def new_index(spec: IndexSpec) -> faiss.Index:
     return faiss.index_factory(spec.dim, spec.factory(), faiss.METRIC_INNER_PRODUCT)
 
 
+def sample_size(spec: IndexSpec, rows: int) -> int:
+    """TRAIN_POINTS_PER_LIST points per IVF list, at least 10,000 (or every row, if fewer)."""
+    return min(rows, max(TRAIN_POINTS_PER_LIST * spec.nlist, 10_000))
+
+
 def training_sample(vectors: np.ndarray, spec: IndexSpec, seed: int = 0) -> np.ndarray:
-    """TRAIN_POINTS_PER_LIST points per IVF list (at least 10,000), drawn without replacement."""
-    size = min(len(vectors), max(TRAIN_POINTS_PER_LIST * spec.nlist, 10_000))
+    """sample_size rows, drawn without replacement."""
+    size = sample_size(spec, len(vectors))
     rows = np.random.default_rng(seed).choice(len(vectors), size=size, replace=False)
     return np.ascontiguousarray(vectors[np.sort(rows)], dtype=np.float32)
 
@@ -117,14 +127,12 @@ def to_device(index: faiss.Index, use_gpu: bool | None = None) -> faiss.Index:
     return faiss.index_cpu_to_all_gpus(index, co=options)
 
 
-def write_index(index: faiss.Index, path: str, meta: dict | None = None) -> None:
-    """Write LANG.faiss (a CPU index) and, if given, LANG.json; any Beam file system."""
+def write_index(index: faiss.Index, path: str) -> int:
+    """Write a (CPU) index to any Beam file system; returns the bytes written."""
     data = faiss.serialize_index(index).tobytes()
     with FileSystems.create(path) as out:
         out.write(data)
-    if meta is not None:
-        with FileSystems.create(path[: -len(".faiss")] + ".json") as out:
-            out.write(json.dumps(meta, indent=2).encode())
+    return len(data)
 
 
 def load_index(path: str) -> faiss.Index:
@@ -132,22 +140,15 @@ def load_index(path: str) -> faiss.Index:
         return faiss.deserialize_index(np.frombuffer(stream.read(), dtype=np.uint8))
 
 
-def read_meta(path: str) -> dict:
-    with FileSystems.open(path[: -len(".faiss")] + ".json") as stream:
-        return json.loads(stream.read().decode())
-
-
-def read_index(path: str, use_gpu: bool | None = None) -> tuple[faiss.Index, dict]:
-    """The index ready to search (nprobe set; on GPU when present), and its metadata."""
-    meta = read_meta(path)
-    spec = IndexSpec(**meta["spec"])
-    index = load_index(path)
+def ready_to_search(index: faiss.Index, spec: IndexSpec, use_gpu: bool | None = None):
+    """The index with its search parameters set, on the GPU when the spec allows and one is
+    present."""
     set_search_params(index, spec)
     if spec.gpu_capable and (use_gpu if use_gpu is not None else gpu_available()):
         index = to_device(index, True)
         if spec.index_type == "ivfpq":
             faiss.GpuParameterSpace().set_index_parameter(index, "nprobe", spec.nprobe)
-    return index, meta
+    return index
 
 
 def train_index(vectors: np.ndarray, spec: IndexSpec, use_gpu: bool | None = None) -> faiss.Index:
@@ -165,34 +166,16 @@ def train_index(vectors: np.ndarray, spec: IndexSpec, use_gpu: bool | None = Non
     return index
 
 
-def add_vectors(index: faiss.Index, vectors: np.ndarray, first_id: int) -> None:
-    """Add rows with ids first_id.. . Flat indexes number rows themselves: their per-shard parts
-    must be merged in shard order (merge_indexes) for the ids to hold."""
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    if isinstance(index, faiss.IndexFlat):
-        index.add(vectors)
-    else:
-        index.add_with_ids(vectors, np.arange(first_id, first_id + len(vectors), dtype=np.int64))
-
-
-def merge_indexes(parts: list[faiss.Index]) -> faiss.Index:
-    """Merge per-shard indexes (given in shard order) into the first one."""
-    merged = parts[0]
-    for part in parts[1:]:
-        if isinstance(merged, faiss.IndexFlat):
-            merged.merge_from(part, 0)
-        else:
-            ivf = faiss.extract_index_ivf(merged)
-            ivf.merge_from(faiss.extract_index_ivf(part), 0)
-            merged.ntotal = ivf.ntotal
-    return merged
+def add_vectors(index: faiss.Index, vectors: np.ndarray) -> None:
+    """Add rows; their ids are their positions in the index (0, 1, ...)."""
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
 
 
 def build_index(vectors: np.ndarray, spec: IndexSpec, use_gpu: bool | None = None) -> faiss.Index:
     """Train and add all vectors in one process (ids are row positions)."""
     index = train_index(vectors, spec, use_gpu)
     for start in range(0, len(vectors), 100_000):
-        add_vectors(index, vectors[start : start + 100_000], start)
+        add_vectors(index, vectors[start : start + 100_000])
     set_search_params(index, spec)
     return index
 
@@ -229,13 +212,3 @@ def search(
             found_ids = np.take_along_axis(found_ids, top, axis=1)
         sims[start : start + batch], ids[start : start + batch] = found_sims, found_ids
     return sims, ids
-
-
-def index_meta(spec: IndexSpec, count: int, encoder: str | None) -> dict:
-    return {
-        "spec": asdict(spec),
-        "count": count,
-        "encoder": encoder,
-        "factory": spec.factory(),
-        "faiss_version": faiss.__version__,
-    }

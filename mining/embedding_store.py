@@ -10,6 +10,7 @@ Readable with numpy and pyarrow alone; embeddings computed elsewhere can be drop
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -61,34 +62,88 @@ def read_vectors(npy_path: str) -> np.ndarray:
         return np.load(io.BytesIO(stream.read()))
 
 
+def _npy_header(stream) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(shape, dtype, byte offset of the data) from an .npy stream positioned at its start."""
+    fmt = np.lib.format
+    version = fmt.read_magic(stream)
+    header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+    shape, fortran_order, dtype = header(stream)
+    if fortran_order:
+        raise ValueError("embedding shards are stored in C order")
+    return shape, dtype, stream.tell()
+
+
 def shard_shape(npy_path: str) -> tuple[int, ...]:
     """Shape of a shard's vectors, from the .npy header alone."""
     with FileSystems.open(npy_path) as stream:
-        fmt = np.lib.format
-        version = fmt.read_magic(stream)
-        header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
-        shape, _, _ = header(stream)
-    return shape
+        return _npy_header(stream)[0]
 
 
-def shard_offsets(shards: list[tuple[str, str]]) -> list[tuple[int, str, int]]:
-    """(shard number, npy path, id of its first row), rows numbered across shards in order."""
-    offsets, first = [], 0
-    for number, (npy, parquet) in enumerate(shards):
-        offsets.append((number, npy, first))
-        first += shard_rows(parquet)
-    return offsets
+def read_row_range(npy_path: str, start: int, stop: int) -> np.ndarray:
+    """Rows [start, stop) of a shard, reading only those bytes."""
+    with FileSystems.open(npy_path) as stream:
+        (rows, dim), dtype, data_offset = _npy_header(stream)
+        stop = min(stop, rows)
+        row_bytes = dim * dtype.itemsize
+        stream.seek(data_offset + start * row_bytes)
+        data = stream.read(max(stop - start, 0) * row_bytes)
+    return np.frombuffer(data, dtype=dtype).reshape(-1, dim)
+
+
+@dataclass(frozen=True)
+class ShardLayout:
+    """A language's embedding shards and where their rows fall in the language's row ids:
+    shard i holds rows starts[i] .. starts[i+1]-1. Built from the .npy headers alone."""
+
+    lang: str
+    npys: tuple[str, ...]
+    parquets: tuple[str, ...]
+    starts: tuple[int, ...]  # one more than there are shards: the last is the row count
+    dim: int
+
+    @property
+    def rows(self) -> int:
+        return self.starts[-1]
+
+    @property
+    def shards(self) -> int:
+        return len(self.npys)
+
+    def shard_of(self, rows: np.ndarray) -> np.ndarray:
+        """The shard holding each row id."""
+        return np.searchsorted(np.asarray(self.starts[1:]), rows, side="right")
+
+    def read_rows(self, start: int, stop: int) -> np.ndarray:
+        """Vectors of rows [start, stop), across shard boundaries."""
+        parts = []
+        for shard in range(int(self.shard_of(np.array([start]))[0]), self.shards):
+            first = self.starts[shard]
+            if first >= stop:
+                break
+            parts.append(read_row_range(self.npys[shard], max(start - first, 0), stop - first))
+        return np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32)
+
+
+def shard_layout(embeddings_dir: str, lang: str) -> ShardLayout:
+    shards = list_shards(embeddings_dir, lang)
+    if not shards:
+        raise FileNotFoundError(f"no embedding shards for {lang} in {embeddings_dir}")
+    shapes = [shard_shape(npy) for npy, _ in shards]
+    dims = {shape[1] for shape in shapes}
+    if len(dims) != 1:
+        raise ValueError(f"{lang}: embedding shards of different dimensions {sorted(dims)}")
+    return ShardLayout(
+        lang,
+        tuple(npy for npy, _ in shards),
+        tuple(parquet for _, parquet in shards),
+        tuple(np.cumsum([0] + [shape[0] for shape in shapes]).tolist()),
+        dims.pop(),
+    )
 
 
 def read_ids(parquet_path: str, columns: list[str] | None = None) -> pa.Table:
     with FileSystems.open(parquet_path) as stream:
         return pq.read_table(io.BytesIO(stream.read()), columns=columns)
-
-
-def shard_rows(parquet_path: str) -> int:
-    """Rows of a shard, from its Parquet footer (the vectors are not read)."""
-    with FileSystems.open(parquet_path) as stream:
-        return pq.ParquetFile(io.BytesIO(stream.read())).metadata.num_rows
 
 
 def load_ids(embeddings_dir: str, lang: str, columns: list[str] | None = None) -> pa.Table:

@@ -101,6 +101,14 @@ def combine(forward: Pairs, backward: Pairs, mode: str = "max") -> Pairs:
     return Pairs(chosen.src[order], chosen.tgt[order], chosen.score[order], chosen.cos[order])
 
 
+def best_per_query(query: np.ndarray, rank: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Positions of each query's best-scoring candidate (ties: the nearer neighbour, as argmax
+    over the neighbour list would), in query order."""
+    order = np.lexsort((rank, -score, query))
+    _, first = np.unique(query[order], return_index=True)
+    return order[first]
+
+
 def select_pairs(fwd: Neighbours, bwd: Neighbours, kind: str = "ratio", mode: str = "max") -> Pairs:
     """Pairs from the kNN of both directions: margin scores, best candidates, `mode` (combine)."""
     return combine(*best_candidates(fwd, bwd, kind), mode)

@@ -1,7 +1,11 @@
-"""Index stage: one FAISS index per language from the embedding shards.
+"""Index stage: FAISS index shards per language, trained and built by Beam workers.
 
-The driver picks the index type from the corpus size and trains IVF-PQ once on a sample; Beam
-workers add the shards in parallel, each writing a partial index; the driver merges them.
+A language's rows are cut into index shards of at most `shard_size` rows (indexes/shards.py).
+For IVF-PQ, workers draw a bounded training sample from the embedding shards (rows in
+proportion to each shard's size, seeded by shard), one worker trains the quantizer and codebooks
+once per language and writes the trained empty index, and workers then add each index shard's
+rows to a copy of it and write the shard. The driver reads only .npy headers and the shards'
+small records.
 """
 
 from __future__ import annotations
@@ -9,89 +13,128 @@ from __future__ import annotations
 import apache_beam as beam
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.metrics import Metrics
 
-from indexes import faiss_index
-from mining.embedding_store import (
-    list_shards,
-    read_vectors,
-    shard_offsets,
-    shard_rows,
-    shard_shape,
+from indexes import faiss_index, shards
+from mining.embedding_store import ShardLayout, read_vectors, shard_layout
+from pipelines.stage_dir import (
+    StageWriter,
+    read_marker,
+    require_complete,
+    run_pipeline,
+    upstream_id,
 )
-from pipelines.stage_dir import StageWriter, read_marker, require_complete, upstream_id
 
 STAGE = "indexes"
+NAMESPACE = "index"
 
 
-class AddShard(beam.DoFn):
-    """Adds one shard to a copy of the trained, empty index and writes the partial index."""
-
-    def __init__(self, empty_index_path: str, parts_dir: str):
-        self.empty_index_path = empty_index_path
-        self.parts_dir = parts_dir
-
-    def process(self, shard):
-        number, npy, first_id = shard
-        index = faiss_index.load_index(self.empty_index_path)
-        faiss_index.add_vectors(index, read_vectors(npy), first_id)
-        path = FileSystems.join(self.parts_dir, f"part-{number:05d}.faiss")
-        faiss_index.write_index(index, path)
-        yield number, path
+def sample_counts(layout: ShardLayout, size: int) -> list[int]:
+    """Rows to draw from each embedding shard: `size` in all, in proportion to shard sizes."""
+    rows = np.diff(layout.starts)
+    counts = np.floor(size * rows / max(layout.rows, 1)).astype(int)
+    for shard in np.argsort(-(rows - counts), kind="stable")[: size - counts.sum()]:
+        counts[shard] += 1  # the remainder to the shards with most rows left
+    return np.minimum(counts, rows).tolist()
 
 
-def build_add_pipeline(pipeline, lang: str, offsets, empty_path: str, work: str) -> None:
+class SampleRows(beam.DoFn):
+    """Draws `count` rows of one embedding shard (seeded by the shard, so reruns agree)."""
+
+    def process(self, item):
+        number, npy, count = item
+        vectors = read_vectors(npy)
+        rows = np.random.default_rng([0, number]).choice(len(vectors), count, replace=False)
+        yield np.asarray(vectors[np.sort(rows)], dtype=np.float32)
+
+
+def train_and_write(samples, spec: faiss_index.IndexSpec, path: str) -> str:
+    """Train the empty index on the gathered sample (one worker, once per language)."""
+    index = faiss_index.train_index(np.concatenate(list(samples)), spec)
+    faiss_index.write_index(index, path)
+    return path
+
+
+class BuildIndexShard(beam.DoFn):
+    """Adds rows [start, stop) of a language to an empty (trained) index and writes the shard
+    with its record."""
+
+    def __init__(self, layout: ShardLayout, spec: faiss_index.IndexSpec, index_dir: str, record):
+        self.layout = layout
+        self.spec = spec
+        self.index_dir = index_dir
+        self.record = record  # what every shard of the language records: encoder, embeddings...
+
+    def process(self, shard, trained_path=None):
+        number, start, stop = shard
+        index = (
+            faiss_index.load_index(trained_path)
+            if trained_path
+            else faiss_index.new_index(self.spec)
+        )
+        faiss_index.add_vectors(index, self.layout.read_rows(start, stop))
+        path = shards.shard_path(self.index_dir, self.layout.lang, number)
+        size = faiss_index.write_index(index, path)
+        shards.write_json(
+            shards.shard_record_path(path),
+            {**self.record, "number": number, "start": start, "stop": stop, "bytes": size},
+        )
+        Metrics.counter(NAMESPACE, f"indexed:{self.layout.lang}").inc(stop - start)
+        yield number
+
+
+def build_language_pipeline(pipeline, layout, spec, index_dir, record, shard_size) -> None:
+    lang = layout.lang
+    trained = None
+    if spec.index_type != "flat":
+        counts = sample_counts(layout, faiss_index.sample_size(spec, layout.rows))
+        items = [(n, layout.npys[n], c) for n, c in enumerate(counts) if c]
+        trained = beam.pvalue.AsSingleton(
+            pipeline
+            | f"SampleShards_{lang}" >> beam.Create(items)
+            | f"SpreadSamples_{lang}" >> beam.Reshuffle()
+            | f"Sample_{lang}" >> beam.ParDo(SampleRows())
+            | f"GatherSample_{lang}" >> beam.combiners.ToList()
+            | f"Train_{lang}"
+            >> beam.Map(
+                train_and_write, spec, FileSystems.join(index_dir, lang, "trained-empty.faiss")
+            )
+        )
     _ = (
         pipeline
-        | f"Shards_{lang}" >> beam.Create(offsets)
-        | f"Spread_{lang}" >> beam.Reshuffle()
-        | f"Add_{lang}" >> beam.ParDo(AddShard(empty_path, work))
+        | f"IndexShards_{lang}" >> beam.Create(shards.plan_shards(layout.rows, shard_size))
+        | f"SpreadShards_{lang}" >> beam.Reshuffle()
+        | f"Build_{lang}"
+        >> beam.ParDo(
+            BuildIndexShard(layout, spec, index_dir, record), *([trained] * bool(trained))
+        )
     )
 
 
-def _training_vectors(shards: list[tuple[str, str]], spec, limit: int) -> np.ndarray:
-    """Up to `limit` rows, drawn evenly from every shard."""
-    per_shard = max(1, limit // len(shards))
-    rng = np.random.default_rng(0)
-    parts = []
-    for npy, _ in shards:
-        vectors = read_vectors(npy)
-        rows = rng.choice(len(vectors), size=min(per_shard, len(vectors)), replace=False)
-        parts.append(vectors[np.sort(rows)].astype(np.float32))
-    return np.concatenate(parts)
-
-
-def build_language(emb_dir, lang, out_dir, options, index_args, encoder) -> dict:
-    shards = list_shards(emb_dir, lang)
-    if not shards:
-        raise FileNotFoundError(f"no embedding shards for {lang} in {emb_dir}")
-    offsets = shard_offsets(shards)
-    dim = shard_shape(shards[0][0])[1]
-    count = offsets[-1][2] + shard_rows(shards[-1][1])
-    spec = faiss_index.choose_spec(count, dim, **index_args, gpu=faiss_index.gpu_available())
-    sample = (
-        _training_vectors(shards, spec, faiss_index.TRAIN_POINTS_PER_LIST * spec.nlist)
-        if spec.index_type == "ivfpq"
-        else None
-    )
-    empty = (
-        faiss_index.train_index(sample, spec) if sample is not None else faiss_index.new_index(spec)
-    )
-    work = FileSystems.join(out_dir, f"_parts-{lang}")
-    empty_path = FileSystems.join(work, "empty.faiss")
-    faiss_index.write_index(empty, empty_path)
-    with beam.Pipeline(options=options) as pipeline:
-        build_add_pipeline(pipeline, lang, offsets, empty_path, work)
-    parts = [
-        faiss_index.load_index(FileSystems.join(work, f"part-{n:05d}.faiss")) for n, _, _ in offsets
-    ]
-    merged = faiss_index.merge_indexes(parts)
-    FileSystems.delete([work])
-    if merged.ntotal != count:
-        raise RuntimeError(f"{lang}: merged index holds {merged.ntotal} vectors, expected {count}")
-    meta = faiss_index.index_meta(spec, count, encoder)
-    faiss_index.write_index(merged, FileSystems.join(out_dir, f"{lang}.faiss"), meta)
-    return meta
+def language_meta(index_dir, layout, spec, record, shard_size) -> dict:
+    """LANG.json from the shards' records (read back: what the workers wrote)."""
+    listed = []
+    for number, start, stop in shards.plan_shards(layout.rows, shard_size):
+        path = shards.shard_path(index_dir, layout.lang, number)
+        written = shards.read_json(shards.shard_record_path(path))
+        listed.append(
+            {
+                "number": number,
+                "start": start,
+                "stop": stop,
+                "path": FileSystems.join(layout.lang, f"shard-{number:05d}.faiss"),
+                "bytes": written["bytes"],
+            }
+        )
+    return {
+        **record,
+        "lang": layout.lang,
+        "count": layout.rows,
+        "spec": spec.as_dict(),
+        "faiss_version": faiss_index.faiss.__version__,
+        "shard_size": shard_size,
+        "shards": listed,
+    }
 
 
 def run(
@@ -100,27 +143,58 @@ def run(
     index_args: dict | None = None,
     beam_args: list[str] | None = None,
 ) -> dict:
-    """Build RUN_DIR/indexes/LANG.faiss (+ LANG.json) for each language; returns stats."""
+    """Build RUN_DIR/indexes/LANG.json and LANG/shard-*.faiss for each language; returns stats."""
     emb_dir = require_complete(run_dir, "embeddings")
+    config = stage_config(run_dir, langs, index_args)
+    index_args = dict(config["index_args"])
+    shard_size = index_args.pop("shard_size")
     encoder = read_marker(run_dir, "embeddings")["config"].get("encoder")
+    embeddings_run = upstream_id(run_dir, "embeddings")
+    gpu = faiss_index.gpu_available()
+    plans = []
+    for lang in langs:
+        layout = shard_layout(emb_dir, lang)
+        spec = faiss_index.choose_spec(
+            layout.rows, layout.dim, **index_args, shard_size=shard_size, gpu=gpu
+        )
+        record = {
+            "encoder": encoder,
+            "embeddings": embeddings_run,
+            "dim": layout.dim,
+            "factory": spec.factory(),
+        }
+        plans.append((layout, spec, record))
     writer = StageWriter(run_dir, STAGE)
-    options = PipelineOptions(beam_args or [])
-    stats: dict = {"indexes": {}}
+
+    def build(pipeline):
+        for layout, spec, record in plans:
+            build_language_pipeline(pipeline, layout, spec, writer.path(), record, shard_size)
+
+    counters = run_pipeline(writer, build, beam_args, NAMESPACE)
+    stats: dict = {"indexes": {}, **counters}
     try:
-        for lang in langs:
-            stats["indexes"][lang] = build_language(
-                emb_dir, lang, writer.path(), options, index_args or {}, encoder
-            )
+        for layout, spec, record in plans:
+            meta = language_meta(writer.path(), layout, spec, record, shard_size)
+            shards.write_json(shards.meta_path(writer.path(), layout.lang), meta)
+            trained = FileSystems.join(writer.path(), layout.lang, "trained-empty.faiss")
+            if FileSystems.exists(trained):
+                FileSystems.delete([trained])
+            stats["indexes"][layout.lang] = {
+                key: meta[key] for key in ("count", "dim", "factory", "encoder", "shard_size")
+            } | {"shards": len(meta["shards"])}
     except BaseException:
         writer.abandon()
         raise
-    writer.commit(stats, stage_config(run_dir, langs, index_args))
+    writer.commit(stats, config)
     return stats
 
 
 def stage_config(run_dir: str, langs: list[str], index_args: dict | None) -> dict:
+    """What makes two index runs equal; the shard size is always recorded (its default too)."""
+    index_args = dict(index_args or {})
+    index_args["shard_size"] = index_args.get("shard_size") or shards.SHARD_SIZE
     return {
         "embeddings": upstream_id(run_dir, "embeddings"),
         "langs": list(langs),
-        "index_args": index_args or {},
+        "index_args": index_args,
     }

@@ -1,267 +1,41 @@
-"""Mine stage: kNN in both directions, margin scores, thresholds, Parquet bitext.
+"""Mine stage: kNN in both directions, margin scores, selection by mode, Parquet bitext.
 
-Query shards are searched in parallel by Beam workers, each of which loads the other language's
-whole index once (so margins do not depend on sharding) and re-scores the candidates with the
-exact embeddings. Candidates are joined by key (the target's shard) with the target side's
-neighbour means, scored, and reduced to each sentence's best candidate in Beam; the driver then
-combines both directions by the retrieval mode (the greedy one-to-one `max` is sequential).
+Everything per sentence or per pair happens in Beam workers (pipelines/knn.py, select.py,
+bitext.py); the driver checks the inputs, launches the pipelines and reads back metadata, Beam
+counters and two small JSON files (the score histogram and the sample below the threshold):
+
+1. search and selection: kNN over index shards, margins, best candidates, selection by mode;
+   the selected pairs are written as blocks;
+2. only for `max` when pairs are still undecided after the rounds of (1): more rounds, each
+   pipeline continuing from the blocks the previous one left, up to `max_rounds` in all;
+3. assembly: score cuts, texts, identical-text cut, Parquet parts.
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 
-import apache_beam as beam
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions
 
-from indexes import faiss_index
-from mining.embedding_store import (
-    list_shards,
-    load_ids,
-    load_vectors,
-    read_vectors,
-    shard_offsets,
+from indexes import faiss_index, shards
+from mining.embedding_store import shard_layout
+from pipelines import bitext, knn, select
+from pipelines.bitext import BITEXT_SCHEMA
+from pipelines.stage_dir import (
+    StageWriter,
+    read_json,
+    read_marker,
+    require_complete,
+    run_pipeline,
+    upstream_id,
 )
-from mining.margin import Pairs, combine, margin
-from mining.text_normalize import normalize_text
-from pipelines.stage_dir import StageWriter, read_marker, require_complete, upstream_id
 
 STAGE = "bitext"
-BITEXT_SCHEMA = pa.schema(
-    [
-        ("src_lang", pa.string()),
-        ("tgt_lang", pa.string()),
-        ("src_text", pa.string()),
-        ("tgt_text", pa.string()),
-        ("score", pa.float32()),
-        ("cosine", pa.float32()),
-        ("src_url", pa.string()),
-        ("tgt_url", pa.string()),
-        ("src_hash", pa.int64()),
-        ("tgt_hash", pa.int64()),
-    ]
-)
-ROWS_PER_PART = 1_000_000
-
-
-class SearchShard(beam.DoFn):
-    """Searches one query shard against a whole index (loaded once per worker).
-
-    Emits the shard's neighbour means, keyed by (query language, shard), on the `means` output,
-    and its candidates keyed by the (target language, shard) that holds each neighbour, so that
-    the join with the target side's means is by key.
-    """
-
-    def __init__(
-        self,
-        index_path: str,
-        target_emb_dir: str,
-        target_lang: str,
-        target_starts: list[int],
-        k: int,
-        candidates: int,
-    ):
-        self.index_path = index_path
-        self.target_emb_dir = target_emb_dir
-        self.target_lang = target_lang
-        self.target_starts = target_starts
-        self.k = k
-        self.candidates = candidates
-
-    def setup(self):
-        self.index, meta = faiss_index.read_index(self.index_path)
-        self.rerank = None
-        if meta["spec"]["index_type"] != "flat":
-            self.rerank = load_vectors(self.target_emb_dir, self.target_lang, np.float16)
-
-    def process(self, shard):
-        query_lang, number, npy, offset = shard
-        sims, ids = faiss_index.search(
-            self.index, read_vectors(npy), self.k, self.rerank, self.candidates
-        )
-        means = sims.mean(axis=1)
-        yield beam.pvalue.TaggedOutput("means", ((query_lang, number), (offset, means)))
-        rows, cols = np.nonzero(ids >= 0)  # IVF may find fewer than k
-        target_shard = np.searchsorted(self.target_starts, ids[rows, cols], side="right") - 1
-        for target in np.unique(target_shard):
-            sel = target_shard == target
-            r, c = rows[sel], cols[sel]
-            candidates = CandidateBlock(query_lang, number, offset + r, c, ids[r, c], sims[r, c])
-            yield (self.target_lang, int(target)), (candidates, means[r])
-
-
-@dataclass
-class CandidateBlock:
-    """Candidates of one query shard: query row ids, neighbour rank, target row ids, cosine."""
-
-    query_lang: str
-    query_shard: int
-    query: np.ndarray
-    rank: np.ndarray
-    target: np.ndarray
-    cos: np.ndarray
-
-
-class ScoreCandidates(beam.DoFn):
-    """The keyed join: candidates that point into one target shard meet that shard's neighbour
-    means and get their margin scores; re-keyed by the query shard they came from."""
-
-    def __init__(self, margin_kind: str):
-        self.margin_kind = margin_kind
-
-    def process(self, joined):
-        _key, grouped = joined
-        ((offset, target_means),) = grouped["means"]  # every target shard was a query shard
-        for block, query_means in grouped["candidates"]:
-            scores = margin(
-                block.cos, query_means, target_means[block.target - offset], self.margin_kind
-            )
-            yield (block.query_lang, block.query_shard), (block, scores)
-
-
-class BestPerQuery(beam.DoFn):
-    """Each query's best-scoring candidate (ties: the nearer neighbour, as argmax would),
-    written as `out_dir/QUERYLANG-NNNNN.npz`."""
-
-    def __init__(self, out_dir: str):
-        self.out_dir = out_dir
-
-    def process(self, keyed):
-        (query_lang, number), scored = keyed
-        scored = list(scored)
-        query = np.concatenate([b.query for b, _ in scored])
-        rank = np.concatenate([b.rank for b, _ in scored])
-        target = np.concatenate([b.target for b, _ in scored])
-        cos = np.concatenate([b.cos for b, _ in scored])
-        score = np.concatenate([s for _, s in scored])
-        order = np.lexsort((rank, -score, query))
-        _, first = np.unique(query[order], return_index=True)
-        best = order[first]
-        buffer = io.BytesIO()
-        np.savez(buffer, query=query[best], target=target[best], score=score[best], cos=cos[best])
-        path = FileSystems.join(self.out_dir, f"{query_lang}-{number:05d}.npz")
-        with FileSystems.create(path) as out:
-            out.write(buffer.getvalue())
-        yield path
-
-
-def _query_shards(emb_dir: str, lang: str) -> list[tuple[str, int, str, int]]:
-    """(lang, shard number, vectors path, id of its first row) per shard."""
-    return [(lang, *offset) for offset in shard_offsets(list_shards(emb_dir, lang))]
-
-
-def build_search_pipeline(
-    pipeline, emb_dir, index_dir, src, tgt, k, candidates, margin_kind, work_dir
-):
-    """kNN of every query shard in both directions (in parallel), margins by a keyed join of
-    candidates with the other side's neighbour means, and each query's best candidate."""
-    shards = {lang: _query_shards(emb_dir, lang) for lang in (src, tgt)}
-    means, blocks = [], []
-    for query, target in ((src, tgt), (tgt, src)):
-        index_path = FileSystems.join(index_dir, f"{target}.faiss")
-        starts = [offset for *_, offset in shards[target]]
-        searched = (
-            pipeline
-            | f"QueryShards_{query}" >> beam.Create(shards[query])
-            | f"Spread_{query}" >> beam.Reshuffle()
-            | f"Search_{query}_in_{target}"
-            >> beam.ParDo(
-                SearchShard(index_path, emb_dir, target, starts, k, candidates)
-            ).with_outputs("means", main="candidates")
-        )
-        means.append(searched.means)
-        blocks.append(searched.candidates)
-    return (
-        {
-            "means": means | "AllMeans" >> beam.Flatten(),
-            "candidates": blocks | "AllCandidates" >> beam.Flatten(),
-        }
-        | "JoinMeansByShard" >> beam.CoGroupByKey()
-        | "Score" >> beam.ParDo(ScoreCandidates(margin_kind))
-        | "ByQueryShard" >> beam.GroupByKey()
-        | "BestPerQuery" >> beam.ParDo(BestPerQuery(work_dir))
-    )
-
-
-def best_both_directions(
-    emb_dir, index_dir, src, tgt, k, candidates, margin_kind, work_dir, options
-):
-    """(forward, backward) best candidates, as Pairs with src/tgt row ids."""
-    with beam.Pipeline(options=options) as pipeline:
-        build_search_pipeline(
-            pipeline, emb_dir, index_dir, src, tgt, k, candidates, margin_kind, work_dir
-        )
-    forward, backward = _load_best(work_dir, src), _load_best(work_dir, tgt)
-    # backward's queries are targets: swap into (src, tgt) orientation
-    backward = Pairs(backward.tgt, backward.src, backward.score, backward.cos)
-    return forward, backward
-
-
-def _load_best(work_dir: str, lang: str) -> Pairs:
-    """The per-shard best candidates in shard order (an empty shard wrote no file)."""
-    pattern = FileSystems.join(work_dir, f"{lang}-*.npz")
-    parts = []
-    for path in sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list):
-        with FileSystems.open(path) as stream:
-            arrays = np.load(io.BytesIO(stream.read()))
-            parts.append([arrays[name] for name in ("query", "target", "score", "cos")])
-    if not parts:
-        return Pairs(
-            *(np.zeros(0, dtype) for dtype in (np.int64, np.int64, np.float32, np.float32))
-        )
-    return Pairs(*(np.concatenate(column) for column in zip(*parts, strict=True)))
-
-
-def same_text(a: str, b: str) -> bool:
-    return normalize_text(a).casefold() == normalize_text(b).casefold()
-
-
-def filter_pairs(pairs, src_text, tgt_text, threshold, max_score, min_cosine=None):
-    """Indices into `pairs` that pass, and counts of those dropped by reason.
-
-    `min_cosine` is a floor on the plain cosine beside the margin threshold: a margin compares a
-    pair with its neighbourhood only, so in a sparse neighbourhood (a sentence with no
-    translation on the other side) an unrelated pair can still score well.
-    """
-    keep = []
-    dropped = {
-        "below_threshold": 0,
-        "above_max_score": 0,
-        "below_min_cosine": 0,
-        "identical_text": 0,
-    }
-    for i, (s, t, score, cos) in enumerate(
-        zip(pairs.src, pairs.tgt, pairs.score, pairs.cos, strict=True)
-    ):
-        if score < threshold:
-            dropped["below_threshold"] += 1
-        elif max_score is not None and score > max_score:
-            dropped["above_max_score"] += 1
-        elif min_cosine is not None and cos < min_cosine:
-            dropped["below_min_cosine"] += 1
-        elif same_text(src_text[s], tgt_text[t]):
-            dropped["identical_text"] += 1
-        else:
-            keep.append(i)
-    return np.asarray(keep, dtype=np.int64), dropped
-
-
-def below_threshold_sample(pairs, src_text, tgt_text, threshold, size: int = 10) -> list[dict]:
-    """The best-scoring pairs that the threshold dropped: what a slightly lower one would add."""
-    below = np.flatnonzero(pairs.score < threshold)[:size]
-    return [
-        {
-            "score": round(float(pairs.score[i]), 4),
-            "src_text": src_text[pairs.src[i]],
-            "tgt_text": tgt_text[pairs.tgt[i]],
-        }
-        for i in below
-    ]
+NAMESPACE = "mine"
+ROUNDS_PER_PIPELINE = 8  # measured: 3-4 rounds on real candidates (README, "Scaling out")
+MAX_ROUNDS = 200
 
 
 def default_threshold(margin_kind: str, encoder_dir: str | None) -> float:
@@ -287,16 +61,34 @@ def read_bitext(bitext_dir: str) -> pa.Table:
     return pa.concat_tables(tables) if tables else BITEXT_SCHEMA.empty_table()
 
 
-def write_bitext(out_dir: str, table: pa.Table) -> list[str]:
-    paths = []
-    for part, start in enumerate(range(0, max(table.num_rows, 1), ROWS_PER_PART)):
-        path = FileSystems.join(out_dir, f"part-{part:05d}.parquet")
-        sink = pa.BufferOutputStream()
-        pq.write_table(table.slice(start, ROWS_PER_PART), sink)
-        with FileSystems.create(path) as out:
-            out.write(sink.getvalue().to_pybytes())
-        paths.append(path)
-    return paths
+def checked_inputs(run_dir: str, src: str, tgt: str):
+    """Embedding layouts and index metadata of both languages, after checking that the indexes
+    were built from these embeddings and every index shard is there and complete."""
+    emb_dir = require_complete(run_dir, "embeddings")
+    index_dir = require_complete(run_dir, "indexes")
+    embeddings_run = upstream_id(run_dir, "embeddings")
+    built_from = read_marker(run_dir, "indexes")["config"].get("embeddings")
+    if built_from != embeddings_run:
+        raise shards.IndexShardError(
+            index_dir,
+            "built from other embeddings than the run's current ones: rerun `ccmine index`",
+        )
+    layouts, metas = {}, {}
+    for lang in (src, tgt):
+        layouts[lang] = shard_layout(emb_dir, lang)
+        metas[lang] = shards.check_language(
+            index_dir, lang, embeddings_run, layouts[lang].rows, layouts[lang].dim
+        )
+    return index_dir, layouts, metas
+
+
+def _merge_counters(total: dict, more: dict) -> dict:
+    for key, value in more.items():
+        if isinstance(value, dict):
+            _merge_counters(total.setdefault(key, {}), value)
+        else:
+            total[key] = total.get(key, 0) + value
+    return total
 
 
 def run(
@@ -311,10 +103,10 @@ def run(
     min_cosine: float | None = None,
     candidates: int | None = None,
     beam_args: list[str] | None = None,
+    max_rounds: int = MAX_ROUNDS,
 ) -> dict:
     """Mine src-tgt pairs into RUN_DIR/bitext/SRC-TGT/ (its own stage directory)."""
-    emb_dir = require_complete(run_dir, "embeddings")
-    index_dir = require_complete(run_dir, "indexes")
+    index_dir, layouts, metas = checked_inputs(run_dir, src, tgt)
     config = stage_config(
         run_dir, src, tgt, k, margin_kind, mode, threshold, max_score, min_cosine, candidates
     )
@@ -322,61 +114,98 @@ def run(
     encoder_dir = read_marker(run_dir, "embeddings")["config"].get("encoder_dir")
     if threshold is None:
         threshold = default_threshold(margin_kind, encoder_dir)
-    pair_name = f"{src}-{tgt}"
-    writer = StageWriter(FileSystems.join(run_dir, STAGE), pair_name)
+    writer = StageWriter(FileSystems.join(run_dir, STAGE), f"{src}-{tgt}")
+    work = writer.path("_work")
+    selected, undecided = FileSystems.join(work, "selected"), FileSystems.join(work, "undecided")
+    rounds = min(ROUNDS_PER_PIPELINE, max_rounds)
+
+    def search_and_select(pipeline):
+        best = knn.build_best_candidates(
+            pipeline, index_dir, layouts, metas, src, tgt, k, candidates, margin_kind
+        )
+        select.build_selection(
+            best, mode, layouts, src, tgt, rounds, selected, f"{undecided}-{rounds:03d}"
+        )
+
+    counters = run_pipeline(writer, search_and_select, beam_args, NAMESPACE)
+    done = rounds
+    while mode == "max" and (left := select.list_blocks(f"{undecided}-{done:03d}")):
+        if done >= max_rounds:
+            writer.abandon()
+            raise RuntimeError(
+                f"max mode: pairs still undecided after {done} rounds (--max-rounds); "
+                "nothing was written"
+            )
+        more = min(ROUNDS_PER_PIPELINE, max_rounds - done)
+        target = f"{undecided}-{done + more:03d}"
+        _merge_counters(
+            counters,
+            run_pipeline(
+                writer,
+                lambda p, left=left, first=done + 1, more=more, target=target: (
+                    select.build_continuation(
+                        p, left, layouts, src, tgt, first, more, selected, target
+                    )
+                ),
+                beam_args,
+                NAMESPACE,
+            ),
+        )
+        done += more
+
+    blocks = select.list_blocks(selected)
+    _merge_counters(
+        counters,
+        run_pipeline(
+            writer,
+            lambda p: bitext.build_assembly(
+                p, blocks, layouts, src, tgt, threshold, max_score, min_cosine, writer.path(), work
+            ),
+            beam_args,
+            NAMESPACE,
+        ),
+    )
     try:
-        forward, backward = best_both_directions(
-            emb_dir,
-            index_dir,
-            src,
-            tgt,
-            k,
-            candidates,
-            margin_kind,
-            writer.path(),
-            PipelineOptions(beam_args or []),
-        )
-        for path in (FileSystems.join(writer.path(), f"{lang}-*.npz") for lang in (src, tgt)):
-            FileSystems.delete([m.path for m in FileSystems.match([path])[0].metadata_list])
-        pairs = combine(forward, backward, mode)
-        src_ids = load_ids(emb_dir, src, columns=["hash", "text", "url"])
-        tgt_ids = load_ids(emb_dir, tgt, columns=["hash", "text", "url"])
-        src_text = src_ids.column("text").to_pylist()
-        tgt_text = tgt_ids.column("text").to_pylist()
-        keep, dropped = filter_pairs(pairs, src_text, tgt_text, threshold, max_score, min_cosine)
-        s_rows, t_rows = pairs.src[keep], pairs.tgt[keep]
-        table = pa.table(
-            {
-                "src_lang": pa.array([src] * len(keep), pa.string()),
-                "tgt_lang": pa.array([tgt] * len(keep), pa.string()),
-                "src_text": src_ids.column("text").take(s_rows),
-                "tgt_text": tgt_ids.column("text").take(t_rows),
-                "score": pa.array(pairs.score[keep], pa.float32()),
-                "cosine": pa.array(pairs.cos[keep], pa.float32()),
-                "src_url": src_ids.column("url").take(s_rows),
-                "tgt_url": tgt_ids.column("url").take(t_rows),
-                "src_hash": src_ids.column("hash").take(s_rows),
-                "tgt_hash": tgt_ids.column("hash").take(t_rows),
-            },
-            schema=BITEXT_SCHEMA,
-        )
-        write_bitext(writer.path(), table)
+        stats = stage_stats(counters, work, layouts, metas, src, tgt, threshold, min_cosine)
+        if not stats["kept"]:
+            bitext.write_table(BITEXT_SCHEMA.empty_table(), writer.path("part-00000.parquet"))
+        FileSystems.delete([work])
     except BaseException:
         writer.abandon()
         raise
-    counts, edges = np.histogram(pairs.score, bins=40)
+    writer.commit(stats, config)
+    return stats
+
+
+def stage_stats(counters, work, layouts, metas, src, tgt, threshold, min_cosine) -> dict:
+    """The stage's stats.json: counts from the counters, histogram and sample from the files."""
+    from mining.pair_filters import REASONS
+
+    def optional_json(name, default):
+        path = FileSystems.join(work, name)
+        return read_json(path) if FileSystems.exists(path) else default
+
+    accepted = [n for _, n in sorted(counters.get("accepted_in_round", {}).items())]
     stats = {
-        "src_sentences": len(src_text),
-        "tgt_sentences": len(tgt_text),
-        "candidates": len(pairs.score),
-        "kept": int(len(keep)),
-        "dropped": dropped,
+        "src_sentences": layouts[src].rows,
+        "tgt_sentences": layouts[tgt].rows,
+        "candidates": counters.get("candidates", 0),
+        "kept": counters.get("kept", 0),
+        "dropped": {reason: counters.get("dropped", {}).get(reason, 0) for reason in REASONS},
         "threshold": threshold,
         "min_cosine": min_cosine,
-        "below_threshold_sample": below_threshold_sample(pairs, src_text, tgt_text, threshold),
-        "score_histogram": {"counts": counts.tolist(), "edges": edges.round(4).tolist()},
+        "below_threshold_sample": optional_json("sample.json", []),
+        "score_histogram": optional_json("histogram.json", bitext.histogram_json([0] * 40, None)),
+        "index_shards": {lang: len(metas[lang]["shards"]) for lang in (src, tgt)},
+        "search_items": counters.get("search_items", 0),
+        "index_shard_loads": counters.get("index_shard_loads", 0),
     }
-    writer.commit(stats, config)
+    if accepted:  # max mode: rounds that accepted pairs (later ones ran empty)
+        used = max((i + 1 for i, n in enumerate(accepted) if n), default=0)
+        stats["rounds"] = used
+        stats["accepted_per_round"] = accepted[:used]
+    if counters.get("candidates_without_neighbourhood"):
+        stats["candidates_without_neighbourhood"] = counters["candidates_without_neighbourhood"]
     return stats
 
 

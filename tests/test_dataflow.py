@@ -7,7 +7,7 @@ from apache_beam.internal import pickler
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from mining.extraction import ExtractConfig
-from pipelines import embed, extract, index, mine
+from pipelines import embed, extract, index
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -60,53 +60,89 @@ def test_embed_builds_for_dataflow_with_gpu_options(tmp_path):
     assert pipeline.run().state == "DONE"
 
 
-def test_index_and_mine_build_for_dataflow(tmp_path):
+def _layouts(tmp_path):
+    """Two languages of two tiny embedding shards each."""
     import numpy as np
-    import pyarrow as pa
 
-    from mining.embedding_store import ID_SCHEMA, write_shard
+    from mining.embedding_store import shard_layout, write_shard
 
     for lang in ("de", "en"):
-        write_shard(
-            str(tmp_path / f"lang={lang}"),
-            0,
-            np.zeros((0, 8), np.float16),
-            pa.Table.from_pylist([], ID_SCHEMA),
+        for shard in range(2):
+            write_shard(
+                str(tmp_path / f"lang={lang}"),
+                shard,
+                np.zeros((3, 8), np.float16),
+                ids(3),
+            )
+    return {lang: shard_layout(str(tmp_path), lang) for lang in ("de", "en")}
+
+
+def ids(n):
+    import pyarrow as pa
+
+    from mining.embedding_store import ID_SCHEMA
+
+    row = {"hash": 0, "text": "t", "url": "u", "record_id": "r", "position": 0}
+    return pa.Table.from_pylist([row] * n, ID_SCHEMA)
+
+
+def test_index_and_mine_build_for_dataflow(tmp_path):
+    from indexes import faiss_index
+    from pipelines import bitext, knn, select
+
+    layouts = _layouts(tmp_path)
+    spec = faiss_index.choose_spec(6, 8, "ivfpq", nlist=2, pq_m=4)
+    pipeline = dataflow_pipeline()
+    index.build_language_pipeline(
+        pipeline, layouts["de"], spec, "gs://b/run/indexes", {"encoder": "e"}, 4
+    )
+    assert pipeline.run().state == "DONE"
+
+    shard = {"number": 0, "start": 0, "stop": 6, "path": "x/shard-00000.faiss", "bytes": 1}
+    metas = {lang: {"spec": spec.as_dict(), "shards": [shard]} for lang in ("de", "en")}
+    for mode in ("max", "intersect", "forward"):
+        pipeline = dataflow_pipeline()
+        best = knn.build_best_candidates(
+            pipeline, "gs://b/run/indexes", layouts, metas, "de", "en", 4, 32, "ratio"
         )
+        select.build_selection(best, mode, layouts, "de", "en", 3, "gs://b/sel", "gs://b/und")
+        assert pipeline.run().state == "DONE"
     pipeline = dataflow_pipeline()
-    index.build_add_pipeline(
-        pipeline,
-        "de",
-        [(0, "gs://b/run/embeddings/lang=de/shard-00000.npy", 0)],
-        "gs://b/empty.faiss",
-        "gs://b/parts",
+    select.build_continuation(
+        pipeline, ["gs://b/und/a.npz"], layouts, "de", "en", 4, 2, "gs://b/sel", "gs://b/und2"
     )
     assert pipeline.run().state == "DONE"
     pipeline = dataflow_pipeline()
-    mine.build_search_pipeline(
-        pipeline,
-        str(tmp_path),
-        "gs://b/run/indexes",
-        "de",
-        "en",
-        4,
-        32,
-        "ratio",
-        "gs://b/run/bitext/de-en",
+    bitext.build_assembly(
+        pipeline, ["gs://b/sel/a.npz"], layouts, "de", "en", 1.0, None, 0.5, "gs://b/o", "gs://b/w"
     )
     assert pipeline.run().state == "DONE"
 
 
-def test_worker_code_pickles():
+def test_worker_code_pickles(tmp_path):
+    from indexes import faiss_index
+    from pipelines import bitext, knn, select
+
+    layouts = _layouts(tmp_path)
+    spec = faiss_index.choose_spec(6, 8, "flat")
     for fn in (
         extract.ReadDocuments(1000, False),
         extract.ExtractSentences(ExtractConfig(), None, False),
         embed.SentenceEncoderHandler("bundled", "cpu", 64, 1024, 2),
         embed.WriteShard("gs://b/out", "float16"),
-        index.AddShard("gs://b/empty.faiss", "gs://b/parts"),
-        mine.SearchShard("gs://b/en.faiss", "gs://b/emb", "en", [0, 100], 4, 32),
-        mine.ScoreCandidates("ratio"),
-        mine.BestPerQuery("gs://b/out"),
+        index.SampleRows(),
+        index.BuildIndexShard(layouts["de"], spec, "gs://b/idx", {"encoder": "e"}),
+        knn.SearchIndexShard("gs://b/idx", layouts["en"], spec.as_dict(), layouts["de"], 4, 32),
+        knn.MergeTopK(layouts["en"]),
+        knn.ScoreCandidates("ratio"),
+        knn.BestPerQuery("de"),
+        select.SourceSide(layouts["en"]),
+        select.TargetSide(layouts["de"], 1),
+        select.WriteEdges("gs://b/sel"),
+        bitext.ScoreCuts(1.0, None, None),
+        bitext.AttachSource(layouts["de"], layouts["en"]),
+        bitext.AttachTarget(layouts["en"], "de"),
+        bitext.WritePart("gs://b/out"),
     ):
         restored = pickler.loads(pickler.dumps(fn))
         assert type(restored) is type(fn) and vars(restored) == vars(fn)

@@ -9,7 +9,7 @@ from mining.embedding_store import (
     list_shards,
     load_ids,
     load_vectors,
-    shard_rows,
+    shard_layout,
     shard_shape,
     write_shard,
 )
@@ -29,7 +29,12 @@ def test_shards_round_trip_and_headers_give_sizes(tmp_path):
     write_shard(str(tmp_path / "lang=de"), 1, vectors[7:], ids(7, 5))
     (npy0, parquet0), (npy1, _) = list_shards(str(tmp_path), "de")
     assert shard_shape(npy0) == (7, 5) and shard_shape(npy1) == (5, 5)
-    assert shard_rows(parquet0) == 7
+    layout = shard_layout(str(tmp_path), "de")
+    assert layout.starts == (0, 7, 12) and layout.dim == 5 and layout.parquets[0] == parquet0
+    assert layout.shard_of(np.array([0, 6, 7, 11])).tolist() == [0, 0, 1, 1]
+    # row ranges are read across shard boundaries, only their bytes
+    assert np.array_equal(layout.read_rows(5, 9), vectors[5:9])
+    assert np.array_equal(layout.read_rows(7, 12), vectors[7:])
     assert np.array_equal(load_vectors(str(tmp_path), "de", np.float16), vectors)
     assert load_ids(str(tmp_path), "de", ["hash"]).column("hash").to_pylist() == list(range(12))
     with pytest.raises(ValueError, match="3 vectors but 2 id rows"):

@@ -103,16 +103,19 @@ def test_beam_join_selects_the_pairs_of_the_definition(run_dir, margin_kind, mod
 
 
 @pytest.mark.parametrize("bits,codes", [(4, "PQ8x4fsr"), (8, "PQ8np")])
-def test_ivfpq_index_is_merged_from_shards_and_mines_the_same(run_dir, bits, codes):
+def test_ivfpq_index_shards_mine_the_same(run_dir, bits, codes):
     index.run(str(run_dir), ["de", "en"], {"index_type": "flat"})
     mine.run(str(run_dir), "de", "en", threshold=1.05)
     exact = {(r["src_text"], r["tgt_text"]) for r in read_bitext(run_dir)}
 
-    args = {"index_type": "ivfpq", "nlist": 8, "pq_m": 8, "pq_bits": bits}
+    args = {"index_type": "ivfpq", "nlist": 8, "pq_m": 8, "pq_bits": bits, "shard_size": 200}
     stats = index.run(str(run_dir), ["de", "en"], args)
     assert stats["indexes"]["en"]["factory"] == f"IVF8,{codes}"
-    built, meta = faiss_index.read_index(str(run_dir / "indexes" / "en.faiss"))
-    assert built.ntotal == 500 and meta["count"] == 500 and meta["encoder"] == "synthetic"
+    meta = json.loads((run_dir / "indexes" / "en.json").read_text())
+    assert meta["count"] == 500 and meta["encoder"] == "synthetic"
+    assert [(s["start"], s["stop"]) for s in meta["shards"]] == [(0, 200), (200, 400), (400, 500)]
+    built = faiss_index.load_index(str(run_dir / "indexes" / "en" / "shard-00002.faiss"))
+    assert built.ntotal == 100
     mine.run(str(run_dir), "de", "en", threshold=1.05)
     approx = {(r["src_text"], r["tgt_text"]) for r in read_bitext(run_dir)}
     assert len(exact & approx) / len(exact) > 0.95
@@ -135,18 +138,18 @@ def test_mine_needs_indexes(tmp_path):
     assert result.exit_code == 2 and "run `ccmine embed` first" in result.stderr
 
 
-def test_identical_text_is_dropped():
-    from mining.margin import Pairs
+def test_identical_text_and_score_cuts():
+    from mining.pair_filters import KEEP, same_text, score_reasons
 
-    pairs = Pairs(np.array([0, 1]), np.array([0, 1]), np.array([1.3, 1.2]), np.array([0.9, 0.8]))
-    keep, dropped = mine.filter_pairs(
-        pairs,
-        ["Linux 6.1", "Hallo Welt."],
-        ["linux  6.1", "Hello world."],
+    assert same_text("Linux 6.1", "linux  6.1") and not same_text("Hallo Welt.", "Hello world.")
+    reasons = score_reasons(
+        np.array([1.3, 0.9, 1.5, 1.2], np.float32),
+        np.array([0.9, 0.9, 0.9, 0.5], np.float32),
         threshold=1.0,
-        max_score=None,
+        max_score=1.4,
+        min_cosine=0.6,
     )
-    assert keep.tolist() == [1] and dropped["identical_text"] == 1
+    assert reasons.tolist() == [KEEP, 0, 1, 2]
 
 
 def test_min_cosine_drops_untranslated_sentences_that_pass_the_margin(run_dir):
