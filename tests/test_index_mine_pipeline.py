@@ -3,58 +3,23 @@
 import json
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
 from indexes import faiss_index
-from mining.embedding_store import load_vectors, write_shard
-from mining.margin import Neighbours, select_pairs
 from pipelines import index, mine
 from pipelines.cli import cli
-from pipelines.stage_dir import StageWriter
+from tests.synthetic_run import planted, write_embeddings
 
 pytestmark = pytest.mark.slow
-
-
-def unit(rows):
-    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
-
-
-def ids_table(lang, n, offset=0):
-    return pa.table(
-        {
-            "hash": pa.array(
-                np.arange(offset, offset + n) + (1000 if lang == "de" else 0), pa.int64()
-            ),
-            "text": [f"{lang} sentence {i}" for i in range(offset, offset + n)],
-            "url": [f"http://{lang}.example/{i}" for i in range(offset, offset + n)],
-            "record_id": [f"<urn:{i}>" for i in range(offset, offset + n)],
-            "position": pa.array([0] * n, pa.int32()),
-        }
-    )
 
 
 @pytest.fixture
 def run_dir(tmp_path):
     """de: 300 sentences, the first 200 noisy translations of en's first 200; en: 500."""
-    rng = np.random.default_rng(0)
-    en = unit(rng.normal(size=(500, 24)))
-    de = unit(
-        np.vstack(
-            [en[:200] + 0.35 * rng.normal(size=(200, 24)) / np.sqrt(24), rng.normal(size=(100, 24))]
-        )
-    )
-    writer = StageWriter(str(tmp_path), "embeddings")
-    for lang, vectors, shard_size in (("en", en, 200), ("de", de, 120)):
-        for shard, start in enumerate(range(0, len(vectors), shard_size)):
-            chunk = vectors[start : start + shard_size].astype(np.float16)
-            write_shard(
-                writer.path(f"lang={lang}"), shard, chunk, ids_table(lang, len(chunk), start)
-            )
-    writer.commit({}, {"encoder": "synthetic"})
-    return tmp_path
+    de, en = planted(np.random.default_rng(0), 300, 500, 200, 24)
+    return write_embeddings(tmp_path, {"de": de, "en": en}, {"de": 120, "en": 200})
 
 
 def read_bitext(run_dir):
@@ -77,29 +42,6 @@ def test_flat_index_and_mining(run_dir):
     assert scores == sorted(scores, reverse=True) and min(scores) >= 1.05
     assert rows[0]["src_lang"] == "de" and rows[0]["src_url"].startswith("http://de.example/")
     assert rows[0]["src_hash"] == 1000 + int(rows[0]["src_text"].split()[-1])
-
-
-@pytest.mark.parametrize(
-    "margin_kind,mode",
-    [("ratio", "max"), ("ratio", "intersect"), ("distance", "forward"), ("absolute", "backward")],
-)
-def test_beam_join_selects_the_pairs_of_the_definition(run_dir, margin_kind, mode):
-    """Candidates scored by the keyed join across shards give exactly select_pairs' pairs."""
-    index.run(str(run_dir), ["de", "en"], {"index_type": "flat"})
-    mine.run(str(run_dir), "de", "en", 4, margin_kind, mode, threshold=-10.0)
-    emb = str(run_dir / "embeddings")
-    de, en = load_vectors(emb, "de", np.float32), load_vectors(emb, "en", np.float32)
-
-    def exact_knn(queries, targets):
-        sims = queries @ targets.T
-        ids = np.argsort(-sims, axis=1, kind="stable")[:, :4]
-        return Neighbours(np.take_along_axis(sims, ids, axis=1), ids)
-
-    expected = select_pairs(exact_knn(de, en), exact_knn(en, de), margin_kind, mode)
-    rows = read_bitext(run_dir)
-    got = [(int(r["src_text"].split()[-1]), int(r["tgt_text"].split()[-1])) for r in rows]
-    assert got == list(zip(expected.src.tolist(), expected.tgt.tolist(), strict=True))
-    assert np.allclose([r["score"] for r in rows], expected.score, atol=1e-5)
 
 
 @pytest.mark.parametrize("bits,codes", [(4, "PQ8x4fsr"), (8, "PQ8np")])

@@ -1,0 +1,55 @@
+"""Run directories with synthetic embeddings in the documented drop-in format.
+
+Row i of a language has the text "LANG sentence i", so a mined pair names its own rows.
+"""
+
+import numpy as np
+import pyarrow as pa
+
+from mining.embedding_store import write_shard
+from pipelines.stage_dir import StageWriter
+
+
+def unit(rows):
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def ids_table(lang, n, offset=0):
+    return pa.table(
+        {
+            "hash": pa.array(
+                np.arange(offset, offset + n) + (1000 if lang == "de" else 0), pa.int64()
+            ),
+            "text": [f"{lang} sentence {i}" for i in range(offset, offset + n)],
+            "url": [f"http://{lang}.example/{i}" for i in range(offset, offset + n)],
+            "record_id": [f"<urn:{i}>" for i in range(offset, offset + n)],
+            "position": pa.array([0] * n, pa.int32()),
+        }
+    )
+
+
+def planted(rng, n_src, n_tgt, translated, dim, noise=0.35):
+    """(src, tgt) unit vectors: src's first `translated` rows are noisy copies of tgt's."""
+    tgt = unit(rng.normal(size=(n_tgt, dim)))
+    copies = tgt[:translated] + noise * rng.normal(size=(translated, dim)) / np.sqrt(dim)
+    src = unit(np.vstack([copies, rng.normal(size=(n_src - translated, dim))]))
+    return src, tgt
+
+
+def write_embeddings(run_dir, vectors: dict, shard_rows: dict, encoder="synthetic"):
+    """RUN/embeddings with each language's vectors in shards of shard_rows[lang] rows."""
+    writer = StageWriter(str(run_dir), "embeddings")
+    for lang, rows in vectors.items():
+        size = shard_rows[lang]
+        for shard, start in enumerate(range(0, len(rows), size)):
+            chunk = rows[start : start + size].astype(np.float16)
+            write_shard(
+                writer.path(f"lang={lang}"), shard, chunk, ids_table(lang, len(chunk), start)
+            )
+    writer.commit({}, {"encoder": encoder})
+    return run_dir
+
+
+def row_pairs(rows):
+    """(src row, tgt row) of mined bitext rows."""
+    return [(int(r["src_text"].split()[-1]), int(r["tgt_text"].split()[-1])) for r in rows]

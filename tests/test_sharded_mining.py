@@ -1,0 +1,86 @@
+"""Sharded index and mine give the pairs of the definitions: several query shards and index
+shards (cutting across embedding shards), every margin and mode, against a brute-force oracle."""
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from mining.margin import MARGINS, MODES
+from pipelines import index, mine
+from tests.synthetic_run import planted, row_pairs, write_embeddings
+from tests.test_margin import brute_force
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def sharded_run(tmp_path_factory):
+    """de 300 rows in 3 embedding shards, en 500 in 4; exact index shards of 130 rows."""
+    run_dir = tmp_path_factory.mktemp("sharded")
+    de, en = planted(np.random.default_rng(5), 300, 500, 200, 16)
+    write_embeddings(run_dir, {"de": de, "en": en}, {"de": 100, "en": 150})
+    stats = index.run(str(run_dir), ["de", "en"], {"index_type": "flat", "shard_size": 130})
+    assert stats["indexes"]["en"]["shards"] == 4 and stats["indexes"]["de"]["shards"] == 3
+    # the vectors as the miner sees them (stored as float16)
+    return (
+        run_dir,
+        de.astype(np.float16).astype(np.float32),
+        en.astype(np.float16).astype(np.float32),
+    )
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("kind", MARGINS)
+def test_sharded_mining_equals_the_definitions(sharded_run, kind, mode):
+    run_dir, de, en = sharded_run
+    stats = mine.run(str(run_dir), "de", "en", 4, kind, mode, threshold=-10.0)
+    assert stats["search_items"] == 3 * 4 + 4 * 3  # (query shard, index shard) items
+    rows = mine.read_bitext(str(run_dir / "bitext" / "de-en")).to_pylist()
+    expected = brute_force(de, en, 4, kind, mode)
+    assert row_pairs(rows) == [(i, j) for i, j, _ in expected]
+    np.testing.assert_allclose([r["score"] for r in rows], [s for *_, s in expected], atol=1e-5)
+    assert stats["candidates"] == stats["kept"] == len(expected)
+
+
+def test_max_mode_continues_from_undecided_pairs(sharded_run, monkeypatch):
+    """With one round per pipeline the driver must continue several times: same pairs."""
+    run_dir, de, en = sharded_run
+    monkeypatch.setattr(mine, "ROUNDS_PER_PIPELINE", 1)
+    stats = mine.run(str(run_dir), "de", "en", threshold=-10.0)
+    assert stats["rounds"] >= 2 and sum(stats["accepted_per_round"]) == stats["kept"]
+    rows = mine.read_bitext(str(run_dir / "bitext" / "de-en")).to_pylist()
+    assert row_pairs(rows) == [(i, j) for i, j, _ in brute_force(de, en, 4, "ratio", "max")]
+
+    with pytest.raises(RuntimeError, match="still undecided after 1 rounds"):
+        mine.run(str(run_dir), "de", "en", threshold=-10.0, max_rounds=1)
+    assert not list((run_dir / "bitext").glob(".de-en.tmp-*"))  # nothing left behind
+
+
+def test_parts_are_score_ranges_in_order(sharded_run, monkeypatch):
+    run_dir, *_ = sharded_run
+    monkeypatch.setattr(mine.bitext, "ROWS_PER_PART", 60)
+    stats = mine.run(str(run_dir), "de", "en", threshold=-10.0)
+    parts = sorted((run_dir / "bitext" / "de-en").glob("part-*.parquet"))
+    assert len(parts) >= 4
+    tables = [pq.read_table(p) for p in parts]
+    assert sum(t.num_rows for t in tables) == stats["kept"]
+    scores = [t.column("score").to_pylist() for t in tables]
+    assert all(part == sorted(part, reverse=True) for part in scores)
+    assert all(min(a) >= max(b) for a, b in zip(scores, scores[1:], strict=False))
+
+
+def test_sharded_ivfpq_finds_the_pairs_of_one_ivfpq_index(tmp_path):
+    """IVF-PQ index shards (one quantizer for the language) against one IVF-PQ index."""
+    de, en = planted(np.random.default_rng(9), 3000, 4000, 2000, 32, noise=0.6)
+    write_embeddings(tmp_path, {"de": de, "en": en}, {"de": 700, "en": 900})
+    args = {"index_type": "ivfpq", "nlist": 32, "pq_m": 16, "nprobe": 4}
+    found = {}
+    for shard_size in (10_000, 900):
+        index.run(str(tmp_path), ["de", "en"], {**args, "shard_size": shard_size})
+        mine.run(str(tmp_path), "de", "en", threshold=1.0)
+        found[shard_size] = set(
+            row_pairs(mine.read_bitext(str(tmp_path / "bitext" / "de-en")).to_pylist())
+        )
+    unsharded, sharded = found[10_000], found[900]
+    assert len(unsharded) > 1500
+    assert len(unsharded & sharded) / len(unsharded) >= 0.995
