@@ -89,9 +89,6 @@ def check_language(index_dir: str, lang: str, embeddings_run: str, rows: int, di
         covered = shard["stop"]
         if not FileSystems.exists(path):
             raise IndexShardError(path, "missing")
-        size = FileSystems.match([path])[0].metadata_list[0].size_in_bytes
-        if size != shard["bytes"]:
-            raise IndexShardError(path, f"incomplete: {size} bytes, {shard['bytes']} written")
         record_path = shard_record_path(path)
         if not FileSystems.exists(record_path):
             raise IndexShardError(record_path, "missing")
@@ -103,6 +100,9 @@ def check_language(index_dir: str, lang: str, embeddings_run: str, rows: int, di
                 raise IndexShardError(
                     path, f"{key} is {record.get(key)!r}, the {lang} index has {value!r}"
                 )
+        size = FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+        if size != shard["bytes"]:
+            raise IndexShardError(path, f"incomplete: {size} bytes, {shard['bytes']} written")
     if covered != rows:
         raise IndexShardError(where, f"its shards cover {covered} rows of {rows}")
     return meta

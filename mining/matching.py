@@ -20,6 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 
 FORWARD, BACKWARD = 0, 1
+# A bound on rounds: real candidate sets need 3 or 4 (README, "Scaling out"); a decreasing chain
+# of 2n pairs needs n.
+MAX_ROUNDS = 200
 
 
 @dataclass

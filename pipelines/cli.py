@@ -11,11 +11,15 @@ import sys
 
 import click
 
+from indexes.shards import SHARD_SIZE, IndexShardError
 from mining.extraction import ExtractConfig
+from mining.matching import MAX_ROUNDS
 from mining.warc_records import DEFAULT_MAX_RECORD_BYTES, BadInputError
+from pipelines.stage_dir import StageError
 
 BEAM_PASSTHROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
 MIN_COSINE_HELP = "Also drop pairs whose cosine is below this, whatever their margin."
+SHARD_SIZE_HELP = "Rows per index shard (each mine worker holds one index shard at a time)."
 
 
 def parse_langs(value: str) -> tuple[str, ...]:
@@ -41,33 +45,39 @@ def parse_lid_thresholds(value: str) -> tuple[float, tuple[tuple[str, float], ..
     return default, tuple(per_lang)
 
 
-def _bad_input_message(exc: BaseException) -> str | None:
-    """The one-line message of a BadInputError, also when a runner wrapped it in another error."""
+# Errors that are reported as one line (with this prefix) and exit status 2, also when a Beam
+# runner raised them in a worker and wrapped them in its own error.
+ONE_LINE_ERRORS = {BadInputError: "bad input", IndexShardError: "bad index", StageError: "error"}
+
+
+def _one_line_error(exc: BaseException) -> str | None:
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, BadInputError):
-            return str(exc)
+        for kind, prefix in ONE_LINE_ERRORS.items():
+            if isinstance(exc, kind):
+                return f"{prefix}: {exc}"
         exc = exc.__cause__ or exc.__context__
     return None
 
 
 def _run_guarded(fn):
-    """Run a stage; a missing file or model, or bad input in --strict mode, becomes one line on
-    stderr and exit status 2."""
+    """Run a stage; a missing file or model, a bad index, bad input in --strict mode or another
+    error the user can fix becomes one line on stderr and exit status 2."""
     try:
         return fn()
     except FileNotFoundError as exc:
         click.echo(f"ccmine: error: {exc}", err=True)
         sys.exit(2)
     except Exception as exc:
-        message = _bad_input_message(exc)
-        if message is None:
-            found = re.search(r"BadInputError: ([^\n]+)", str(exc))
-            message = found.group(1) if found else None
+        message = _one_line_error(exc)
+        for kind, prefix in ONE_LINE_ERRORS.items():
+            found = message is None and re.search(rf"{kind.__name__}: ([^\n]+)", str(exc))
+            if found:
+                message = f"{prefix}: {found.group(1)}"
         if message is None:
             raise
-        click.echo(f"ccmine: bad input: {message}", err=True)
+        click.echo(f"ccmine: {message}", err=True)
         sys.exit(2)
 
 
@@ -256,9 +266,12 @@ def embed(
 @click.option(
     "--nprobe", type=int, help="Lists searched per query (default nlist/32, at least 16)."
 )
+@click.option(
+    "--index-shard-size", type=int, default=SHARD_SIZE, show_default=True, help=SHARD_SIZE_HELP
+)
 @click.pass_context
-def index(ctx, run_dir, langs, index_type, nlist, pq_m, pq_bits, opq, nprobe):
-    """Build one FAISS index per language in RUN_DIR/indexes/."""
+def index(ctx, run_dir, langs, index_type, nlist, pq_m, pq_bits, opq, nprobe, index_shard_size):
+    """Build FAISS index shards per language in RUN_DIR/indexes/."""
     from pipelines import index as stage
 
     args = {
@@ -268,10 +281,13 @@ def index(ctx, run_dir, langs, index_type, nlist, pq_m, pq_bits, opq, nprobe):
         "pq_bits": int(pq_bits) if pq_bits else None,
         "opq": opq,
         "nprobe": nprobe,
+        "shard_size": index_shard_size,
     }
     stats = _run_guarded(lambda: stage.run(run_dir, list(parse_langs(langs)), args, ctx.args))
     for lang, meta in stats["indexes"].items():
-        click.echo(f"{lang}: {meta['count']} vectors, {meta['factory']}")
+        click.echo(
+            f"{lang}: {meta['count']} vectors in {meta['shards']} shard(s), {meta['factory']}"
+        )
 
 
 @cli.command(context_settings=BEAM_PASSTHROUGH)
@@ -306,9 +322,27 @@ def index(ctx, run_dir, langs, index_type, nlist, pq_m, pq_bits, opq, nprobe):
     type=int,
     help="IVF-PQ candidates re-scored exactly per query (default 32).",
 )
+@click.option(
+    "--max-rounds",
+    type=int,
+    default=MAX_ROUNDS,
+    show_default=True,
+    help="max mode: bound on the rounds of the one-to-one selection.",
+)
 @click.pass_context
 def mine(
-    ctx, run_dir, src, tgt, k, margin_kind, mode, threshold, max_score, min_cosine, candidates
+    ctx,
+    run_dir,
+    src,
+    tgt,
+    k,
+    margin_kind,
+    mode,
+    threshold,
+    max_score,
+    min_cosine,
+    candidates,
+    max_rounds,
 ):
     """Mine SRC-TGT sentence pairs into RUN_DIR/bitext/SRC-TGT/."""
     from pipelines import mine as stage
@@ -326,6 +360,7 @@ def mine(
             min_cosine=min_cosine,
             candidates=candidates,
             beam_args=ctx.args,
+            max_rounds=max_rounds,
         )
     )
     click.echo(
@@ -354,6 +389,9 @@ def mine(
 @click.option(
     "--index-type", type=click.Choice(["auto", "flat", "ivfpq"]), default="auto", show_default=True
 )
+@click.option(
+    "--index-shard-size", type=int, default=SHARD_SIZE, show_default=True, help=SHARD_SIZE_HELP
+)
 @click.option("--force", is_flag=True, help="Rerun every stage, complete or not.")
 @click.pass_context
 def run_command(
@@ -368,6 +406,7 @@ def run_command(
     max_score,
     min_cosine,
     index_type,
+    index_shard_size,
     force,
 ):
     """Extract, embed, index and mine in one go; complete stages are skipped."""
@@ -385,7 +424,7 @@ def run_command(
         threshold=threshold,
         max_score=max_score,
         min_cosine=min_cosine,
-        index_args={"index_type": index_type},
+        index_args={"index_type": index_type, "shard_size": index_shard_size},
         force=force,
         beam_args=list(ctx.args),
     )

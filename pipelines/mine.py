@@ -21,9 +21,11 @@ from apache_beam.io.filesystems import FileSystems
 
 from indexes import faiss_index, shards
 from mining.embedding_store import shard_layout
+from mining.matching import MAX_ROUNDS
 from pipelines import bitext, knn, select
 from pipelines.bitext import BITEXT_SCHEMA
 from pipelines.stage_dir import (
+    StageError,
     StageWriter,
     read_json,
     read_marker,
@@ -35,7 +37,6 @@ from pipelines.stage_dir import (
 STAGE = "bitext"
 NAMESPACE = "mine"
 ROUNDS_PER_PIPELINE = 8  # measured: 3-4 rounds on real candidates (README, "Scaling out")
-MAX_ROUNDS = 200
 
 
 def default_threshold(margin_kind: str, encoder_dir: str | None) -> float:
@@ -132,7 +133,7 @@ def run(
     while mode == "max" and (left := select.list_blocks(f"{undecided}-{done:03d}")):
         if done >= max_rounds:
             writer.abandon()
-            raise RuntimeError(
+            raise StageError(
                 f"max mode: pairs still undecided after {done} rounds (--max-rounds); "
                 "nothing was written"
             )

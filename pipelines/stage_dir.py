@@ -19,6 +19,10 @@ MARKER = "_SUCCESS.json"
 STATS = "stats.json"
 
 
+class StageError(Exception):
+    """A stage cannot go on for a reason the user can fix; the CLI prints it in one line."""
+
+
 def _is_local(path: str) -> bool:
     return "://" not in path
 

@@ -25,3 +25,34 @@ def test_forced_parameters_and_nprobe_within_nlist():
         choose_spec(500, 24, "ivfpq", pq_bits=6)
     with pytest.raises(ValueError, match="unknown index type"):
         choose_spec(500, 24, "hnsw")
+
+
+def test_a_loaded_shard_must_hold_what_its_record_says():
+    import numpy as np
+
+    from indexes.faiss_index import IndexSpec, build_index
+    from indexes.shards import IndexShardError, check_loaded, plan_shards
+
+    index = build_index(np.eye(3, 8, dtype=np.float32), IndexSpec("flat", 8))
+    check_loaded(index, "en/shard-00000.faiss", 3, 8)
+    with pytest.raises(IndexShardError, match="shard-00000.faiss: holds 3 vectors of 8 dim"):
+        check_loaded(index, "en/shard-00000.faiss", 4, 8)
+    assert plan_shards(5, 2) == [(0, 0, 2), (1, 2, 4), (2, 4, 5)]
+    assert plan_shards(0, 2) == [(0, 0, 0)]
+
+
+def test_errors_raised_in_workers_reach_the_user_in_one_line(capsys):
+    from pipelines.cli import _run_guarded
+
+    def wrapped_by_a_runner():
+        raise RuntimeError(
+            "Error in stage\nTraceback ...\nindexes.shards.IndexShardError: en/shard-1.faiss: "
+            "holds 3 vectors of 8 dimensions, expected 4 of 8\n more runner text"
+        )
+
+    with pytest.raises(SystemExit) as exit_info:
+        _run_guarded(wrapped_by_a_runner)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        "ccmine: bad index: en/shard-1.faiss: holds 3 vectors of 8 dimensions, expected 4 of 8\n"
+    )

@@ -113,3 +113,51 @@ def test_min_cosine_drops_untranslated_sentences_that_pass_the_margin(run_dir):
     assert stats["kept"] == margin_only["kept"] - len(untranslated)
     assert all(r["cosine"] >= 0.8 for r in rows)
     assert all(r["src_text"].split()[-1] == r["tgt_text"].split()[-1] for r in rows)
+
+
+def mine_cli(run_dir):
+    return CliRunner().invoke(cli, ["mine", "--run", str(run_dir), "--src", "de"])
+
+
+def assert_refused(run_dir, message):
+    result = mine_cli(run_dir)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("ccmine: bad index: ")
+    assert message in result.stderr
+    assert not (run_dir / "bitext").exists()  # no partial bitext, not even a started one
+
+
+@pytest.fixture
+def sharded_index(run_dir):
+    index.run(str(run_dir), ["de", "en"], {"shard_size": 200})
+    return run_dir, run_dir / "indexes" / "en" / "shard-00001.faiss"
+
+
+def test_missing_or_incomplete_index_shard_is_refused(sharded_index):
+    run_dir, shard = sharded_index
+    data = shard.read_bytes()
+    shard.write_bytes(data[: len(data) // 2])
+    assert_refused(run_dir, f"{shard}: incomplete: {len(data) // 2} bytes, {len(data)} written")
+    shard.unlink()
+    assert_refused(run_dir, f"{shard}: missing")
+
+
+def test_shard_from_another_encoder_or_dimension_is_refused(sharded_index, tmp_path_factory):
+    run_dir, shard = sharded_index
+    for encoder, dim in (("another-encoder", 24), ("synthetic", 8)):
+        other = tmp_path_factory.mktemp("other")
+        de, en = planted(np.random.default_rng(1), 300, 500, 200, dim)
+        write_embeddings(other, {"de": de, "en": en}, {"de": 120, "en": 200}, encoder=encoder)
+        index.run(str(other), ["de", "en"], {"shard_size": 200})
+        for suffix in (".faiss", ".json"):
+            source = other / "indexes" / "en" / shard.with_suffix(suffix).name
+            shard.with_suffix(suffix).write_bytes(source.read_bytes())
+        changed = "encoder is 'another-encoder'" if dim == 24 else "dim is 8"
+        assert_refused(run_dir, f"{shard}: {changed}")
+
+
+def test_embeddings_rebuilt_after_indexing_are_refused(sharded_index):
+    run_dir, _ = sharded_index
+    de, en = planted(np.random.default_rng(0), 300, 500, 200, 24)
+    write_embeddings(run_dir, {"de": de, "en": en}, {"de": 120, "en": 200})
+    assert_refused(run_dir, "built from other embeddings than the run's current ones")

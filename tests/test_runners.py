@@ -1,16 +1,91 @@
-"""The DirectRunner with several worker processes gives the same output as one process, and
+"""The DirectRunner with several worker processes and Beam's portable runner (its local job
+service, workers in their own processes) give the same output as one process, and
 `make mine LANG=de` runs the whole chain on the bundled sample."""
 
+import os
+import socket
 import subprocess
+import sys
+import time
 
+import numpy as np
 import pytest
 
 from mining.extraction import ExtractConfig
-from pipelines import extract
+from pipelines import extract, index, mine
 from pipelines.mine import read_bitext
 from tests.conftest import REPO
+from tests.synthetic_run import planted, row_pairs, write_embeddings
 
 pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        return sock.getsockname()[1]
+
+
+def serve(module: str, port_flag: str):
+    """Start a Beam service module on a free local port; returns (process, port) once it
+    listens. Its workers run this interpreter with the checkout importable."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", module, f"{port_flag}={port}"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("localhost", port)) == 0:
+                return process, port
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"{module} did not start")
+
+
+@pytest.fixture(scope="module")
+def portable_args():
+    """Pipeline options for Beam's local job service with an external worker pool: the pipeline
+    is serialised to the job service as for Dataflow, and workers are separate processes."""
+    job_service, job_port = serve(
+        "apache_beam.runners.portability.local_job_service_main", "--port"
+    )
+    pool, pool_port = serve("apache_beam.runners.worker.worker_pool_main", "--service_port")
+    try:
+        yield [
+            "--runner=PortableRunner",
+            f"--job_endpoint=localhost:{job_port}",
+            "--environment_type=EXTERNAL",
+            f"--environment_config=localhost:{pool_port}",
+        ]
+    finally:
+        pool.kill()
+        job_service.kill()
+
+
+def test_sharded_index_and_mine_on_multiprocess_and_portable_runners(tmp_path, portable_args):
+    de, en = planted(np.random.default_rng(5), 300, 500, 200, 16)
+    write_embeddings(tmp_path, {"de": de, "en": en}, {"de": 100, "en": 150})
+    index.run(str(tmp_path), ["de", "en"], {"index_type": "flat", "shard_size": 130})
+    expected = mine.run(str(tmp_path), "de", "en", threshold=1.0)
+    pairs = row_pairs(read_bitext(str(tmp_path / "bitext" / "de-en")).to_pylist())
+    assert len(pairs) == expected["kept"] > 200
+
+    multiprocess = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
+    for beam_args in (multiprocess, portable_args):
+        index.run(str(tmp_path), ["de", "en"], {"index_type": "flat", "shard_size": 130}, beam_args)
+        stats = mine.run(str(tmp_path), "de", "en", threshold=1.0, beam_args=beam_args)
+        got = row_pairs(read_bitext(str(tmp_path / "bitext" / "de-en")).to_pylist())
+        assert got == pairs, beam_args
+        assert stats["kept"] == expected["kept"] and stats["search_items"] == 24, beam_args
 
 
 def test_multiprocess_direct_runner_matches_single_process(shared_data, tmp_path):

@@ -51,7 +51,7 @@ def test_max_mode_continues_from_undecided_pairs(sharded_run, monkeypatch):
     rows = mine.read_bitext(str(run_dir / "bitext" / "de-en")).to_pylist()
     assert row_pairs(rows) == [(i, j) for i, j, _ in brute_force(de, en, 4, "ratio", "max")]
 
-    with pytest.raises(RuntimeError, match="still undecided after 1 rounds"):
+    with pytest.raises(mine.StageError, match="still undecided after 1 rounds"):
         mine.run(str(run_dir), "de", "en", threshold=-10.0, max_rounds=1)
     assert not list((run_dir / "bitext").glob(".de-en.tmp-*"))  # nothing left behind
 
