@@ -5,6 +5,7 @@ floor) with a counter per reason, join the texts, URLs and hashes by key (pairs 
 shard meet that shard's id file, then by target shard), drop pairs whose two sides are the same
 text, and write the parts. The score histogram and the sample of the best pairs below the
 threshold come from combiners and are written as small JSON files for the stage's stats.
+Blocks go between steps as work files (pipelines/work_files.py); elements are (key, path).
 
 Parts are score ranges cut at approximate quantiles: part-00000 holds the best pairs, each part
 is sorted by score (ties: forward candidates first, then by the query's row id) and every score
@@ -27,7 +28,8 @@ from apache_beam.metrics import Metrics
 from mining.embedding_store import ShardLayout, read_ids
 from mining.matching import Edges, best_first, empty_edges
 from mining.pair_filters import KEEP, SCORE_REASONS, same_text, score_reasons
-from pipelines.select import read_edges, split_by_shard
+from pipelines.select import split_by_shard
+from pipelines.work_files import get, name_of, put
 
 NAMESPACE = "mine"
 BITEXT_SCHEMA = pa.schema(
@@ -57,13 +59,16 @@ def _count(name: str, n: int) -> None:
 
 
 class ScoreCuts(beam.DoFn):
-    """Counts the selected pairs, drops those failing a score cut (counted by reason), and sends
-    each block's best pairs below the threshold to the `below` output for the sample."""
+    """Counts the selected pairs, drops those failing a score cut (counted by reason), passes the
+    rest on by source shard, and sends each block's best pairs below the threshold to the
+    `below` output for the sample."""
 
-    def __init__(self, threshold, max_score, min_cosine):
+    def __init__(self, threshold, max_score, min_cosine, src: ShardLayout, work_dir: str):
         self.threshold, self.max_score, self.min_cosine = threshold, max_score, min_cosine
+        self.src, self.work_dir = src, work_dir
 
-    def process(self, edges: Edges):
+    def process(self, path: str):
+        edges = get(path)
         _count("candidates", len(edges))
         reasons = score_reasons(
             edges.score, edges.cos, self.threshold, self.max_score, self.min_cosine
@@ -72,7 +77,9 @@ class ScoreCuts(beam.DoFn):
             _count(f"dropped:{name}", np.count_nonzero(reasons == code))
         below = edges.take(reasons == 0)
         yield beam.pvalue.TaggedOutput("below", below.take(best_first(below)[:SAMPLE_SIZE]))
-        yield edges.take(reasons == KEEP)
+        for shard, part in split_by_shard(edges.take(reasons == KEEP), self.src, "src"):
+            name = f"kept/src{shard:05d}-from-{name_of(path)}"
+            yield shard, put(self.work_dir, name, part)
 
 
 class BestEdges(beam.CombineFn):
@@ -127,44 +134,44 @@ class AttachSource(beam.DoFn):
     """Pairs of one source shard get their source text, URL and hash from that shard's id file;
     passed on by target shard as Arrow tables."""
 
-    def __init__(self, src: ShardLayout, tgt: ShardLayout):
-        self.src, self.tgt = src, tgt
+    def __init__(self, src: ShardLayout, tgt: ShardLayout, work_dir: str):
+        self.src, self.tgt, self.work_dir = src, tgt, work_dir
 
     def process(self, keyed):
-        shard, blocks = keyed
-        edges = Edges.concat(list(blocks))
+        shard, paths = keyed
+        edges = Edges.concat([get(path) for path in paths])
         ids = read_ids(self.src.parquets[shard], ["hash", "text", "url"])
         ids = ids.take(edges.src - self.src.starts[shard])
         target_shard = self.tgt.shard_of(edges.tgt)
         for number in np.unique(target_shard):
             rows = target_shard == number
-            yield (
-                int(number),
-                pa.table(
-                    {
-                        "tgt_row": edges.tgt[rows],
-                        "score": edges.score[rows],
-                        "cosine": edges.cos[rows],
-                        "direction": edges.direction[rows],
-                        "query": edges.query[rows],
-                        "src_text": ids.column("text").filter(rows),
-                        "src_url": ids.column("url").filter(rows),
-                        "src_hash": ids.column("hash").filter(rows),
-                    }
-                ),
+            table = pa.table(
+                {
+                    "tgt_row": edges.tgt[rows],
+                    "score": edges.score[rows],
+                    "cosine": edges.cos[rows],
+                    "direction": edges.direction[rows],
+                    "query": edges.query[rows],
+                    "src_text": ids.column("text").filter(rows),
+                    "src_url": ids.column("url").filter(rows),
+                    "src_hash": ids.column("hash").filter(rows),
+                }
             )
+            name = f"attached/tgt{number:05d}-from-src{shard:05d}"
+            yield int(number), put(self.work_dir, name, table)
 
 
 class AttachTarget(beam.DoFn):
     """Pairs of one target shard get their target side; pairs whose two sides are the same text
-    are dropped (counted). Yields bitext rows plus the ordering columns."""
+    are dropped (counted). Writes the bitext rows plus the ordering columns; sends their scores
+    to the `scores` output (for the part boundaries)."""
 
-    def __init__(self, tgt: ShardLayout, src_lang: str):
-        self.tgt, self.src_lang = tgt, src_lang
+    def __init__(self, tgt: ShardLayout, src_lang: str, work_dir: str):
+        self.tgt, self.src_lang, self.work_dir = tgt, src_lang, work_dir
 
     def process(self, keyed):
-        shard, tables = keyed
-        table = pa.concat_tables(list(tables))
+        shard, paths = keyed
+        table = pa.concat_tables([get(path) for path in paths])
         local = table.column("tgt_row").to_numpy() - self.tgt.starts[shard]
         ids = read_ids(self.tgt.parquets[shard], ["hash", "text", "url"]).take(local)
         identical = np.array(
@@ -182,7 +189,7 @@ class AttachTarget(beam.DoFn):
         _count("kept", (~identical).sum())
         keep = pa.array(~identical)
         rows = len(table)
-        yield pa.table(
+        kept = pa.table(
             {
                 "src_lang": pa.array([self.src_lang] * rows, pa.string()),
                 "tgt_lang": pa.array([self.tgt.lang] * rows, pa.string()),
@@ -198,6 +205,9 @@ class AttachTarget(beam.DoFn):
                 "query": table.column("query"),
             }
         ).filter(keep)
+        if len(kept):
+            yield beam.pvalue.TaggedOutput("scores", kept.column("score").to_numpy().tolist())
+            yield put(self.work_dir, f"rows/tgt{shard:05d}", kept)
 
 
 def part_boundaries(quantiles: list[float], count: int) -> np.ndarray:
@@ -210,12 +220,14 @@ def part_boundaries(quantiles: list[float], count: int) -> np.ndarray:
     return cuts[cuts > np.float32(quantiles[0])]  # every part gets at least one pair
 
 
-def split_into_parts(table: pa.Table, quantiles: list[float], count: int):
-    """(part number, rows of the table in that part); part 0 holds the best scores."""
+def split_into_parts(path: str, quantiles: list[float], count: int, work_dir: str):
+    """(part number, path of the rows of a table in that part); part 0 holds the best scores."""
+    table = get(path)
     cuts = part_boundaries(quantiles, count)
     part = len(cuts) - np.searchsorted(cuts, table.column("score").to_numpy(), side="right")
     for number in np.unique(part):
-        yield int(number), table.filter(pa.array(part == number))
+        name = f"parts/part{number:05d}-from-{name_of(path)}"
+        yield int(number), put(work_dir, name, table.filter(pa.array(part == number)))
 
 
 class WritePart(beam.DoFn):
@@ -223,8 +235,9 @@ class WritePart(beam.DoFn):
         self.out_dir = out_dir
 
     def process(self, keyed):
-        number, tables = keyed
-        table = pa.concat_tables(list(tables)).sort_by(ORDER).select(BITEXT_SCHEMA.names)
+        number, paths = keyed
+        table = pa.concat_tables([get(path) for path in paths])
+        table = table.sort_by(ORDER).select(BITEXT_SCHEMA.names)
         path = FileSystems.join(self.out_dir, f"part-{number:05d}.parquet")
         write_table(table.cast(BITEXT_SCHEMA), path)
         yield path
@@ -242,7 +255,8 @@ def write_json(payload, path: str) -> None:
         out.write(json.dumps(payload, ensure_ascii=False).encode())
 
 
-def score_range(edges: Edges):
+def score_range(path: str):
+    edges = get(path)
     if len(edges):
         yield float(edges.score.min()), float(edges.score.max())
 
@@ -255,10 +269,10 @@ def widest(ranges) -> tuple[float, float] | None:
     return min(low for low, _ in ranges), max(high for _, high in ranges)
 
 
-def block_histogram(edges: Edges, bounds) -> np.ndarray:
+def block_histogram(path: str, bounds) -> np.ndarray:
     low, high = bounds or (0.0, 1.0)
     counts, _ = np.histogram(
-        edges.score, bins=HISTOGRAM_BINS, range=(np.float32(low), np.float32(high))
+        get(path).score, bins=HISTOGRAM_BINS, range=(np.float32(low), np.float32(high))
     )
     return counts
 
@@ -284,26 +298,21 @@ def build_assembly(
     pipeline, blocks, layouts, src, tgt, threshold, max_score, min_cosine, out_dir, work_dir
 ):
     """Selected pair blocks (paths) to Parquet parts in out_dir; stats JSON files in work_dir."""
-    edges = (
-        pipeline
-        | "SelectedBlocks" >> beam.Create(blocks)
-        | "Spread" >> beam.Reshuffle()
-        | "Read" >> beam.Map(read_edges)
-    )
+    selected = pipeline | "SelectedBlocks" >> beam.Create(blocks) | "Spread" >> beam.Reshuffle()
     bounds = beam.pvalue.AsSingleton(
-        edges
+        selected
         | "ScoreRanges" >> beam.FlatMap(score_range)
         | "Widest" >> beam.CombineGlobally(widest)
     )
     _ = (
-        edges
+        selected
         | "Histograms" >> beam.Map(block_histogram, bounds)
         | "SumHistograms" >> beam.CombineGlobally(sum_counts)
         | "HistogramJson" >> beam.Map(histogram_json, bounds)
         | "WriteHistogram" >> beam.Map(write_json, FileSystems.join(work_dir, "histogram.json"))
     )
-    cut = edges | "ScoreCuts" >> beam.ParDo(
-        ScoreCuts(threshold, max_score, min_cosine)
+    cut = selected | "ScoreCuts" >> beam.ParDo(
+        ScoreCuts(threshold, max_score, min_cosine, layouts[src], work_dir)
     ).with_outputs("below", main="kept")
     _ = (
         cut.below
@@ -313,23 +322,24 @@ def build_assembly(
     )
     rows = (
         cut.kept
-        | "BySourceShard" >> beam.FlatMap(split_by_shard, layouts[src], "src")
         | "GroupBySource" >> beam.GroupByKey()
-        | "AttachSource" >> beam.ParDo(AttachSource(layouts[src], layouts[tgt]))
+        | "AttachSource" >> beam.ParDo(AttachSource(layouts[src], layouts[tgt], work_dir))
         | "GroupByTarget" >> beam.GroupByKey()
-        | "AttachTarget" >> beam.ParDo(AttachTarget(layouts[tgt], src))
+        | "AttachTarget"
+        >> beam.ParDo(AttachTarget(layouts[tgt], src, work_dir)).with_outputs(
+            "scores", main="tables"
+        )
     )
     quantiles = beam.pvalue.AsSingleton(
-        rows
-        | "Scores" >> beam.Map(lambda table: table.column("score").to_numpy().tolist())
+        rows.scores
         | "Quantiles" >> beam.ApproximateQuantiles.Globally(QUANTILES, input_batched=True)
     )
     count = beam.pvalue.AsSingleton(
-        rows | "Rows" >> beam.Map(len) | "CountRows" >> beam.CombineGlobally(sum)
+        rows.scores | "Rows" >> beam.Map(len) | "CountRows" >> beam.CombineGlobally(sum)
     )
     _ = (
-        rows
-        | "SplitIntoParts" >> beam.FlatMap(split_into_parts, quantiles, count)
+        rows.tables
+        | "SplitIntoParts" >> beam.FlatMap(split_into_parts, quantiles, count, work_dir)
         | "GroupParts" >> beam.GroupByKey()
         | "WriteParts" >> beam.ParDo(WritePart(out_dir))
     )

@@ -2,13 +2,15 @@
 
 One work item per (query shard, index shard): the worker searches the query shard's vectors in
 that index shard (loaded once per worker and kept while its items follow each other; IVF-PQ
-candidates re-scored with that shard's exact vectors only) and emits each query's top k there.
+candidates re-scored with that shard's exact vectors only) and writes each query's top k there.
 The per-shard lists are merged into each query's global top k by query shard (GroupByKey, then
-a fold: a lifted CombinePerKey would hold one rows x k accumulator per query shard a worker has
-seen in a bundle, i.e. all of them for a worker that walks one index shard). Neighbour means come
-from the merged lists, so margins equal an unsharded search's. Candidates are then joined by key
-(the target's embedding shard) with the target side's means, scored, and reduced to each query's
-best candidate.
+a fold that reads one list at a time: a lifted CombinePerKey would hold one rows x k
+accumulator per query shard a worker has seen in a bundle, i.e. all of them for a worker that
+walks one index shard). Neighbour means come from the merged lists, so margins equal an
+unsharded search's. Candidates are then joined by key (the target's embedding shard) with the
+target side's means, scored, and reduced to each query's best candidate.
+
+Blocks go between steps as work files (pipelines/work_files.py); elements are (key, path).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from mining.embedding_store import ShardLayout, read_vectors
 from mining.margin import best_per_query, margin
 from mining.matching import BACKWARD, FORWARD, Edges
 from mining.topk import merge_topk, neighbour_means, pad_topk
+from pipelines.work_files import get, put
 
 NAMESPACE = "mine"
 # With fewer index shards than this, the (query shard, index shard) items are spread over
@@ -66,7 +69,9 @@ class SearchIndexShard(beam.DoFn):
         query: ShardLayout,
         k: int,
         candidates: int,
+        work_dir: str,
     ):
+        self.work_dir = work_dir
         self.index_dir = index_dir
         self.target = target
         self.spec = spec
@@ -100,7 +105,9 @@ class SearchIndexShard(beam.DoFn):
         ids = np.where(ids >= 0, ids + shard["start"], ids)
         sims, ids = pad_topk(sims, ids, min(self.k, self.target.rows))
         Metrics.counter(NAMESPACE, "search_items").inc()
-        yield (self.query.lang, query_number), TopK(self.query.starts[query_number], sims, ids)
+        name = f"topk/{self.query.lang}-{query_number:05d}-in-{shard['number']:05d}"
+        block = TopK(self.query.starts[query_number], sims, ids)
+        yield (self.query.lang, query_number), put(self.work_dir, name, block)
 
 
 class MergeTopK(beam.DoFn):
@@ -108,13 +115,15 @@ class MergeTopK(beam.DoFn):
     means keyed by (query language, shard) on `means`, and its candidates keyed by the target
     (language, shard) holding each neighbour."""
 
-    def __init__(self, target: ShardLayout):
+    def __init__(self, target: ShardLayout, work_dir: str):
         self.target = target
+        self.work_dir = work_dir
 
     def process(self, keyed):
-        (query_lang, number), lists = keyed
+        (query_lang, number), paths = keyed
         merged = None
-        for part in lists:
+        for path in paths:
+            part = get(path)
             if merged is None:
                 merged = part
             else:
@@ -123,7 +132,8 @@ class MergeTopK(beam.DoFn):
                     part.offset, *merge_topk(merged.sims, merged.ids, part.sims, part.ids, k)
                 )
         means = neighbour_means(merged.sims, merged.ids)
-        yield beam.pvalue.TaggedOutput("means", ((query_lang, number), (merged.offset, means)))
+        path = put(self.work_dir, f"means/{query_lang}-{number:05d}", (merged.offset, means))
+        yield beam.pvalue.TaggedOutput("means", ((query_lang, number), path))
         rows, cols = np.nonzero(merged.ids >= 0)
         targets = merged.ids[rows, cols]
         target_shard = self.target.shard_of(targets)
@@ -133,7 +143,8 @@ class MergeTopK(beam.DoFn):
             block = CandidateBlock(
                 query_lang, number, merged.offset + r, c, targets[sel], merged.sims[r, c]
             )
-            yield (self.target.lang, int(shard)), (block, means[r])
+            name = f"candidates/{self.target.lang}-{shard:05d}-from-{query_lang}-{number:05d}"
+            yield (self.target.lang, int(shard)), put(self.work_dir, name, (block, means[r]))
 
 
 class ScoreCandidates(beam.DoFn):
@@ -141,13 +152,16 @@ class ScoreCandidates(beam.DoFn):
     means and get their margin scores; re-keyed by the query shard they came from. A candidate
     whose either side found no neighbour at all (possible with IVF) has no margin: counted."""
 
-    def __init__(self, margin_kind: str):
+    def __init__(self, margin_kind: str, work_dir: str):
         self.margin_kind = margin_kind
+        self.work_dir = work_dir
 
     def process(self, joined):
-        _key, grouped = joined
-        ((offset, target_means),) = grouped["means"]  # every target shard was a query shard
-        for block, query_means in grouped["candidates"]:
+        (target_lang, target_shard), grouped = joined
+        (means_path,) = grouped["means"]  # every target shard was a query shard
+        offset, target_means = get(means_path)
+        for path in grouped["candidates"]:
+            block, query_means = get(path)
             scores = margin(
                 block.cos, query_means, target_means[block.target - offset], self.margin_kind
             )
@@ -156,19 +170,25 @@ class ScoreCandidates(beam.DoFn):
                 Metrics.counter(NAMESPACE, "candidates_without_neighbourhood").inc(
                     int(unscored.sum())
                 )
-            yield (block.query_lang, block.query_shard), (block, scores)
+            name = (
+                f"scored/{block.query_lang}-{block.query_shard:05d}"
+                f"-to-{target_lang}-{target_shard:05d}"
+            )
+            key = (block.query_lang, block.query_shard)
+            yield key, put(self.work_dir, name, (block, scores))
 
 
 class BestPerQuery(beam.DoFn):
-    """Each query's best-scoring candidate, as Edges in (source, target) orientation, keyed by
-    the query shard."""
+    """Each query's best-scoring candidate, as Edges in (source, target) orientation, written
+    per query shard."""
 
-    def __init__(self, src_lang: str):
+    def __init__(self, src_lang: str, work_dir: str):
         self.src_lang = src_lang
+        self.work_dir = work_dir
 
     def process(self, keyed):
-        (query_lang, number), scored = keyed
-        scored = list(scored)
+        (query_lang, number), paths = keyed
+        scored = [get(path) for path in paths]
         query = np.concatenate([b.query for b, _ in scored])
         target = np.concatenate([b.target for b, _ in scored])
         cos = np.concatenate([b.cos for b, _ in scored])
@@ -181,7 +201,7 @@ class BestPerQuery(beam.DoFn):
         src, tgt = (query, target) if forward else (target, query)
         direction = np.full(len(best), FORWARD if forward else BACKWARD, np.int8)
         edges = Edges(src[best], tgt[best], score[best].astype(np.float32), cos[best], direction)
-        yield (query_lang, number), edges
+        yield (query_lang, number), put(self.work_dir, f"best/{query_lang}-{number:05d}", edges)
 
 
 def expand_items(shard: dict, query_shards: int) -> list:
@@ -190,10 +210,10 @@ def expand_items(shard: dict, query_shards: int) -> list:
 
 
 def build_best_candidates(
-    pipeline, index_dir, layouts, metas, src, tgt, k, candidates, margin_kind
+    pipeline, index_dir, layouts, metas, src, tgt, k, candidates, margin_kind, work_dir
 ):
-    """Each sentence's best candidate in both directions: ((query lang, shard), Edges) per query
-    shard (FORWARD edges for src queries, BACKWARD for tgt queries)."""
+    """Each sentence's best candidate in both directions: ((query lang, shard), path of its
+    Edges) per query shard (FORWARD edges for src queries, BACKWARD for tgt queries)."""
     means, blocks = [], []
     for query, target in ((src, tgt), (tgt, src)):
         meta, query_layout = metas[target], layouts[query]
@@ -210,12 +230,14 @@ def build_best_candidates(
             | f"Search_{query}_in_{target}"
             >> beam.ParDo(
                 SearchIndexShard(
-                    index_dir, layouts[target], meta["spec"], query_layout, k, candidates
+                    index_dir, layouts[target], meta["spec"], query_layout, k, candidates, work_dir
                 )
             )
             | f"ByQueryShard_{query}" >> beam.GroupByKey()
             | f"MergeTopK_{query}"
-            >> beam.ParDo(MergeTopK(layouts[target])).with_outputs("means", main="candidates")
+            >> beam.ParDo(MergeTopK(layouts[target], work_dir)).with_outputs(
+                "means", main="candidates"
+            )
         )
         means.append(searched.means)
         blocks.append(searched.candidates)
@@ -225,7 +247,7 @@ def build_best_candidates(
             "candidates": blocks | "AllCandidates" >> beam.Flatten(),
         }
         | "JoinMeansByShard" >> beam.CoGroupByKey()
-        | "Score" >> beam.ParDo(ScoreCandidates(margin_kind))
+        | "Score" >> beam.ParDo(ScoreCandidates(margin_kind, work_dir))
         | "ScoredByQueryShard" >> beam.GroupByKey()
-        | "BestPerQuery" >> beam.ParDo(BestPerQuery(src))
+        | "BestPerQuery" >> beam.ParDo(BestPerQuery(src, work_dir))
     )

@@ -122,11 +122,10 @@ def run(
 
     def search_and_select(pipeline):
         best = knn.build_best_candidates(
-            pipeline, index_dir, layouts, metas, src, tgt, k, candidates, margin_kind
+            pipeline, index_dir, layouts, metas, src, tgt, k, candidates, margin_kind, work
         )
-        select.build_selection(
-            best, mode, layouts, src, tgt, rounds, selected, f"{undecided}-{rounds:03d}"
-        )
+        dirs = (work, selected, f"{undecided}-{rounds:03d}")
+        select.build_selection(best, mode, layouts, src, tgt, rounds, dirs)
 
     counters = run_pipeline(writer, search_and_select, beam_args, NAMESPACE)
     done = rounds
@@ -145,7 +144,7 @@ def run(
                 writer,
                 lambda p, left=left, first=done + 1, more=more, target=target: (
                     select.build_continuation(
-                        p, left, layouts, src, tgt, first, more, selected, target
+                        p, left, layouts, src, tgt, first, more, (work, selected, target)
                     )
                 ),
                 beam_args,

@@ -4,15 +4,13 @@ forward / backward: each source's (target's) best candidate, as found. intersect
 target shard keeps the forward pairs that are also their target's best. max: the greedy
 one-to-one matching by rounds (mining/matching.py), each round a step keyed by source shard and
 one keyed by target shard. A pipeline unrolls `rounds` rounds; edges still undecided after them
-are written out (with the sources matched in the last round already removed), and the driver
-continues from them with another pipeline, up to its bound on rounds.
+are written out per source shard (the sources matched in the last round already removed), and
+the driver continues from them with another pipeline, up to its bound on rounds.
 
-Blocks get names derived from their keys, so a retried bundle overwrites rather than adds.
+Blocks go between steps as work files (pipelines/work_files.py); elements are (key, path).
 """
 
 from __future__ import annotations
-
-import io
 
 import apache_beam as beam
 import numpy as np
@@ -21,47 +19,26 @@ from apache_beam.metrics import Metrics
 
 from mining.embedding_store import ShardLayout
 from mining.matching import (
-    FIELDS,
     Edges,
     accept_round,
     best_per_vertex,
     drop_matched_sources,
     intersect,
 )
+from pipelines.work_files import get, name_of, put
 
 NAMESPACE = "mine"
 
 
-def write_edges(edges: Edges, path: str) -> None:
-    buffer = io.BytesIO()
-    np.savez(buffer, **{name: getattr(edges, name) for name in FIELDS})
-    with FileSystems.create(path) as out:
-        out.write(buffer.getvalue())
-
-
-def read_edges(path: str) -> Edges:
-    with FileSystems.open(path) as stream:
-        arrays = np.load(io.BytesIO(stream.read()))
-        return Edges(*(arrays[name] for name in FIELDS))
-
-
 def list_blocks(directory: str) -> list[str]:
-    pattern = FileSystems.join(directory, "*.npz")
+    pattern = FileSystems.join(directory, "*.pkl")
     return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
 
 
-class WriteEdges(beam.DoFn):
-    """(name, Edges) to DIRECTORY/name.npz; empty blocks are not written."""
-
-    def __init__(self, directory: str):
-        self.directory = directory
-
-    def process(self, named):
-        name, edges = named
-        if len(edges):
-            path = FileSystems.join(self.directory, f"{name}.npz")
-            write_edges(edges, path)
-            yield path
+def save_selected(edges: Edges, directory: str, name: str) -> None:
+    """A block of selected pairs (or of undecided ones), unless it is empty."""
+    if len(edges):
+        put(directory, name, edges)
 
 
 def split_by_shard(edges: Edges, layout: ShardLayout, side: str):
@@ -71,147 +48,179 @@ def split_by_shard(edges: Edges, layout: ShardLayout, side: str):
         yield int(number), edges.take(shard == number)
 
 
+class SplitBySource(beam.DoFn):
+    """A block of edges, re-keyed by source shard: (source shard, path of its part)."""
+
+    def __init__(self, src: ShardLayout, work_dir: str, prefix: str):
+        self.src, self.work_dir, self.prefix = src, work_dir, prefix
+
+    def process(self, path: str):
+        for shard, part in split_by_shard(get(path), self.src, "src"):
+            name = f"{self.prefix}/src{shard:05d}-from-{name_of(path)}"
+            yield shard, put(self.work_dir, name, part)
+
+
 class SourceSide(beam.DoFn):
     """First half of a round, on one source shard: drop edges whose source was matched in the
     previous round, mark each source's best edge, pass the edges on by target shard."""
 
-    def __init__(self, tgt: ShardLayout):
-        self.tgt = tgt
+    def __init__(self, tgt: ShardLayout, work_dir: str, round_number: int):
+        self.tgt, self.work_dir, self.round_number = tgt, work_dir, round_number
 
     def process(self, joined):
-        _shard, grouped = joined
-        edges = Edges.concat(list(grouped["edges"]))
-        matched = list(grouped["matched"])
+        shard, grouped = joined
+        edges = Edges.concat([get(path) for path in grouped["edges"]])
+        matched = [get(path) for path in grouped["matched"]]
         if matched:
             edges = drop_matched_sources(edges, np.concatenate(matched))
         best = best_per_vertex(edges, "src")
-        shard = self.tgt.shard_of(edges.tgt)
-        for number in np.unique(shard):
-            rows = shard == number
-            yield int(number), (edges.take(rows), best[rows])
+        target = self.tgt.shard_of(edges.tgt)
+        for number in np.unique(target):
+            rows = target == number
+            name = f"round{self.round_number:03d}/marked-tgt{number:05d}-from-src{shard:05d}"
+            yield int(number), put(self.work_dir, name, (edges.take(rows), best[rows]))
 
 
 class TargetSide(beam.DoFn):
     """Second half of a round, on one target shard (all remaining edges of its targets): accept
-    the edges that are best of both ends, drop the others touching an accepted sentence, and
-    send the rest and the accepted sources back by source shard."""
+    the edges that are best of both ends (written as selected), drop the others touching an
+    accepted sentence, and send the rest and the accepted sources back by source shard."""
 
-    def __init__(self, src: ShardLayout, round_number: int):
-        self.src = src
+    def __init__(self, src: ShardLayout, work_dir: str, selected_dir: str, round_number: int):
+        self.src, self.work_dir, self.selected_dir = src, work_dir, selected_dir
         self.round_number = round_number
 
     def process(self, keyed):
-        shard, marked = keyed
-        marked = list(marked)
+        shard, paths = keyed
+        marked = [get(path) for path in paths]
         edges = Edges.concat([e for e, _ in marked])
         best_of_source = np.concatenate([m for _, m in marked])
         accepted, remaining = accept_round(edges, best_of_source)
         Metrics.counter(NAMESPACE, f"accepted_in_round:{self.round_number:03d}").inc(len(accepted))
-        name = f"round{self.round_number:03d}-tgt{shard:05d}"
-        yield beam.pvalue.TaggedOutput("accepted", (name, accepted))
+        save_selected(accepted, self.selected_dir, f"round{self.round_number:03d}-tgt{shard:05d}")
+        prefix = f"round{self.round_number:03d}"
         for number, part in split_by_shard(accepted, self.src, "src"):
-            yield beam.pvalue.TaggedOutput("matched", (number, part.src))
-        yield from split_by_shard(remaining, self.src, "src")
+            name = f"{prefix}/matched-src{number:05d}-from-tgt{shard:05d}"
+            yield beam.pvalue.TaggedOutput("matched", (number, put(self.work_dir, name, part.src)))
+        for number, part in split_by_shard(remaining, self.src, "src"):
+            name = f"{prefix}/remaining-src{number:05d}-from-tgt{shard:05d}"
+            yield number, put(self.work_dir, name, part)
 
 
-class DropMatched(beam.DoFn):
+class SaveUndecided(beam.DoFn):
     """After the last round of a pipeline: the undecided edges of a source shard, less those whose
-    source the last round matched."""
+    source the last round matched, written for the next pipeline."""
+
+    def __init__(self, undecided_dir: str):
+        self.undecided_dir = undecided_dir
 
     def process(self, joined):
         shard, grouped = joined
-        edges = Edges.concat(list(grouped["edges"]))
-        matched = list(grouped["matched"])
+        edges = Edges.concat([get(path) for path in grouped["edges"]])
+        matched = [get(path) for path in grouped["matched"]]
         if matched:
             edges = drop_matched_sources(edges, np.concatenate(matched))
         Metrics.counter(NAMESPACE, "undecided_after_pipeline").inc(len(edges))
-        yield f"src{shard:05d}", edges
+        save_selected(edges, self.undecided_dir, f"src{shard:05d}")
+        yield shard
 
 
-def build_rounds(by_source, layouts, src, tgt, first_round, rounds, selected_dir, leftover_dir):
-    """`rounds` rounds of the greedy matching on edges keyed by source shard."""
-    pipeline = by_source.pipeline
-    matched = pipeline | f"NoneMatchedBefore{first_round}" >> beam.Create([])
+def build_rounds(by_source, src_layout, tgt_layout, first_round, rounds, dirs):
+    """`rounds` rounds of the greedy matching on (source shard, path of edges) elements."""
+    work, selected, undecided = dirs
+    matched = by_source.pipeline | f"NoneMatchedBefore{first_round}" >> beam.Create([])
     for number in range(first_round, first_round + rounds):
         step = (
             {"edges": by_source, "matched": matched}
             | f"BySource{number}" >> beam.CoGroupByKey()
-            | f"SourceSide{number}" >> beam.ParDo(SourceSide(layouts[tgt]))
+            | f"SourceSide{number}" >> beam.ParDo(SourceSide(tgt_layout, work, number))
             | f"ByTarget{number}" >> beam.GroupByKey()
             | f"TargetSide{number}"
-            >> beam.ParDo(TargetSide(layouts[src], number)).with_outputs(
-                "accepted", "matched", main="remaining"
+            >> beam.ParDo(TargetSide(src_layout, work, selected, number)).with_outputs(
+                "matched", main="remaining"
             )
         )
-        _ = step.accepted | f"WriteAccepted{number}" >> beam.ParDo(WriteEdges(selected_dir))
         by_source, matched = step.remaining, step.matched
     _ = (
         {"edges": by_source, "matched": matched}
         | "LastBySource" >> beam.CoGroupByKey()
-        | "DropMatched" >> beam.ParDo(DropMatched())
-        | "WriteUndecided" >> beam.ParDo(WriteEdges(leftover_dir))
+        | "SaveUndecided" >> beam.ParDo(SaveUndecided(undecided))
     )
 
 
-def key_by_source(edges, layouts, src, label):
-    return edges | label >> beam.FlatMap(split_by_shard, layouts[src], "src")
-
-
 def of_language(keyed, lang: str) -> bool:
-    (query_lang, _shard), _edges = keyed
+    (query_lang, _shard), _path = keyed
     return query_lang == lang
 
 
-def intersect_shard(shard: int, grouped) -> tuple[str, Edges]:
-    forward = Edges.concat(list(grouped["forward"]))
-    backward = Edges.concat(list(grouped["backward"]))
-    return f"intersect-{shard:05d}", intersect(forward, backward)
+class SplitByTarget(beam.DoFn):
+    """A forward block re-keyed by target shard, for the intersect join."""
+
+    def __init__(self, tgt: ShardLayout, work_dir: str):
+        self.tgt, self.work_dir = tgt, work_dir
+
+    def process(self, path: str):
+        for shard, part in split_by_shard(get(path), self.tgt, "tgt"):
+            name = f"intersect/tgt{shard:05d}-from-{name_of(path)}"
+            yield shard, put(self.work_dir, name, part)
 
 
-def build_selection(best, mode, layouts, src, tgt, rounds, selected_dir, leftover_dir):
-    """Select pairs from the best-candidate blocks ((query lang, shard), Edges) by `mode`."""
+def intersect_shard(keyed, selected_dir: str) -> None:
+    shard, grouped = keyed
+    forward = Edges.concat([get(path) for path in grouped["forward"]])
+    backward = Edges.concat([get(path) for path in grouped["backward"]])
+    save_selected(intersect(forward, backward), selected_dir, f"intersect-{shard:05d}")
+
+
+def save_direction(keyed, mode: str, selected_dir: str) -> None:
+    (_lang, shard), path = keyed
+    save_selected(get(path), selected_dir, f"{mode}-{shard:05d}")
+
+
+def build_selection(best, mode, layouts, src, tgt, rounds, dirs):
+    """Select pairs from the best-candidate blocks ((query lang, shard), path) by `mode`;
+    dirs = (work, selected, undecided) directories."""
+    work, selected, _undecided = dirs
     if mode in ("forward", "backward"):
         _ = (
             best
             | "OneDirection" >> beam.Filter(of_language, src if mode == "forward" else tgt)
-            | "Name" >> beam.MapTuple(lambda key, edges: (f"{mode}-{key[1]:05d}", edges))
-            | "WriteSelected" >> beam.ParDo(WriteEdges(selected_dir))
+            | "SaveSelected" >> beam.Map(save_direction, mode, selected)
         )
     elif mode == "intersect":
         forward = (
             best
             | "Forward" >> beam.Filter(of_language, src)
             | "ForwardBlocks" >> beam.Values()
-            | "ForwardByTarget" >> beam.FlatMap(split_by_shard, layouts[tgt], "tgt")
+            | "ForwardByTarget" >> beam.ParDo(SplitByTarget(layouts[tgt], work))
         )
         backward = (
             best
             | "Backward" >> beam.Filter(of_language, tgt)
-            | "BackwardByTarget" >> beam.MapTuple(lambda key, edges: (key[1], edges))
+            | "BackwardByTarget" >> beam.MapTuple(lambda key, path: (key[1], path))
         )
         _ = (
             {"forward": forward, "backward": backward}
             | "JoinOnTarget" >> beam.CoGroupByKey()
-            | "Intersect" >> beam.MapTuple(intersect_shard)
-            | "WriteSelected" >> beam.ParDo(WriteEdges(selected_dir))
+            | "Intersect" >> beam.Map(intersect_shard, selected)
         )
     elif mode == "max":
-        pooled = best | "Blocks" >> beam.Values()
-        by_source = key_by_source(pooled, layouts, src, "PooledBySource")
-        build_rounds(by_source, layouts, src, tgt, 1, rounds, selected_dir, leftover_dir)
+        by_source = (
+            best
+            | "Blocks" >> beam.Values()
+            | "PooledBySource" >> beam.ParDo(SplitBySource(layouts[src], work, "pooled"))
+        )
+        build_rounds(by_source, layouts[src], layouts[tgt], 1, rounds, dirs)
     else:
         raise ValueError(f"unknown mode {mode!r}")
 
 
-def build_continuation(
-    pipeline, leftovers, layouts, src, tgt, first_round, rounds, selected_dir, leftover_dir
-):
-    """More rounds of the greedy matching, from the undecided edges a pipeline wrote."""
-    edges = (
+def build_continuation(pipeline, undecided_blocks, layouts, src, tgt, first_round, rounds, dirs):
+    """More rounds of the greedy matching, from the undecided blocks a pipeline wrote (one per
+    source shard, named src{shard})."""
+    by_source = (
         pipeline
-        | "Undecided" >> beam.Create(leftovers)
-        | "SpreadUndecided" >> beam.Reshuffle()
-        | "ReadUndecided" >> beam.Map(read_edges)
+        | "Undecided" >> beam.Create(undecided_blocks)
+        | "BySourceShard" >> beam.Map(lambda path: (int(name_of(path)[len("src") :]), path))
     )
-    by_source = key_by_source(edges, layouts, src, "UndecidedBySource")
-    build_rounds(by_source, layouts, src, tgt, first_round, rounds, selected_dir, leftover_dir)
+    build_rounds(by_source, layouts[src], layouts[tgt], first_round, rounds, dirs)

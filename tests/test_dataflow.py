@@ -103,18 +103,19 @@ def test_index_and_mine_build_for_dataflow(tmp_path):
     for mode in ("max", "intersect", "forward"):
         pipeline = dataflow_pipeline()
         best = knn.build_best_candidates(
-            pipeline, "gs://b/run/indexes", layouts, metas, "de", "en", 4, 32, "ratio"
+            pipeline, "gs://b/run/indexes", layouts, metas, "de", "en", 4, 32, "ratio", "gs://b/w"
         )
-        select.build_selection(best, mode, layouts, "de", "en", 3, "gs://b/sel", "gs://b/und")
+        dirs = ("gs://b/w", "gs://b/sel", "gs://b/und")
+        select.build_selection(best, mode, layouts, "de", "en", 3, dirs)
         assert pipeline.run().state == "DONE"
     pipeline = dataflow_pipeline()
     select.build_continuation(
-        pipeline, ["gs://b/und/a.npz"], layouts, "de", "en", 4, 2, "gs://b/sel", "gs://b/und2"
+        pipeline, ["gs://b/und/src00000.pkl"], layouts, "de", "en", 4, 2, dirs
     )
     assert pipeline.run().state == "DONE"
     pipeline = dataflow_pipeline()
     bitext.build_assembly(
-        pipeline, ["gs://b/sel/a.npz"], layouts, "de", "en", 1.0, None, 0.5, "gs://b/o", "gs://b/w"
+        pipeline, ["gs://b/sel/a.pkl"], layouts, "de", "en", 1.0, None, 0.5, "gs://b/o", "gs://b/w"
     )
     assert pipeline.run().state == "DONE"
 
@@ -132,16 +133,19 @@ def test_worker_code_pickles(tmp_path):
         embed.WriteShard("gs://b/out", "float16"),
         index.SampleRows(),
         index.BuildIndexShard(layouts["de"], spec, "gs://b/idx", {"encoder": "e"}),
-        knn.SearchIndexShard("gs://b/idx", layouts["en"], spec.as_dict(), layouts["de"], 4, 32),
-        knn.MergeTopK(layouts["en"]),
-        knn.ScoreCandidates("ratio"),
-        knn.BestPerQuery("de"),
-        select.SourceSide(layouts["en"]),
-        select.TargetSide(layouts["de"], 1),
-        select.WriteEdges("gs://b/sel"),
-        bitext.ScoreCuts(1.0, None, None),
-        bitext.AttachSource(layouts["de"], layouts["en"]),
-        bitext.AttachTarget(layouts["en"], "de"),
+        knn.SearchIndexShard(
+            "gs://b/idx", layouts["en"], spec.as_dict(), layouts["de"], 4, 32, "gs://b/w"
+        ),
+        knn.MergeTopK(layouts["en"], "gs://b/w"),
+        knn.ScoreCandidates("ratio", "gs://b/w"),
+        knn.BestPerQuery("de", "gs://b/w"),
+        select.SplitBySource(layouts["de"], "gs://b/w", "pooled"),
+        select.SourceSide(layouts["en"], "gs://b/w", 1),
+        select.TargetSide(layouts["de"], "gs://b/w", "gs://b/sel", 1),
+        select.SaveUndecided("gs://b/und"),
+        bitext.ScoreCuts(1.0, None, None, layouts["de"], "gs://b/w"),
+        bitext.AttachSource(layouts["de"], layouts["en"], "gs://b/w"),
+        bitext.AttachTarget(layouts["en"], "de", "gs://b/w"),
         bitext.WritePart("gs://b/out"),
     ):
         restored = pickler.loads(pickler.dumps(fn))
