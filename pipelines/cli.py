@@ -12,6 +12,7 @@ import sys
 import click
 
 from indexes.shards import SHARD_SIZE, IndexShardError
+from mining import __version__
 from mining.extraction import ExtractConfig
 from mining.matching import MAX_ROUNDS
 from mining.warc_records import DEFAULT_MAX_RECORD_BYTES, BadInputError
@@ -82,6 +83,7 @@ def _run_guarded(fn):
 
 
 @click.group()
+@click.version_option(__version__, prog_name="ccmine")
 @click.option("-v", "--verbose", is_flag=True, help="Log progress and skipped records.")
 def cli(verbose: bool) -> None:
     """ccmine: mine parallel sentences (bitext) from CommonCrawl.
@@ -368,6 +370,61 @@ def mine(
         f"(threshold {stats['threshold']}); dropped {stats['dropped']}"
     )
     click.echo(f"bitext written to {run_dir}/bitext/{src}-{tgt}/")
+
+
+@cli.command()
+@click.option("--bitext", required=True, help="A mined pair directory (RUN/bitext/SRC-TGT).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["moses", "tsv", "jsonl", "tmx", "hf"]),
+    required=True,
+    help="moses: OUT.SRC + OUT.TGT; tsv; jsonl; tmx (TMX 1.4); hf: Parquet or .jsonl "
+    "with a translation column.",
+)
+@click.option("--out", required=True, help="Output path (moses: a prefix); .gz compresses.")
+@click.option(
+    "--columns",
+    default="",
+    help="tsv: extra columns after src and tgt, e.g. score,cosine,src_url,tgt_url.",
+)
+@click.option("--min-score", type=float, help="Drop pairs scoring below this (margin).")
+@click.option("--min-cosine", type=float, help="Drop pairs whose cosine is below this.")
+@click.option(
+    "--max-length-ratio",
+    type=float,
+    help="Drop pairs whose longer side is this many times the shorter, in characters "
+    "(Han characters count 3, kana and Hangul 2).",
+)
+@click.option(
+    "--dedup",
+    type=click.Choice(["src", "pair"]),
+    help="src: one pair per normalised source sentence (its best); pair: exact pair copies.",
+)
+def export(bitext, fmt, out, columns, min_score, min_cosine, max_length_ratio, dedup):
+    """Export mined bitext for MT toolkits (fairseq, Marian, OpenNMT, OpusFilter, OPUS, HF)."""
+    from mining.bitext_export import ExportFilters
+    from mining.bitext_export import export as run_export
+    from pipelines.counts import format_table
+    from pipelines.progress import Progress
+
+    extra = [c.strip() for c in columns.split(",") if c.strip()]
+    if extra and fmt != "tsv":
+        raise click.UsageError("--columns is for --format tsv (jsonl and hf keep every column)")
+    filters = ExportFilters(min_score, min_cosine, max_length_ratio, dedup)
+    progress = Progress("export", "pairs")
+    try:
+        counts = _run_guarded(
+            lambda: run_export(bitext, fmt, out, filters, extra, __version__, progress.step)
+        )
+    except ValueError as exc:  # not bitext, no such column, unsorted for --dedup
+        click.echo(f"ccmine: error: {exc}", err=True)
+        sys.exit(2)
+    progress.done()
+    table = {k: counts[k] for k in ("read", "kept", "dropped", "repaired")}
+    click.echo(format_table(table, f"export {fmt}"))
+    for path in counts["written"]:
+        click.echo(f"written: {path}")
 
 
 @cli.command("run", context_settings=BEAM_PASSTHROUGH)

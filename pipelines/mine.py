@@ -24,6 +24,7 @@ from mining.embedding_store import shard_layout
 from mining.matching import MAX_ROUNDS
 from pipelines import bitext, knn, select
 from pipelines.bitext import BITEXT_SCHEMA
+from pipelines.dataset_card import write_card
 from pipelines.stage_dir import (
     StageError,
     StageWriter,
@@ -170,6 +171,7 @@ def run(
         if not stats["kept"]:
             bitext.write_table(BITEXT_SCHEMA.empty_table(), writer.path("part-00000.parquet"))
         FileSystems.delete([work])
+        write_card(writer.path("README.md"), writer.final, run_dir, src, tgt, stats, config, metas)
     except BaseException:
         writer.abandon()
         raise

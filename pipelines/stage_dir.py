@@ -116,8 +116,11 @@ class StageWriter:
     def commit(self, stats: dict, config: dict) -> str:
         stats = {**stats, "seconds": round(time.time() - self.started, 3)}
         _write_json(self.path(STATS), stats)
+        from mining import __version__
+
         marker = {
             "stage": self.stage,
+            "ccmine_version": __version__,
             "config": config,
             "time": time.time(),
             "run_id": uuid.uuid4().hex,

@@ -1,0 +1,132 @@
+"""Export throughput and memory beside reading the same Parquet with pyarrow alone.
+
+    python benchmarks/bench_export.py [--sizes 250000,1000000] [--formats moses,tsv,jsonl,tmx,hf]
+
+Writes synthetic mined bitext of N pairs (parts of 250,000 rows, realistic sentence lengths,
+German and English words), then in separate processes, so that each peak RSS is its own:
+  pyarrow  read every part in batches with pyarrow alone (the baseline)
+  FORMAT   `ccmine export` to that format (the Python API, no filters)
+and prints pairs per second, the ratio to pyarrow's rate in the same run, and peak RSS, also
+as a ratio to the smallest size (memory should not grow with the number of pairs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+WORDS = {
+    "de": "der die das und ist nicht ein eine Paket System Datei Rechner wird mit auf".split(),
+    "en": "the a and is not package system file computer will with on of to for".split(),
+}
+
+
+def sentences(rng, lang: str, n: int) -> list[str]:
+    lengths = rng.integers(4, 30, n)
+    words = rng.choice(WORDS[lang], size=int(lengths.sum()))
+    out, start = [], 0
+    for length in lengths.tolist():
+        out.append(" ".join(words[start : start + length]).capitalize() + ".")
+        start += length
+    return out
+
+
+def write_bitext(directory: Path, n: int) -> None:
+    from pipelines.bitext import BITEXT_SCHEMA
+
+    rng = np.random.default_rng(0)
+    directory.mkdir(parents=True)
+    for part, start in enumerate(range(0, n, 250_000)):
+        rows = min(250_000, n - start)
+        scores = np.sort(rng.uniform(1.0, 1.3, rows).astype(np.float32))[::-1] - part
+        table = pa.table(
+            {
+                "src_lang": ["de"] * rows,
+                "tgt_lang": ["en"] * rows,
+                "src_text": sentences(rng, "de", rows),
+                "tgt_text": sentences(rng, "en", rows),
+                "score": scores,
+                "cosine": rng.uniform(0.6, 1.0, rows).astype(np.float32),
+                "src_url": [f"http://de.example/{i // 40}" for i in range(start, start + rows)],
+                "tgt_url": [f"http://en.example/{i // 40}" for i in range(start, start + rows)],
+                "src_hash": np.arange(start, start + rows),
+                "tgt_hash": np.arange(start, start + rows),
+            },
+            schema=BITEXT_SCHEMA,
+        )
+        pq.write_table(table, directory / f"part-{part:05d}.parquet")
+
+
+def child(method: str, bitext: str, out: str) -> None:
+    """Run one method in this process; print seconds and peak RSS as JSON."""
+    start = time.perf_counter()
+    if method == "pyarrow":
+        rows = 0
+        for path in sorted(Path(bitext).glob("part-*.parquet")):
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536):
+                rows += batch.num_rows
+    else:
+        from mining.bitext_export import export
+
+        suffix = {"moses": "", "tsv": ".tsv", "jsonl": ".jsonl", "tmx": ".tmx", "hf": ".parquet"}
+        rows = export(bitext, method, out + suffix[method])["kept"]
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"rows": rows, "seconds": seconds, "peak": peak}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="250000,1000000")
+    parser.add_argument("--formats", default="moses,tsv,jsonl,tmx,hf")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.child:
+        child(*options.child)
+        return
+    methods = ["pyarrow", *options.formats.split(",")]
+    work = Path(tempfile.mkdtemp(prefix="bench_export-"))
+    results: dict = {}
+    for n in (int(s) for s in options.sizes.split(",")):
+        bitext = work / f"n{n}" / "de-en"
+        write_bitext(bitext, n)
+        for method in methods:
+            command = [
+                sys.executable,
+                __file__,
+                "--child",
+                method,
+                str(bitext),
+                str(work / f"out{n}"),
+            ]
+            done = subprocess.run(command, capture_output=True, text=True, check=True)
+            results[(n, method)] = json.loads(done.stdout.strip().splitlines()[-1])
+    smallest = min(n for n, _ in results)
+    header = ("N", "method", "seconds", "pairs/s", "x pyarrow", "peak MB", "mem x")
+    print("{:>10} {:8} {:>8} {:>10} {:>9} {:>8} {:>6}".format(*header))
+    for (n, method), r in results.items():
+        rate = r["rows"] / r["seconds"]
+        base = results[(n, "pyarrow")]
+        ratio = rate / (base["rows"] / base["seconds"])
+        memory = r["peak"] / results[(smallest, method)]["peak"]
+        print(
+            f"{n:>10,} {method:8} {r['seconds']:>8.2f} {rate:>10,.0f} {ratio:>9.2f} "
+            f"{r['peak'] / 2**20:>8.0f} {memory:>6.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""`ccmine export`: mined bitext (Parquet parts) to a toolkit's format, streamed batch by batch.
+
+Memory does not depend on the size of the bitext (Parquet is read in batches), except with
+`--dedup`, which keeps one 64-bit hash per distinct source sentence (or pair). Filters run while
+exporting, and every pair they drop is counted under its reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from mining.bitext_formats import open_writer
+
+BATCH_ROWS = 65_536
+# Length units for --max-length-ratio: an English sentence has 3.1 characters per Chinese
+# character (TICO-19 and Tatoeba), 2.2 per Japanese and 1.9 per Korean one, so Han characters
+# count 3 and kana and Hangul 2.
+HAN = r"[\p{Han}]"
+KANA_HANGUL = r"[\p{Hiragana}\p{Katakana}\p{Hangul}]"
+# Punctuation, symbols and spaces do not make two source sentences different for --dedup.
+DEDUP_IGNORED = r"[\p{P}\p{S}\s]+"
+
+
+@dataclass
+class ExportFilters:
+    min_score: float | None = None
+    min_cosine: float | None = None
+    max_length_ratio: float | None = None
+    dedup: str | None = None  # None, "src" (one pair per normalised source) or "pair"
+
+
+def bitext_parts(path: str) -> list[str]:
+    """The Parquet parts of a bitext directory in name order (best first), or one file."""
+    if path.endswith(".parquet"):
+        return [path]
+    pattern = FileSystems.join(path, "part-*.parquet")
+    parts = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    if not parts:
+        raise FileNotFoundError(f"no bitext parts (part-*.parquet) in {path}")
+    return parts
+
+
+def text_length(column: pa.Array) -> np.ndarray:
+    """Length in Latin-character units: Han characters count 3, kana and Hangul 2."""
+    length = pc.utf8_length(column).to_numpy(zero_copy_only=False).astype(np.float64)
+    length += 2 * pc.count_substring_regex(column, HAN).to_numpy(zero_copy_only=False)
+    length += pc.count_substring_regex(column, KANA_HANGUL).to_numpy(zero_copy_only=False)
+    return length
+
+
+def _hashes(strings: list[str]) -> list[bytes]:
+    return [hashlib.blake2b(s.encode(), digest_size=8).digest() for s in strings]
+
+
+class PairFilter:
+    """The export's filters, in order: score floor, cosine floor, length ratio, duplicates. Keeps
+    the hashes seen for --dedup; the first occurrence is the best-scoring one because ccmine's
+    parts are in score order (checked)."""
+
+    def __init__(self, filters: ExportFilters):
+        self.filters = filters
+        self.seen: set[bytes] = set()
+        self.last_score = np.inf
+        self.dropped = {
+            "below_min_score": 0,
+            "below_min_cosine": 0,
+            "length_ratio": 0,
+            "duplicate": 0,
+        }
+
+    def _drop(self, keep: np.ndarray, failing: np.ndarray, reason: str) -> None:
+        self.dropped[reason] += int(np.count_nonzero(keep & failing))
+        keep &= ~failing
+
+    def apply(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        f = self.filters
+        keep = np.ones(batch.num_rows, dtype=bool)
+        for reason, name, floor in (
+            ("below_min_score", "score", f.min_score),
+            ("below_min_cosine", "cosine", f.min_cosine),
+        ):
+            if floor is not None:
+                if name not in batch.schema.names:
+                    raise ValueError(f"--min-{name} needs a {name} column")
+                values = batch.column(name).to_numpy(zero_copy_only=False)
+                self._drop(keep, values < floor, reason)
+        if f.max_length_ratio is not None:
+            a, b = text_length(batch.column("src_text")), text_length(batch.column("tgt_text"))
+            ratio = np.maximum(a, b) / np.maximum(np.minimum(a, b), 1)
+            self._drop(keep, ratio > f.max_length_ratio, "length_ratio")
+        if f.dedup:
+            self._drop(keep, self._duplicates(batch, keep), "duplicate")
+        return batch.filter(pa.array(keep))
+
+    def _duplicates(self, batch: pa.RecordBatch, keep: np.ndarray) -> np.ndarray:
+        if "score" in batch.schema.names and batch.num_rows:
+            scores = batch.column("score").to_numpy(zero_copy_only=False)
+            if scores[0] > self.last_score or np.any(np.diff(scores) > 0):
+                raise ValueError("--dedup keeps the best pair, so it needs bitext in score order")
+            self.last_score = scores[-1]
+        if self.filters.dedup == "src":
+            key = pc.utf8_lower(batch.column("src_text"))
+            keys = pc.replace_substring_regex(key, DEDUP_IGNORED, "").to_pylist()
+        else:
+            pairs = pc.binary_join_element_wise(
+                batch.column("src_text"), batch.column("tgt_text"), "\t"
+            )
+            keys = pairs.to_pylist()
+        duplicate = np.zeros(batch.num_rows, dtype=bool)
+        for row, digest in enumerate(_hashes(keys)):
+            if not keep[row]:
+                continue
+            if digest in self.seen:
+                duplicate[row] = True
+            else:
+                self.seen.add(digest)
+        return duplicate
+
+
+def export(
+    bitext: str,
+    fmt: str,
+    out: str,
+    filters: ExportFilters | None = None,
+    columns: list[str] | None = None,
+    version: str = "0",
+    progress=None,
+) -> dict:
+    """Export a bitext directory (or Parquet file); returns counts and the paths written."""
+    parts = bitext_parts(bitext)
+    src, tgt = languages(bitext, parts[0])
+    writer = open_writer(fmt, out, src, tgt, columns or [], version)
+    pair_filter = PairFilter(filters or ExportFilters())
+    read = 0
+    for path in parts:
+        with FileSystems.open(path) as stream:
+            for batch in pq.ParquetFile(stream).iter_batches(batch_size=BATCH_ROWS):
+                batch = _fill_null_text(batch)
+                read += batch.num_rows
+                kept = pair_filter.apply(batch)
+                if kept.num_rows:
+                    writer.write(kept)
+                if progress:
+                    progress(batch.num_rows)
+    written = writer.close()
+    kept = read - sum(pair_filter.dropped.values())
+    return {
+        "read": read,
+        "kept": kept,
+        "dropped": pair_filter.dropped,
+        "repaired": writer.counts,
+        "written": written,
+    }
+
+
+def languages(bitext: str, first_part: str) -> tuple[str, str]:
+    """(source, target) language: from the first row, or for an empty bitext from its
+    directory's name (SRC-TGT)."""
+    with FileSystems.open(first_part) as stream:
+        parquet = pq.ParquetFile(stream)
+        if not {"src_lang", "tgt_lang", "src_text", "tgt_text"} <= set(parquet.schema_arrow.names):
+            raise ValueError(f"{first_part}: not ccmine bitext (no src_lang/tgt_lang columns)")
+        if parquet.metadata.num_rows:
+            first = parquet.read_row_group(0, columns=["src_lang", "tgt_lang"]).slice(0, 1)
+            return first.column("src_lang")[0].as_py(), first.column("tgt_lang")[0].as_py()
+    name = bitext.rstrip("/").rsplit("/", 1)[-1]
+    if name.count("-") != 1:
+        raise ValueError(f"{bitext}: no pairs, and no SRC-TGT directory name to say the languages")
+    src, tgt = name.split("-")
+    return src, tgt
+
+
+def _fill_null_text(batch: pa.RecordBatch) -> pa.RecordBatch:
+    columns = [
+        pc.fill_null(c, "") if pa.types.is_string(c.type) and c.null_count else c
+        for c in batch.columns
+    ]
+    return pa.RecordBatch.from_arrays(columns, schema=batch.schema)

@@ -1,0 +1,262 @@
+"""The formats MT toolkits read, written batch by batch with Arrow compute (no per-row Python).
+
+- moses: PATH.SRC and PATH.TGT, one sentence per line, line-aligned (fairseq, Marian, OpenNMT,
+  Sockeye);
+- tsv: src TAB tgt [TAB extra columns], no header (OpusFilter, Bicleaner);
+- jsonl: one JSON object per pair with every column;
+- tmx: TMX 1.4 (OPUS, CAT tools), one <tu> per pair, the score as a <prop>;
+- hf: Parquet (or JSON lines, for a .jsonl path) with a `translation` column {SRC: ..., TGT: ...},
+  the layout of Hugging Face translation datasets; the Parquet carries the `datasets` feature
+  metadata, so `load_dataset` gives a Translation feature.
+
+Text that would break a format is repaired, and every repair is counted: line breaks (and tabs,
+for TSV) become spaces in the line formats, characters XML does not allow are removed for TMX.
+"""
+
+from __future__ import annotations
+
+import json
+from xml.sax.saxutils import escape
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+FORMATS = ("moses", "tsv", "jsonl", "tmx", "hf")
+# Everything str.splitlines() breaks at, so every line-based reader sees one line per pair.
+LINE_BREAKS = r"[\n\r\x0b\x0c\x1c\x1d\x1e\x85\x{2028}\x{2029}]"
+# Characters outside XML 1.0's Char production.
+XML_INVALID = r"[^\x09\x0a\x0d\x{20}-\x{D7FF}\x{E000}-\x{FFFD}\x{10000}-\x{10FFFF}]"
+TMX_VERSION = "1.4"
+
+
+def _replace(column: pa.Array, pattern: str, replacement: str, counts: dict, name: str):
+    """Regex-replace in a string column, counting the rows that needed it."""
+    hit = pc.match_substring_regex(column, pattern)
+    rows = pc.sum(hit).as_py() or 0
+    if not rows:
+        return column
+    counts[name] = counts.get(name, 0) + rows
+    return pc.replace_substring_regex(column, pattern, replacement)
+
+
+def _one_line(column, counts: dict, tabs: bool = False):
+    column = _replace(column, LINE_BREAKS, " ", counts, "line_breaks_replaced")
+    if tabs:
+        column = _replace(column, "\t", " ", counts, "tabs_replaced")
+    return column
+
+
+def _joined_bytes(column: pa.Array) -> bytes:
+    """Each value followed by a newline, as UTF-8: the string data buffer itself, sliced."""
+    column = pc.binary_join_element_wise(column, pa.scalar(""), "\n")  # value + "\n"
+    out = []
+    for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
+        if not len(chunk):
+            continue
+        _validity, offsets, data = chunk.buffers()
+        width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+        bounds = np.frombuffer(offsets, dtype=width)[chunk.offset : chunk.offset + len(chunk) + 1]
+        out.append(data.slice(int(bounds[0]), int(bounds[-1] - bounds[0])).to_pybytes())
+    return b"".join(out)
+
+
+def _number_text(column: pa.Array, digits: int = 6) -> pa.Array:
+    return pc.cast(pc.round(pc.cast(column, pa.float64()), digits), pa.string())
+
+
+def _json_string(column: pa.Array) -> pa.Array:
+    """Values as JSON string literals (quoted and escaped)."""
+    column = pc.replace_substring(column, "\\", "\\\\")
+    column = pc.replace_substring(column, '"', '\\"')
+    if pc.any(pc.match_substring_regex(column, r"[\x00-\x1f]")).as_py():
+        for code in range(0x20):
+            column = pc.replace_substring(column, chr(code), f"\\u{code:04x}")
+    return pc.binary_join_element_wise(pa.scalar('"'), column, pa.scalar('"'), "")
+
+
+def _xml_text(column: pa.Array, counts: dict) -> pa.Array:
+    column = _replace(column, XML_INVALID, "", counts, "xml_invalid_removed")
+    column = pc.replace_substring(column, "&", "&amp;")
+    column = pc.replace_substring(column, "<", "&lt;")
+    return pc.replace_substring(column, ">", "&gt;")
+
+
+class Writer:
+    """Writes batches of bitext rows to PATH in one format; `counts` holds the repairs."""
+
+    def __init__(self, path: str, src: str, tgt: str, columns: list[str]):
+        self.path, self.src, self.tgt, self.columns = path, src, tgt, columns
+        self.counts: dict = {}
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        raise NotImplementedError
+
+    def close(self) -> list[str]:
+        """Finish; returns the paths written."""
+        raise NotImplementedError
+
+
+class _TextWriter(Writer):
+    """One text stream (gzip when the path ends in .gz, through Beam's file systems)."""
+
+    def __init__(self, path, src, tgt, columns):
+        super().__init__(path, src, tgt, columns)
+        self.out = FileSystems.create(path)
+
+    def close(self):
+        self.out.close()
+        return [self.path]
+
+
+class MosesWriter(Writer):
+    def __init__(self, path, src, tgt, columns):
+        super().__init__(path, src, tgt, columns)
+        stem, gz = (path[:-3], ".gz") if path.endswith(".gz") else (path, "")
+        self.paths = [f"{stem}.{src}{gz}", f"{stem}.{tgt}{gz}"]
+        self.outs = [FileSystems.create(p) for p in self.paths]
+
+    def write(self, batch):
+        for out, name in zip(self.outs, ("src_text", "tgt_text"), strict=True):
+            out.write(_joined_bytes(_one_line(batch.column(name), self.counts)))
+
+    def close(self):
+        for out in self.outs:
+            out.close()
+        return self.paths
+
+
+class TsvWriter(_TextWriter):
+    def write(self, batch):
+        fields = [
+            _one_line(batch.column(n), self.counts, tabs=True) for n in ("src_text", "tgt_text")
+        ]
+        for name in self.columns:
+            column = batch.column(name)
+            if pa.types.is_floating(column.type):
+                column = _number_text(column)
+            elif pa.types.is_string(column.type):
+                column = _one_line(column, self.counts, tabs=True)
+            fields.append(pc.cast(column, pa.string()))
+        self.out.write(_joined_bytes(pc.binary_join_element_wise(*fields, "\t")))
+
+
+class JsonlWriter(_TextWriter):
+    """Every column, or for `hf` JSON lines only {"translation": {SRC: ..., TGT: ...}}."""
+
+    def __init__(self, path, src, tgt, columns, translation_only: bool = False):
+        super().__init__(path, src, tgt, columns)
+        self.translation_only = translation_only
+
+    def write(self, batch):
+        if self.translation_only:
+            parts = [
+                f'{{"translation": {{"{self.src}": ',
+                _json_string(batch.column("src_text")),
+                f', "{self.tgt}": ',
+                _json_string(batch.column("tgt_text")),
+                "}}",
+            ]
+        else:
+            parts = ["{"]
+            for i, field in enumerate(batch.schema):
+                column = batch.column(field.name)
+                if pa.types.is_string(field.type):
+                    value = _json_string(column)
+                elif pa.types.is_floating(field.type):
+                    value = _number_text(column)
+                else:
+                    value = pc.cast(column, pa.string())
+                parts += [("" if i == 0 else ", ") + f'"{field.name}": ', value]
+            parts.append("}")
+        parts = [pa.scalar(p) if isinstance(p, str) else p for p in parts]
+        self.out.write(_joined_bytes(pc.binary_join_element_wise(*parts, "")))
+
+
+class TmxWriter(_TextWriter):
+    """TMX 1.4: header (srclang is the source language), body, one tu per pair with its score and
+    cosine as props and a tuv (xml:lang) with a seg per side."""
+
+    def __init__(self, path, src, tgt, columns, version: str = "0"):
+        super().__init__(path, src, tgt, columns)
+        header = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f'<tmx version="{TMX_VERSION}">\n'
+            f'  <header creationtool="ccmine" creationtoolversion="{escape(version)}" '
+            f'datatype="plaintext" segtype="sentence" adminlang="en" srclang="{src}" '
+            'o-tmf="ccmine"/>\n'
+            "  <body>\n"
+        )
+        self.out.write(header.encode())
+
+    def write(self, batch):
+        parts = ["    <tu>\n"]
+        for prop in ("score", "cosine"):
+            if prop in batch.schema.names:
+                parts += [
+                    f'      <prop type="{prop}">',
+                    _number_text(batch.column(prop)),
+                    "</prop>\n",
+                ]
+        for lang, name in ((self.src, "src_text"), (self.tgt, "tgt_text")):
+            text = _xml_text(batch.column(name), self.counts)
+            parts += [f'      <tuv xml:lang="{lang}"><seg>', text, "</seg></tuv>\n"]
+        parts.append("    </tu>")
+        parts = [pa.scalar(p) if isinstance(p, str) else p for p in parts]
+        self.out.write(_joined_bytes(pc.binary_join_element_wise(*parts, "")))
+
+    def close(self):
+        self.out.write(b"  </body>\n</tmx>\n")
+        return super().close()
+
+
+class HfParquetWriter(Writer):
+    """Parquet with a `translation` struct column (and the score and cosine, if present)."""
+
+    def __init__(self, path, src, tgt, columns):
+        super().__init__(path, src, tgt, columns)
+        self.out = FileSystems.create(path)
+        self.parquet = None
+
+    def write(self, batch):
+        translation = pa.StructArray.from_arrays(
+            [batch.column("src_text"), batch.column("tgt_text")], names=[self.src, self.tgt]
+        )
+        extra = [n for n in ("score", "cosine") if n in batch.schema.names]
+        table = pa.table({"translation": translation, **{n: batch.column(n) for n in extra}})
+        if self.parquet is None:
+            features = {"translation": {"languages": [self.src, self.tgt], "_type": "Translation"}}
+            features.update({n: {"dtype": "float32", "_type": "Value"} for n in extra})
+            metadata = {b"huggingface": json.dumps({"info": {"features": features}}).encode()}
+            self.schema = table.schema.with_metadata(metadata)
+            self.parquet = pq.ParquetWriter(self.out, self.schema)
+        self.parquet.write_table(table.cast(self.schema))
+
+    def close(self):
+        if self.parquet is None:  # nothing passed the filters: still a valid, empty file
+            self.write(
+                pa.RecordBatch.from_pydict(
+                    {"src_text": pa.array([], pa.string()), "tgt_text": pa.array([], pa.string())}
+                )
+            )
+        self.parquet.close()
+        self.out.close()
+        return [self.path]
+
+
+def open_writer(fmt: str, path: str, src: str, tgt: str, columns: list[str], version: str):
+    if fmt == "moses":
+        return MosesWriter(path, src, tgt, columns)
+    if fmt == "tsv":
+        return TsvWriter(path, src, tgt, columns)
+    if fmt == "jsonl":
+        return JsonlWriter(path, src, tgt, columns)
+    if fmt == "tmx":
+        return TmxWriter(path, src, tgt, columns, version)
+    if fmt == "hf":
+        if path.endswith((".jsonl", ".jsonl.gz", ".json", ".json.gz")):
+            return JsonlWriter(path, src, tgt, columns, translation_only=True)
+        return HfParquetWriter(path, src, tgt, columns)
+    raise ValueError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")

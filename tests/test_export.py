@@ -1,0 +1,256 @@
+"""`ccmine export`: every format read back with the library its users would use; filters,
+repairs and counts; `ccmine nmt` reads the exports; the dataset card's recipes run as written."""
+
+import csv
+import gzip
+import io
+import json
+import re
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from lxml import etree
+
+from mining import __version__
+from mining.bitext_export import ExportFilters, export
+from mining.bitext_readers import UnreadableBitext
+from nmt_eval.data import load_pairs
+from pipelines.bitext import BITEXT_SCHEMA
+from pipelines.cli import cli
+
+# (src, tgt, score, cosine): best first, as ccmine writes them; text that breaks formats.
+PAIRS = [
+    ("Hallo Welt!", "Hello world!", 1.30, 0.91),
+    ("Zeile eins\nZeile zwei", "line one\u2028line two", 1.25, 0.88),
+    ("Spalte\tA <b> & \x01Steuer", "column\tA <b> & control\x0b", 1.20, 0.87),
+    ("hallo, welt", "Hi world", 1.15, 0.86),  # the first source, normalised: a duplicate
+    ("Hallo Welt!", "Hello world!", 1.10, 0.85),  # the first pair again
+    ("Ja.", "The minister resigned after a long debate in parliament.", 1.05, 0.62),
+]
+# TMX 1.4 structure (LISA's tmx14.dtd, the elements and attributes ccmine writes).
+TMX_DTD = """
+<!ELEMENT tmx (header, body)>
+<!ATTLIST tmx version CDATA #FIXED "1.4">
+<!ELEMENT header EMPTY>
+<!ATTLIST header creationtool CDATA #REQUIRED creationtoolversion CDATA #REQUIRED
+  segtype (block|paragraph|sentence|phrase) #REQUIRED o-tmf CDATA #REQUIRED
+  adminlang CDATA #REQUIRED srclang CDATA #REQUIRED datatype CDATA #REQUIRED>
+<!ELEMENT body (tu*)>
+<!ELEMENT tu ((note|prop)*, tuv+)>
+<!ELEMENT prop (#PCDATA)>
+<!ATTLIST prop type CDATA #REQUIRED>
+<!ELEMENT note (#PCDATA)>
+<!ELEMENT tuv ((note|prop)*, seg)>
+<!ATTLIST tuv xml:lang CDATA #REQUIRED>
+<!ELEMENT seg (#PCDATA)>
+"""
+
+
+def write_parts(directory, pairs, rows_per_part=4, src="de", tgt="en"):
+    directory.mkdir(parents=True, exist_ok=True)
+    rows = [
+        {
+            "src_lang": src,
+            "tgt_lang": tgt,
+            "src_text": s,
+            "tgt_text": t,
+            "score": score,
+            "cosine": cos,
+            "src_url": f"http://{src}.example/{i}",
+            "tgt_url": f"http://{tgt}.example/{i}",
+            "src_hash": i,
+            "tgt_hash": 1000 + i,
+        }
+        for i, (s, t, score, cos) in enumerate(pairs)
+    ]
+    for part, start in enumerate(range(0, len(rows), rows_per_part)):
+        table = pa.Table.from_pylist(rows[start : start + rows_per_part], BITEXT_SCHEMA)
+        pq.write_table(table, directory / f"part-{part:05d}.parquet")
+    return directory
+
+
+@pytest.fixture
+def bitext(tmp_path):
+    return write_parts(tmp_path / "run" / "bitext" / "de-en", PAIRS)
+
+
+def one_line(text):
+    return re.sub(r"[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]", " ", text)
+
+
+def test_moses_files_are_line_aligned_and_round_trip(bitext, tmp_path):
+    counts = export(str(bitext), "moses", str(tmp_path / "corpus.gz"))
+    de = gzip.open(tmp_path / "corpus.de.gz", "rt", encoding="utf-8").read().split("\n")[:-1]
+    en = gzip.open(tmp_path / "corpus.en.gz", "rt", encoding="utf-8").read().split("\n")[:-1]
+    assert len(de) == len(en) == len(PAIRS) == counts["kept"] == counts["read"]
+    assert list(zip(de, en, strict=True)) == [(one_line(s), one_line(t)) for s, t, *_ in PAIRS]
+    assert counts["repaired"] == {"line_breaks_replaced": 3}  # rows 1 (x2: both sides) and 2
+    assert counts["written"] == [str(tmp_path / "corpus.de.gz"), str(tmp_path / "corpus.en.gz")]
+
+
+def test_tsv_reads_back_with_csv(bitext, tmp_path):
+    columns = ["score", "cosine", "src_url", "tgt_url"]
+    counts = export(str(bitext), "tsv", str(tmp_path / "pairs.tsv"), columns=columns)
+    with open(tmp_path / "pairs.tsv", encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    assert [len(r) for r in rows] == [6] * len(PAIRS)
+    expected = [one_line(s).replace("\t", " ") for s, *_ in PAIRS]
+    assert [r[0] for r in rows] == expected
+    assert [float(r[2]) for r in rows] == pytest.approx([p[2] for p in PAIRS], abs=1e-6)
+    assert rows[0][4] == "http://de.example/0"
+    assert counts["repaired"]["tabs_replaced"] == 2
+
+
+def test_jsonl_keeps_every_column(bitext, tmp_path):
+    export(str(bitext), "jsonl", str(tmp_path / "pairs.jsonl"))
+    rows = [json.loads(line) for line in open(tmp_path / "pairs.jsonl", encoding="utf-8")]
+    assert [(r["src_text"], r["tgt_text"]) for r in rows] == [(s, t) for s, t, *_ in PAIRS]
+    assert set(rows[0]) == set(BITEXT_SCHEMA.names) and rows[0]["tgt_hash"] == 1000
+    assert rows[2]["score"] == pytest.approx(1.2, abs=1e-6)
+
+
+def test_tmx_is_valid_tmx_1_4(bitext, tmp_path):
+    counts = export(str(bitext), "tmx", str(tmp_path / "pairs.tmx"), version=__version__)
+    document = etree.parse(str(tmp_path / "pairs.tmx"))
+    dtd = etree.DTD(io.StringIO(TMX_DTD))
+    assert dtd.validate(document), dtd.error_log.filter_from_errors()
+    header = document.find("header")
+    assert header.get("srclang") == "de" and header.get("creationtoolversion") == __version__
+    units = document.findall("body/tu")
+    assert len(units) == len(PAIRS)
+    lang = "{http://www.w3.org/XML/1998/namespace}lang"
+    first = {tuv.get(lang): tuv.findtext("seg") for tuv in units[0].findall("tuv")}
+    assert first == {"de": "Hallo Welt!", "en": "Hello world!"}
+    assert units[0].findtext("prop[@type='score']") == "1.3"
+    third = {tuv.get(lang): tuv.findtext("seg") for tuv in units[2].findall("tuv")}
+    assert third["de"] == "Spalte\tA <b> & Steuer"  # escaped on the way out, control removed
+    assert counts["repaired"]["xml_invalid_removed"] == 2
+
+
+def test_hf_parquet_and_jsonl_load_as_translation_datasets(bitext, tmp_path):
+    from datasets import Translation, load_dataset
+
+    export(str(bitext), "hf", str(tmp_path / "hf.parquet"))
+    data = load_dataset("parquet", data_files=str(tmp_path / "hf.parquet"), split="train")
+    assert data.features["translation"] == Translation(languages=["de", "en"])
+    assert data[0]["translation"] == {"de": "Hallo Welt!", "en": "Hello world!"}
+    assert len(data) == len(PAIRS) and data[0]["score"] == pytest.approx(1.3)
+
+    export(str(bitext), "hf", str(tmp_path / "hf.jsonl.gz"))
+    data = load_dataset("json", data_files=str(tmp_path / "hf.jsonl.gz"), split="train")
+    assert [r["translation"]["en"] for r in data] == [t for _, t, *_ in PAIRS]
+
+
+def test_filters_drop_and_count_by_reason(bitext, tmp_path):
+    out = str(tmp_path / "f.jsonl")
+    counts = export(str(bitext), "jsonl", out, ExportFilters(min_score=1.12, min_cosine=0.87))
+    assert counts["dropped"] == {
+        "below_min_score": 2,
+        "below_min_cosine": 1,
+        "length_ratio": 0,
+        "duplicate": 0,
+    }
+    counts = export(str(bitext), "jsonl", out, ExportFilters(max_length_ratio=3.0))
+    assert counts["dropped"]["length_ratio"] == 1  # "Ja." against a long sentence
+    counts = export(str(bitext), "jsonl", out, ExportFilters(dedup="src"))
+    kept = [json.loads(line)["src_text"] for line in open(out, encoding="utf-8")]
+    assert counts["dropped"]["duplicate"] == 2 and kept.count("Hallo Welt!") == 1
+    assert "hallo, welt" not in kept  # same source up to case and punctuation: the best stays
+    counts = export(str(bitext), "jsonl", out, ExportFilters(dedup="pair"))
+    assert counts["dropped"]["duplicate"] == 1 and counts["kept"] == len(PAIRS) - 1
+
+
+def test_length_ratio_counts_chinese_characters_as_three(tmp_path):
+    pairs = [("我喜欢猫。", "I like cats.", 1.2, 0.9), ("是。", "Yes, it is what it is.", 1.1, 0.9)]
+    bitext = write_parts(tmp_path / "zh-en", pairs, src="zh")
+    counts = export(str(bitext), "moses", str(tmp_path / "c"), ExportFilters(max_length_ratio=2.0))
+    assert counts["kept"] == 1  # 4 Han x 3 + 1 against 12 passes; 2 x 3 + 1 against 22 does not
+    assert (tmp_path / "c.zh").read_text(encoding="utf-8") == "我喜欢猫。\n"
+
+
+def test_dedup_needs_score_order(tmp_path):
+    bitext = write_parts(tmp_path / "de-en", [PAIRS[3], PAIRS[0]])
+    with pytest.raises(ValueError, match="needs bitext in score order"):
+        export(str(bitext), "tsv", str(tmp_path / "x.tsv"), ExportFilters(dedup="src"))
+
+
+def test_export_cli_reports_counts(bitext, tmp_path):
+    args = ["export", "--bitext", str(bitext), "--format", "tsv", "--out", str(tmp_path / "x.tsv")]
+    result = CliRunner().invoke(cli, [*args, "--dedup", "pair", "--columns", "score"])
+    assert result.exit_code == 0, result.output
+    assert "duplicate" in result.output and f"written: {tmp_path / 'x.tsv'}" in result.output
+    tmx = ["export", "--bitext", str(bitext), "--format", "tmx", "--out", "x", "--columns", "score"]
+    result = CliRunner().invoke(cli, tmx)
+    assert result.exit_code == 2 and "--columns is for --format tsv" in result.output
+    nothing = ["export", "--bitext", str(tmp_path), "--format", "tsv", "--out", "x"]
+    result = CliRunner().invoke(cli, nothing)
+    assert result.exit_code == 2 and "no bitext parts" in result.stderr
+
+
+def test_nmt_trains_from_every_export_that_names_its_languages(bitext, tmp_path):
+    expected = [(t.strip(), s.strip()) for s, t, *_ in PAIRS]
+    exports = {
+        "moses": tmp_path / "c",
+        "jsonl": tmp_path / "c.jsonl.gz",
+        "tmx": tmp_path / "c.tmx",
+        "hf": tmp_path / "c.parquet",
+    }
+    for fmt, out in exports.items():
+        export(str(bitext), fmt, str(out))
+        en, de, counts = load_pairs(str(out), "en", "de", min_score=1.12)
+        kept = [(a, b) for (a, b), p in zip(expected, PAIRS, strict=True) if p[2] >= 1.12]
+        if fmt == "moses":  # no scores: nothing to filter on
+            assert counts["read"] == counts["kept"] == len(PAIRS)
+            continue
+        assert len(en) == len(kept) and counts["below_min_score"] == 2, fmt
+        assert (en[0], de[0]) == ("Hello world!", "Hallo Welt!"), fmt
+    export(str(bitext), "tsv", str(tmp_path / "c.tsv"))
+    with pytest.raises(UnreadableBitext, match="TSV does not say which column"):
+        load_pairs(str(tmp_path / "c.tsv"), "en", "de")
+
+
+def test_version_everywhere(tmp_path):
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.output.strip() == f"ccmine, version {__version__}"
+    from pipelines.stage_dir import StageWriter, read_marker
+
+    StageWriter(str(tmp_path), "x").commit({}, {})
+    assert read_marker(str(tmp_path), "x")["ccmine_version"] == __version__
+
+
+@pytest.mark.slow
+def test_mine_writes_a_dataset_card_whose_recipes_run(tmp_path):
+    import duckdb
+    from datasets import load_dataset
+
+    from pipelines import index, mine
+    from tests.synthetic_run import planted, write_embeddings
+
+    de, en = planted(np.random.default_rng(0), 300, 500, 200, 24)
+    write_embeddings(tmp_path, {"de": de, "en": en}, {"de": 120, "en": 200})
+    index.run(str(tmp_path), ["de", "en"], {})
+    stats = mine.run(str(tmp_path), "de", "en", threshold=1.05)
+    bitext_dir = tmp_path / "bitext" / "de-en"
+    card = (bitext_dir / "README.md").read_text()
+    assert f"{stats['kept']:,} sentence pairs" in card and f"ccmine {__version__}" in card
+    assert "Margin `ratio`, mode `max`" in card and "dropped: below_threshold" in card
+    assert "keep the licence and terms of those pages" in card
+    query = card.split("```sql\n")[1].split("```")[0]
+    rows = duckdb.sql(query).fetchall()
+    assert len(rows) == 5 and rows[0][2] == pytest.approx(max(r[2] for r in rows))
+    recipe = card.split("```python\n")[1].split("```")[0]
+    scope = {}
+    exec(recipe, scope)  # the pyarrow recipe, as written
+    assert scope["table"].num_rows == stats["kept"]
+    data = load_dataset(str(bitext_dir), split="train")  # the card's YAML names the parts
+    assert len(data) == stats["kept"] and data[0]["score"] == pytest.approx(rows[0][2])
+    assert read_marker_version(tmp_path) == __version__
+
+
+def read_marker_version(run_dir):
+    from pipelines.stage_dir import read_marker
+
+    return read_marker(str(run_dir / "bitext"), "de-en")["ccmine_version"]
