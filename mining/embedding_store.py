@@ -50,6 +50,16 @@ def write_shard(directory: str, index: int, vectors: np.ndarray, ids: pa.Table) 
         out.write(sink.getvalue().to_pybytes())
 
 
+def embedded_languages(embeddings_dir: str) -> list[str]:
+    """The languages that have shards in an embeddings directory."""
+    pattern = FileSystems.join(embeddings_dir, "lang=*", "shard-*.npy")
+    found = {
+        m.path.rsplit("lang=", 1)[1].split("/", 1)[0]
+        for m in FileSystems.match([pattern])[0].metadata_list
+    }
+    return sorted(found)
+
+
 def list_shards(embeddings_dir: str, lang: str) -> list[tuple[str, str]]:
     """(npy, parquet) path pairs of a language, in shard order."""
     pattern = FileSystems.join(lang_dir(embeddings_dir, lang), "shard-*.npy")

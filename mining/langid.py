@@ -47,6 +47,12 @@ class LanguageIdentifier:
             raise FileNotFoundError(f"language-ID model not found: {self.model_path}")
         self._model = fasttext.load_model(self.model_path)
 
+    def languages(self) -> list[str]:
+        """The language codes the model can label, sorted (every label of a prediction with no
+        threshold: fasttext-predict's binding has no label list)."""
+        labels, _ = self._model.predict("", k=-1, threshold=-1.0)
+        return sorted(label.removeprefix("__label__") for label in labels)
+
     def predict(self, texts: list[str]) -> list[LangGuess]:
         """Top language and its probability for each text.
 

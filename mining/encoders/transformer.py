@@ -60,6 +60,42 @@ class DenseHead(torch.nn.Module):
         return self.activation(self.linear(x))
 
 
+# Models whose constructor can leave out the pooler (a dense layer on [CLS] that ccmine never
+# uses: it pools hidden states itself).
+POOLER_OPTIONAL = ("bert", "roberta", "xlm-roberta", "camembert", "electra")
+
+
+def _has_pooler_weights(transformer_dir: str) -> bool:
+    """Whether the checkpoint stores pooler weights (True when it cannot tell)."""
+    path = os.path.join(transformer_dir, "model.safetensors")
+    if not os.path.exists(path):
+        return True
+    from safetensors import safe_open
+
+    with safe_open(path, framework="pt") as weights:
+        return any(".pooler." in f".{key}" for key in weights.keys())
+
+
+def _load_model(auto_model, transformer_dir: str):
+    """The model, built without a pooler when its checkpoint has none (the bundled encoder), so
+    that transformers has no missing weights to report; other models load as they are, with
+    whatever transformers has to say. No progress bar for a local load."""
+    from transformers import AutoConfig
+    from transformers.utils import logging as hf_logging
+
+    kwargs = {}
+    model_type = AutoConfig.from_pretrained(transformer_dir).model_type
+    if model_type in POOLER_OPTIONAL and not _has_pooler_weights(transformer_dir):
+        kwargs["add_pooling_layer"] = False
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        return auto_model.from_pretrained(transformer_dir, **kwargs)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 class TransformerEncoder(Encoder):
     def __init__(
         self,
@@ -81,7 +117,7 @@ class TransformerEncoder(Encoder):
         transformer_dir = os.path.join(path, modules.get("Transformer", ""))
         self.tokenizer = AutoTokenizer.from_pretrained(transformer_dir)
         # Weights may be stored in float16 (the bundled encoder); compute in float32 unless on GPU.
-        self.model = AutoModel.from_pretrained(transformer_dir).float().eval()
+        self.model = _load_model(AutoModel, transformer_dir).float().eval()
         st_config_path = os.path.join(transformer_dir, "sentence_bert_config.json")
         st_config = _read_json(st_config_path) if os.path.exists(st_config_path) else {}
         self.max_seq_length = int(
