@@ -182,6 +182,7 @@ def measure(n: int, options, work: Path) -> dict:
         f"--job_endpoint=localhost:{job_port}",
         "--environment_type=EXTERNAL",
         f"--environment_config=localhost:{pool_port}",
+        "--job_server_timeout=86400",  # the job's state stream ends at this deadline
     ]
     peaks: dict = {}
     try:
