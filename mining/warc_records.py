@@ -1,7 +1,8 @@
-"""Streaming WARC/WET reading with warcio: one event per record, bad input skipped and counted.
+"""Streaming WARC/WET reading: one event per record, bad input skipped and counted.
 
-Records are read with `no_record_parse=True` and HTTP headers are parsed here, record by record,
-so a single broken header costs one record instead of the rest of the file.
+Records are framed by mining/warc_framing.py, which resynchronises after damage (a damaged gzip
+member, garbage, a wrong Content-Length, a cut), and HTTP headers are parsed here, record by
+record, so a single broken spot costs only the records it touches.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from warcio.archiveiterator import ArchiveIterator
 from warcio.bufferedreaders import ChunkedDataReader, DecompressingBufferedReader
-from warcio.exceptions import ArchiveLoadFailed
 from warcio.statusandheaders import StatusAndHeadersParser, StatusAndHeadersParserException
+
+from mining.warc_framing import MAX_HEADER, Damage, frame_records, pieces
 
 DEFAULT_MAX_RECORD_BYTES = 5 * 1024 * 1024
 HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -45,10 +46,14 @@ class Skipped:
     offset: int | None
     detail: str = ""
     rec_type: str | None = None
+    skipped_bytes: int = 0  # for `resynced`: raw bytes skipped to the next record
 
     def describe(self) -> str:
         where = f"{self.source}: offset {self.offset}" if self.offset is not None else self.source
-        return f"{where}: {self.reason}" + (f" ({self.detail})" if self.detail else "")
+        detail = self.detail
+        if self.skipped_bytes:
+            detail = f"{self.skipped_bytes} bytes skipped" + (f": {detail}" if detail else "")
+        return f"{where}: {self.reason}" + (f" ({detail})" if detail else "")
 
 
 class BadInputError(Exception):
@@ -130,31 +135,48 @@ def _record_event(record, source: str, max_bytes: int) -> Document | Skipped:
     return Document(url, record_id, source, -1, rec_type, True, body, _charset(content_type))
 
 
+@dataclass
+class _Record:
+    """What _record_event reads of a record."""
+
+    rec_type: str | None
+    rec_headers: object
+    raw_stream: io.BytesIO
+
+
 def iter_records(
     fileobj, source: str, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
 ) -> Iterator[Document | Skipped]:
-    """Yield one event per WARC record of `fileobj`; file-level problems end with a Skipped.
-
-    A truncated or corrupt file yields what could be read, then one Skipped naming the offset.
-    """
-    iterator = ArchiveIterator(fileobj, no_record_parse=True)
-    count = 0
-    try:
-        for record in iterator:
-            if record.format != "warc":
-                yield Skipped("not_warc", source, 0, f"first record parsed as {record.format}")
-                return
-            count += 1
+    """Yield one event per WARC record of `fileobj`, and a `resynced` event (rec_type None) for
+    each damaged stretch skipped between records; a file without any record yields one
+    `not_warc` (or `empty_file`) event instead."""
+    found = 0
+    held: Skipped | None = None  # damage before the first record: maybe the file is no WARC
+    for item in frame_records(pieces(fileobj), max_record_bytes + MAX_HEADER):
+        if isinstance(item, Damage) and item.reason == "resynced":
+            event = Skipped("resynced", source, item.offset, item.detail, None, item.skipped)
+            if found:
+                yield event
+            else:
+                held = event
+            continue
+        if held is not None:
+            yield held
+            held = None
+        found += 1
+        rec_type = item.headers.get_header("WARC-Type")
+        if isinstance(item, Damage):
+            yield Skipped(item.reason, source, item.offset, item.detail, rec_type)
+            continue
+        if item.content is None:
+            event = Skipped("too_large", source, None, f"over {max_record_bytes} bytes", rec_type)
+        else:
+            record = _Record(rec_type, item.headers, io.BytesIO(item.content))
             event = _record_event(record, source, max_record_bytes)
-            if isinstance(event, Document) and getattr(record.raw_stream, "limit", 0) > 0:
-                # The stream ended before the record's Content-Length: a cut file.
-                event = Skipped("truncated_record", source, None, "", record.rec_type)
-            event.offset = iterator.get_record_offset()
-            yield event
-    except (ArchiveLoadFailed, EOFError, OSError, zlib.error, ValueError) as exc:
-        reason = "not_warc" if count == 0 else "corrupt_file"
-        offset = getattr(iterator, "offset", None)
-        yield Skipped(reason, source, offset, str(exc).splitlines()[0][:160] if str(exc) else "")
-        return
-    if count == 0:
-        yield Skipped("empty_file", source, 0)
+        event.offset = item.offset
+        yield event
+    if not found:
+        if held is not None:
+            yield Skipped("not_warc", source, 0, f"no WARC record in {held.skipped_bytes} bytes")
+        else:
+            yield Skipped("empty_file", source, 0)

@@ -72,7 +72,12 @@ class ReadDocuments(beam.DoFn):
         _count("files_read")
         with open_input(path) as stream:
             for event in iter_records(stream, path, self.max_record_bytes):
-                if event.rec_type is None:  # the file itself is damaged or empty
+                if isinstance(event, Skipped) and event.reason == "resynced":  # damage, skipped
+                    _count("resynced")
+                    _count("bytes_skipped", event.skipped_bytes)
+                    _skip(event, self.strict)
+                    continue
+                if event.rec_type is None:  # the file itself is not a WARC file, or empty
                     _count(f"files_with_errors:{event.reason}")
                     _skip(event, self.strict)
                     continue

@@ -43,13 +43,14 @@ def test_real_commoncrawl_samples(shared_data, tmp_path):
         str(warc / "dolma" / "sample-0000.warc.gz"),
         str(warc / "whirlwind" / "whirlwind.warc.gz"),
         str(warc / "whirlwind" / "whirlwind.warc.wet.gz"),
-        str(warc / "cc_net" / "sample.warc.wet.txt"),  # hand-made, wrong Content-Length
+        str(warc / "cc_net" / "sample.warc.wet.txt"),  # hand-made: LF, wrong Content-Lengths
     ]
     stats = extract.run(paths, str(tmp_path), ExtractConfig(langs=("de", "en", "zh", "ru")))
     check_balances(stats)
-    assert stats["files_read"] == 5
-    assert stats["files_with_errors"] == {"corrupt_file": 1}
-    assert stats["records_read"]["response"] == 39 and stats["records_read"]["conversion"] == 1
+    assert stats["files_read"] == 5 and "files_with_errors" not in stats
+    assert stats["records_read"]["response"] == 39 and stats["records_read"]["conversion"] == 4
+    # cc_net's four records: none ends where its length says, none becomes a page
+    assert stats["records_skipped"]["bad_content_length"] == 4 and stats["resynced"] == 4
     assert stats["sentences_dropped"]["duplicate"] > 0
 
     on_disk = json.loads((tmp_path / "sentences" / "stats.json").read_text())
@@ -99,7 +100,8 @@ def test_counts_and_skips_on_damaged_files(tmp_path):
         paths, str(run_dir), ExtractConfig(langs=("de", "en")), max_record_bytes=100_000
     )
     check_balances(stats)
-    assert stats["files_with_errors"] == {"not_warc": 1, "empty_file": 1, "corrupt_file": 1}
+    assert stats["files_with_errors"] == {"not_warc": 1, "empty_file": 1}
+    assert stats["resynced"] == 3 and stats["bytes_skipped"] > 0  # corrupt, truncated, bad_length
     assert stats["records_skipped"]["bad_http_headers"] == 1
     assert stats["records_skipped"]["undecodable"] == 1
     assert stats["records_skipped"]["too_large"] == 1
@@ -132,7 +134,7 @@ UNDECODABLE = gzip_members(
             "bad_http_headers",
         ),
         ("truncated.warc.gz", GOOD_PAGE[:-80], "truncated_record"),
-        ("corrupt.warc.gz", bytes(CORRUPT), "corrupt_file"),
+        ("corrupt.warc.gz", bytes(CORRUPT), "resynced"),
         (
             "huge.warc.gz",
             gzip_members(html_response("http://h/", page("h", *GERMAN * 5000))),

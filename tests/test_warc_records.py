@@ -38,30 +38,32 @@ def test_reads_html_response_and_wet_conversion():
 
 
 def test_truncated_gzip_keeps_earlier_records_and_flags_the_cut_one():
-    data = gzip_members(
-        html_response("http://a/1", page("a", *GERMAN)),
-        html_response("http://a/2", page("b", *GERMAN)),
-    )
+    first = gzip.compress(html_response("http://a/1", page("a", *GERMAN)))
+    data = first + gzip.compress(html_response("http://a/2", page("b", *GERMAN)))
     evs = events(data[:-60])
-    assert reasons(evs)[0] == "doc"
-    assert reasons(evs)[-1] in ("truncated_record", "corrupt_file")
+    assert reasons(evs) == ["doc", "truncated_record", "resynced"]
+    assert evs[1].offset == len(first) and evs[1].rec_type == "response"
 
 
 def test_content_length_beyond_end_is_a_truncated_record():
     block = ("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n" + page("x", *GERMAN)).encode()
     data = warc_record("http://a/1", block, declared_length=len(block) + 500)
-    assert reasons(events(data)) == ["truncated_record"]
+    evs = events(data)
+    assert reasons(evs) == ["truncated_record", "resynced"]
+    assert evs[0].rec_type == "response" and evs[1].skipped_bytes == len(data)
 
 
-def test_corrupt_member_in_the_middle_stops_the_file_with_its_offset():
+def test_corrupt_member_in_the_middle_costs_only_that_member():
     good = gzip.compress(html_response("http://a/1", page("a", *GERMAN)))
     bad = bytearray(gzip.compress(html_response("http://a/2", page("b", *GERMAN))))
     bad[12:40] = b"\x00" * 28
     evs = events(good + bytes(bad) + good)
-    assert reasons(evs)[0] == "doc"
-    assert evs[-1].reason == "corrupt_file"
-    assert evs[-1].offset == len(good)
-    assert "offset" in evs[-1].describe() and "test.warc.gz" in evs[-1].describe()
+    assert reasons(evs) == ["doc", "resynced", "doc"]
+    assert evs[1].offset == len(good) and evs[1].skipped_bytes == len(bad)
+    assert evs[2].offset == len(good) + len(bad)
+    assert evs[1].describe() == (
+        f"test.warc.gz: offset {len(good)}: resynced ({len(bad)} bytes skipped: damaged_member)"
+    )
 
 
 @pytest.mark.parametrize(
