@@ -1,7 +1,15 @@
-"""Embed stage: sentences to embedding shards through Beam RunInference."""
+"""Embed stage: sentences to embedding shards through Beam RunInference, resumable by shard.
+
+Rows are grouped by shard first; each shard's rows then go through RunInference together and
+the shard is written as soon as its last vector arrives, with a record under `_units/`. A
+killed run leaves its finished shards in the stage's temporary place: a rerun with the same
+configuration drops the rows of those shards before encoding and encodes only the rest.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 from collections import Counter
 
@@ -13,10 +21,18 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, RunInference
 
-from mining.embedding_store import ID_SCHEMA, lang_dir, write_shard
-from pipelines.stage_dir import StageWriter, require_complete, run_pipeline, upstream_id
+from mining.embedding_store import ID_SCHEMA, lang_dir, shard_names, shard_shape, write_shard
+from pipelines.stage_dir import (
+    UNITS,
+    StageWriter,
+    read_json,
+    require_complete,
+    run_pipeline,
+    upstream_id,
+)
 
 NAMESPACE = "embed"
+log = logging.getLogger("ccmine")
 STAGE = "embeddings"
 ID_COLUMNS = [field.name for field in ID_SCHEMA]
 
@@ -64,21 +80,73 @@ class SentenceEncoderHandler(ModelHandler):
         return "ccmine_embed_inference"
 
 
-class WriteShard(beam.DoFn):
-    """Writes one shard: rows ordered by hash, vectors in the output dtype."""
+class WriteShards(beam.DoFn):
+    """Collects each shard's encoded rows (they arrive together, in one bundle) and writes the
+    shard, rows ordered by hash, as soon as it is complete; then records it as finished."""
 
     def __init__(self, out_dir: str, dtype: str):
         self.out_dir = out_dir
         self.dtype = dtype
 
-    def process(self, keyed):
-        (lang, shard), items = keyed
+    def start_bundle(self):
+        self.pending: dict = {}
+
+    def process(self, item):
+        row, vector = item
+        key = (row["lang"], row["shard"])
+        rows = self.pending.setdefault(key, [])
+        rows.append((row, vector))
+        if len(rows) == row["shard_rows"]:
+            del self.pending[key]
+            self.write(key, rows)
+            yield key
+
+    def write(self, key, items) -> None:
+        lang, shard = key
         items = sorted(items, key=lambda item: item[0]["hash"])
         vectors = np.stack([vector for _, vector in items]).astype(self.dtype)
         ids = pa.Table.from_pylist([{c: row[c] for c in ID_COLUMNS} for row, _ in items], ID_SCHEMA)
         write_shard(lang_dir(self.out_dir, lang), shard, vectors, ids)
+        record = {"lang": lang, "shard": shard, "rows": len(items)}
+        with FileSystems.create(unit_path(self.out_dir, lang, shard)) as out:
+            out.write(json.dumps(record).encode())
         _count(f"embedded:{lang}", len(items))
-        yield lang, shard, len(items)
+
+    def finish_bundle(self):
+        if self.pending:  # a shard's rows always travel together: this is a bug, not input
+            raise RuntimeError(
+                f"shards left incomplete at the end of a bundle: {list(self.pending)}"
+            )
+
+
+def unit_path(out_dir: str, lang: str, shard: int) -> str:
+    return FileSystems.join(out_dir, UNITS, f"{lang}-{shard:05d}.json")
+
+
+def finished_shards(out_dir: str, shards: dict[str, int]) -> dict[tuple[str, int], int]:
+    """{(lang, shard): rows} of the shards a killed run finished: recorded, and their files
+    hold the recorded rows."""
+    pattern = FileSystems.join(out_dir, UNITS, "*.json")
+    found = {}
+    for match in FileSystems.match([pattern])[0].metadata_list:
+        record = read_json(match.path)
+        lang, shard, rows = record["lang"], record["shard"], record["rows"]
+        if lang not in shards or shard >= shards[lang]:
+            continue
+        npy, parquet = (
+            FileSystems.join(lang_dir(out_dir, lang), name) for name in shard_names(shard)
+        )
+        if FileSystems.exists(parquet) and FileSystems.exists(npy) and shard_shape(npy)[0] == rows:
+            found[(lang, shard)] = rows
+    return found
+
+
+def _shard_rows(keyed):
+    """A shard's rows, each told its shard and how many rows the shard has."""
+    (lang, shard), rows = keyed
+    rows = list(rows)
+    for row in rows:
+        yield {**row, "shard": shard, "shard_rows": len(rows)}
 
 
 def _keep_nonempty(row) -> bool:
@@ -104,12 +172,25 @@ def count_rows(files: list[str]) -> int:
     return total
 
 
-def build_pipeline(pipeline, sentences_dir, out_dir, langs, handler, dtype, rows_per_shard):
+def shard_counts(sentences_dir: str, langs: list[str], rows_per_shard: int) -> dict[str, int]:
+    """Shards per language (sentences per language / rows per shard, rounded up)."""
+    return {
+        lang: max(1, math.ceil(count_rows(sentence_files(sentences_dir, lang)) / rows_per_shard))
+        for lang in langs
+    }
+
+
+def _unfinished(keyed, finished) -> bool:
+    return keyed[0] not in finished
+
+
+def build_pipeline(
+    pipeline, sentences_dir, out_dir, langs, handler, dtype, shards, finished=frozenset()
+):
+    """Rows of every language, keyed by (language, hash % shards), less the finished shards,
+    grouped, encoded and written shard by shard."""
     tagged = []
-    shards = {}
     for lang in langs:
-        files = sentence_files(sentences_dir, lang)
-        shards[lang] = max(1, math.ceil(count_rows(files) / rows_per_shard))
         tagged.append(
             pipeline
             | f"Read_{lang}"
@@ -120,13 +201,13 @@ def build_pipeline(pipeline, sentences_dir, out_dir, langs, handler, dtype, rows
         tagged
         | "AllLanguages" >> beam.Flatten()
         | "DropEmpty" >> beam.Filter(_keep_nonempty)
-        | "Encode" >> RunInference(handler)
         | "KeyByShard"
-        >> beam.Map(
-            lambda item: ((item[0]["lang"], item[0]["hash"] % shards[item[0]["lang"]]), item)
-        )
+        >> beam.Map(lambda row: ((row["lang"], row["hash"] % shards[row["lang"]]), row))
+        | "SkipFinishedShards" >> beam.Filter(_unfinished, frozenset(finished))
         | "GroupShards" >> beam.GroupByKey()
-        | "WriteShards" >> beam.ParDo(WriteShard(out_dir, dtype))
+        | "ShardRows" >> beam.FlatMap(_shard_rows)
+        | "Encode" >> RunInference(handler)
+        | "WriteShards" >> beam.ParDo(WriteShards(out_dir, dtype))
     )
 
 
@@ -149,15 +230,27 @@ def run(
     device = pick_device(device)
     config = stage_config(run_dir, encoder, langs, dtype)  # resolves the encoder: fails early
     handler = SentenceEncoderHandler(encoder, device, batch_size, chunk_size, threads)
-    writer = StageWriter(run_dir, STAGE)
+    shards = shard_counts(sentences_dir, langs, rows_per_shard)
+    writer = StageWriter(run_dir, STAGE, resume={**config, "shards": shards})
+    finished = finished_shards(writer.path(), shards) if writer.resumed else {}
+    if finished:
+        log.info(
+            "embed: resuming, %d shards of %d already finished", len(finished), sum(shards.values())
+        )
     stats = run_pipeline(
         writer,
         lambda p: build_pipeline(
-            p, sentences_dir, writer.path(), langs, handler, dtype, rows_per_shard
+            p, sentences_dir, writer.path(), langs, handler, dtype, shards, set(finished)
         ),
         beam_args,
         NAMESPACE,
     )
+    encoded = dict(stats.get("embedded", {}))
+    for (lang, _shard), rows in finished.items():
+        stats.setdefault("embedded", {})[lang] = stats.get("embedded", {}).get(lang, 0) + rows
+    if finished:
+        stats["resumed"] = {"shards_reused": len(finished), "rows_reused": sum(finished.values())}
+        stats["encoded_now"] = encoded
     writer.commit({**stats, "encoder": encoder, "dtype": dtype}, config)
     return stats
 

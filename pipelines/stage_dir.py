@@ -3,10 +3,15 @@
 Local run directories are built in `RUN/.STAGE.tmp-*` and renamed into place; on object stores
 (gs://, s3://), which cannot rename a directory, files are written in place and the marker comes
 last. Either way a stage directory without its marker is incomplete.
+
+A resumable stage (embed) records its configuration in the temporary place and keeps it when it
+fails or is killed; a rerun with the same configuration continues there, reusing the work
+units (shards) that were finished and recorded under `_units/`.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -17,6 +22,8 @@ from apache_beam.io.filesystems import FileSystems
 
 MARKER = "_SUCCESS.json"
 STATS = "stats.json"
+RESUME = "_resume.json"  # the configuration a resumable stage's temporary place was made for
+UNITS = "_units"  # records of the finished work units of a resumable stage
 
 
 class StageError(Exception):
@@ -112,21 +119,51 @@ def run_pipeline(writer: StageWriter, build, beam_args: list[str] | None, namesp
 
 
 class StageWriter:
-    """Where a stage writes while it runs, and the commit that makes its output visible."""
+    """Where a stage writes while it runs, and the commit that makes its output visible.
 
-    def __init__(self, run_dir: str, stage: str):
+    With `resume` (the stage's configuration), an unfinished place made for the same
+    configuration is continued (`resumed`), and a failure keeps the place for the next run.
+    """
+
+    def __init__(self, run_dir: str, stage: str, resume: dict | None = None):
         self.run_dir = run_dir
         self.stage = stage
         self.final = stage_path(run_dir, stage)
         self.started = time.time()
+        self.resume = json.loads(json.dumps(resume)) if resume is not None else None
+        self.resumed = False
         if _is_local(run_dir):
             os.makedirs(run_dir, exist_ok=True)
-            self.work = os.path.join(run_dir, f".{stage}.tmp-{uuid.uuid4().hex[:8]}")
-            os.makedirs(self.work)
+            self.work = self._unfinished_local() or os.path.join(
+                run_dir, f".{stage}.tmp-{uuid.uuid4().hex[:8]}"
+            )
+            os.makedirs(self.work, exist_ok=True)
         else:
-            if FileSystems.exists(self.final):
-                FileSystems.delete([self.final])
             self.work = self.final
+            self.resumed = self._made_for_this(self.final) and read_marker(run_dir, stage) is None
+            if FileSystems.exists(self.final) and not self.resumed:
+                FileSystems.delete([self.final])
+        if self.resume is not None and not self.resumed:
+            _write_json(self.path(RESUME), self.resume)
+
+    def _made_for_this(self, place: str) -> bool:
+        path = FileSystems.join(place, RESUME)
+        if self.resume is None or not FileSystems.exists(path):
+            return False
+        return read_json(path) == self.resume
+
+    def _unfinished_local(self) -> str | None:
+        """A killed run's place for this configuration; others of this stage are removed."""
+        if self.resume is None:
+            return None
+        found = None
+        for place in sorted(glob.glob(os.path.join(self.run_dir, f".{self.stage}.tmp-*"))):
+            if found is None and self._made_for_this(place):
+                found = place
+                self.resumed = True
+            else:
+                shutil.rmtree(place, ignore_errors=True)
+        return found
 
     def path(self, *parts: str) -> str:
         return FileSystems.join(self.work, *parts)
@@ -143,6 +180,9 @@ class StageWriter:
             "time": time.time(),
             "run_id": uuid.uuid4().hex,
         }
+        for leftover in (self.path(RESUME), self.path(UNITS)):
+            if FileSystems.exists(leftover):
+                FileSystems.delete([leftover])
         _write_json(self.path(MARKER), marker)
         if self.work != self.final:
             if os.path.exists(self.final):
@@ -151,5 +191,8 @@ class StageWriter:
         return self.final
 
     def abandon(self) -> None:
+        """After a failure: the temporary place is removed, unless the stage can resume there."""
+        if self.resume is not None:
+            return
         if self.work != self.final and os.path.exists(self.work):
             shutil.rmtree(self.work, ignore_errors=True)

@@ -55,7 +55,7 @@ def test_embed_builds_for_dataflow_with_gpu_options(tmp_path):
         ["de"],
         handler,
         "float16",
-        100_000,
+        {"de": 1},
     )
     assert pipeline.run().state == "DONE"
 
@@ -130,7 +130,7 @@ def test_worker_code_pickles(tmp_path):
         extract.ReadDocuments(1000, False),
         extract.ExtractSentences(ExtractConfig(), None, False),
         embed.SentenceEncoderHandler("bundled", "cpu", 64, 1024, 2),
-        embed.WriteShard("gs://b/out", "float16"),
+        embed.WriteShards("gs://b/out", "float16"),
         index.SampleRows(),
         index.BuildIndexShard(layouts["de"], spec, "gs://b/idx", {"encoder": "e"}),
         knn.SearchIndexShard(

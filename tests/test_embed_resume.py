@@ -1,0 +1,96 @@
+"""A killed embed resumes: the rerun encodes only the rows of unfinished shards, and the result
+equals an uninterrupted run's."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from mining.embedding_store import list_shards, read_ids, read_vectors
+from mining.extraction import ExtractConfig
+from pipelines import embed, extract
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+SAMPLE = REPO / "data" / "sample" / "sample-crawl.warc.gz"
+ROWS_PER_SHARD = 250  # about 20 shards of German
+
+
+@pytest.fixture(scope="module")
+def extracted(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("extracted")
+    extract.run([str(SAMPLE)], str(run_dir), ExtractConfig(langs=("de",)))
+    return run_dir
+
+
+def copy_of(extracted, place):
+    shutil.copytree(extracted / "sentences", place / "sentences")
+    return place
+
+
+def shards_of(run_dir):
+    found = {}
+    for npy, parquet in list_shards(str(run_dir / "embeddings"), "de"):
+        found[os.path.basename(npy)] = (read_vectors(npy), read_ids(parquet))
+    return found
+
+
+def test_a_killed_embed_encodes_only_the_missing_rows_when_rerun(extracted, tmp_path):
+    full = copy_of(extracted, tmp_path / "full")
+    start = time.perf_counter()
+    uninterrupted = embed.run(str(full), "bundled", ["de"], rows_per_shard=ROWS_PER_SHARD)
+    full_seconds = time.perf_counter() - start
+    total = sum(uninterrupted["embedded"].values())
+
+    killed = copy_of(extracted, tmp_path / "killed")
+    command = [sys.executable, "-m", "pipelines.cli", "embed", "--run", str(killed)]
+    command += ["--langs", "de", "--rows-per-shard", str(ROWS_PER_SHARD)]
+    process = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 300
+    while len(list(killed.glob(".embeddings.tmp-*/_units/*.json"))) < 4:
+        assert process.poll() is None and time.monotonic() < deadline, "embed ended too soon"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (killed / "embeddings").exists()  # nothing visible before the commit
+
+    start = time.perf_counter()
+    resumed = embed.run(str(killed), "bundled", ["de"], rows_per_shard=ROWS_PER_SHARD)
+    resumed_seconds = time.perf_counter() - start
+    reused = resumed["resumed"]
+    assert reused["shards_reused"] >= 4
+    assert sum(resumed["encoded_now"].values()) == total - reused["rows_reused"]
+    assert resumed["embedded"] == uninterrupted["embedded"]
+    print(f"full {full_seconds:.1f} s, rerun {resumed_seconds:.1f} s, {reused}")
+
+    expected, got = shards_of(full), shards_of(killed)
+    assert got.keys() == expected.keys()
+    for key, (vectors, ids) in expected.items():
+        assert ids.equals(got[key][1]), key
+        np.testing.assert_allclose(got[key][0], vectors, atol=2e-3)
+    assert not list(killed.glob(".embeddings.tmp-*"))  # committed and cleaned up
+    assert not (killed / "embeddings" / "_units").exists()
+
+
+def test_a_resumable_place_is_continued_only_for_the_same_configuration(tmp_path):
+    from pipelines.stage_dir import StageWriter
+
+    first = StageWriter(str(tmp_path), "embeddings", resume={"encoder": "a", "shards": 3})
+    (tmp_path / first.work / "_units").mkdir()
+    first.abandon()  # a failure keeps a resumable place
+    again = StageWriter(str(tmp_path), "embeddings", resume={"encoder": "a", "shards": 3})
+    assert again.resumed and again.work == first.work
+    other = StageWriter(str(tmp_path), "embeddings", resume={"encoder": "b", "shards": 3})
+    assert not other.resumed and not os.path.exists(first.work)  # the stale place is gone
+    other.commit({}, {})
+    assert not (tmp_path / "embeddings" / "_resume.json").exists()
+    plain = StageWriter(str(tmp_path), "indexes")
+    plain.abandon()
+    assert not os.path.exists(plain.work)  # stages that cannot resume clean up
