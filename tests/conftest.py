@@ -11,6 +11,8 @@ SHARED_DATA = Path(
     )
 )
 REPO = Path(__file__).resolve().parents[1]
+# Every Python process a test starts loads the network guard (tests/guarded_site).
+os.environ["PYTHONPATH"] = network_guard.subprocess_pythonpath()
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ loopback; nothing may reach a model hub, GitHub (Beam's Prism download) or anyth
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 
 LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
@@ -28,16 +29,36 @@ def is_loopback(address) -> bool:
         return False
 
 
+def _guarded(original):
+    def call(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not is_loopback(address):
+            raise NonLocalConnection(f"a test tried to connect to {address}")
+        return original(self, address)
+
+    call.guarded = True
+    return call
+
+
 def install(monkeypatch) -> None:
-    connect, connect_ex = socket.socket.connect, socket.socket.connect_ex
+    """In the test process, for one test."""
+    for name in ("connect", "connect_ex"):
+        original = getattr(socket.socket, name)
+        if not getattr(original, "guarded", False):
+            monkeypatch.setattr(socket.socket, name, _guarded(original))
 
-    def guarded(original):
-        def call(self, address):
-            if self.family in (socket.AF_INET, socket.AF_INET6) and not is_loopback(address):
-                raise NonLocalConnection(f"a test tried to connect to {address}")
-            return original(self, address)
 
-        return call
+def install_everywhere() -> None:
+    """In a process a test started (through sitecustomize), for its whole life."""
+    for name in ("connect", "connect_ex"):
+        original = getattr(socket.socket, name)
+        if not getattr(original, "guarded", False):
+            setattr(socket.socket, name, _guarded(original))
 
-    monkeypatch.setattr(socket.socket, "connect", guarded(connect))
-    monkeypatch.setattr(socket.socket, "connect_ex", guarded(connect_ex))
+
+def subprocess_pythonpath(*paths) -> str:
+    """PYTHONPATH for processes the tests start: the given paths and the guard."""
+    from pathlib import Path
+
+    guard = Path(__file__).resolve().parent / "guarded_site"
+    repo = Path(__file__).resolve().parents[1]
+    return os.pathsep.join([str(guard), str(repo), *map(str, paths)])

@@ -83,7 +83,7 @@ def test_killed_run_resumes_to_the_same_bitext(setup):
         "0.9",
     ]
     command = [sys.executable, "-m", "pipelines.cli"]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = dict(os.environ)  # PYTHONPATH: the checkout and the network guard (conftest)
     reference = tmp / "uninterrupted"
     subprocess.run(
         [*command, *args, "--output", str(reference)],

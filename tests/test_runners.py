@@ -32,7 +32,7 @@ def serve(module: str, port_flag: str):
     port = free_port()
     env = {
         **os.environ,
-        "PYTHONPATH": str(REPO),
+        "PYTHONPATH": os.environ["PYTHONPATH"],  # the checkout and the network guard
         "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}",
     }
     process = subprocess.Popen(
@@ -135,3 +135,7 @@ def test_local_runs_pin_the_fnapi_runner_and_tests_stay_on_this_machine():
         sock.connect(("140.82.121.4", 443))  # github.com, where Prism would come from
     with socket.socket() as sock:  # loopback is fine (refused: nothing listens there)
         assert sock.connect_ex(("127.0.0.1", free_port())) != 0
+    # and so is every Python process a test starts (tests/guarded_site/sitecustomize.py)
+    child = "import socket; socket.socket().connect(('140.82.121.4', 443))"
+    result = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True)
+    assert result.returncode != 0 and "NonLocalConnection" in result.stderr
