@@ -18,7 +18,14 @@ def counters_to_stats(result, namespace: str) -> dict:
             value = None
         if value is None:
             value = counter.attempted
-        group, _, key = counter.key.metric.name.partition(":")
+        add_counts(stats, {counter.key.metric.name: value})
+    return stats
+
+
+def add_counts(stats: dict, counts: dict) -> dict:
+    """Add flat counts named like counters (`group` or `group:key`) into a stats dict."""
+    for name, value in counts.items():
+        group, _, key = name.partition(":")
         if key:
             stats.setdefault(group, {})
             stats[group][key] = stats[group].get(key, 0) + value

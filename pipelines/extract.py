@@ -1,20 +1,32 @@
-"""Extract stage: WARC/WET files to de-duplicated, language-identified sentences in Parquet."""
+"""Extract stage: WARC/WET files to de-duplicated, language-identified sentences in Parquet.
+
+Each input file is read and split into sentences in one chain of steps, and its sentences are
+written as a work unit (`_units/file-N.parquet`, with the file's counts) when its last document
+is done. A killed or failed extract keeps its temporary place; a rerun with the same
+configuration reads only the files not finished and takes the others' sentences from their
+units, then de-duplicates all of them: the result equals an uninterrupted run's.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import asdict
+from collections import Counter
+from dataclasses import asdict, dataclass
 
 import apache_beam as beam
 import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from mining.extraction import ExtractConfig, SentenceExtractor
 from mining.inputs import open_input
 from mining.langid import LanguageIdentifier
 from mining.warc_records import DEFAULT_MAX_RECORD_BYTES, BadInputError, Skipped, iter_records
+from pipelines.counts import add_counts
 from pipelines.progress import Progress
-from pipelines.stage_dir import StageWriter, run_pipeline
+from pipelines.stage_dir import UNITS, StageWriter, read_json, run_pipeline
 
 NAMESPACE = "extract"
 STAGE = "sentences"
@@ -49,8 +61,20 @@ WARC_TYPES = frozenset(
 ORDINARY_SKIPS = frozenset({"record_type", "http_status", "not_html", "no_text"})
 
 
-def _count(name: str, n: int = 1) -> None:
+def _count(name: str, n: int = 1, file_counts: Counter | None = None) -> None:
+    """A Beam counter, and the file's own count (kept with its work unit) when given."""
     Metrics.counter(NAMESPACE, name).inc(n)
+    if file_counts is not None:
+        file_counts[name] += n
+
+
+@dataclass
+class FileDone:
+    """Follows a file's last document through reading and extraction, gathering the file's
+    counts on the way."""
+
+    path: str
+    counts: Counter
 
 
 def _skip(event: Skipped, strict: bool) -> None:
@@ -69,27 +93,29 @@ class ReadDocuments(beam.DoFn):
 
     def process(self, path: str):
         progress = Progress(path, "records")
-        _count("files_read")
+        counts: Counter = Counter()
+        _count("files_read", 1, counts)
         with open_input(path) as stream:
             for event in iter_records(stream, path, self.max_record_bytes):
                 if isinstance(event, Skipped) and event.reason == "resynced":  # damage, skipped
-                    _count("resynced")
-                    _count("bytes_skipped", event.skipped_bytes)
+                    _count("resynced", 1, counts)
+                    _count("bytes_skipped", event.skipped_bytes, counts)
                     _skip(event, self.strict)
                     continue
                 if event.rec_type is None:  # the file itself is not a WARC file, or empty
-                    _count(f"files_with_errors:{event.reason}")
+                    _count(f"files_with_errors:{event.reason}", 1, counts)
                     _skip(event, self.strict)
                     continue
                 progress.step()
                 rec_type = event.rec_type if event.rec_type in WARC_TYPES else "other"
-                _count(f"records_read:{rec_type}")
+                _count(f"records_read:{rec_type}", 1, counts)
                 if isinstance(event, Skipped):
-                    _count(f"records_skipped:{event.reason}")
+                    _count(f"records_skipped:{event.reason}", 1, counts)
                     _skip(event, self.strict)
                 else:
                     yield event
         progress.done()
+        yield FileDone(path, counts)
 
 
 class ExtractSentences(beam.DoFn):
@@ -102,19 +128,100 @@ class ExtractSentences(beam.DoFn):
 
     def setup(self):
         self.extractor = SentenceExtractor(self.config, LanguageIdentifier(self.lid_model))
+        self.file_counts: dict[str, Counter] = {}
 
     def process(self, doc):
+        if isinstance(doc, FileDone):  # the file's documents are all done: pass its counts on
+            doc.counts.update(self.file_counts.pop(doc.path, Counter()))
+            yield doc
+            return
+        counts = self.file_counts.setdefault(doc.source, Counter())
         result = self.extractor.process(doc)
         if result.skipped_reason:
-            _count(f"records_skipped:{result.skipped_reason}")
+            _count(f"records_skipped:{result.skipped_reason}", 1, counts)
             _skip(Skipped(result.skipped_reason, doc.source, doc.offset, doc.url), self.strict)
             return
-        _count("records_used")
-        _count("sentences_split", result.candidates)
+        _count("records_used", 1, counts)
+        _count("sentences_split", result.candidates, counts)
         for reason, n in result.dropped.items():
-            _count(f"sentences_dropped:{reason}", n)
+            _count(f"sentences_dropped:{reason}", n, counts)
         for sentence in result.sentences:
             yield sentence.as_row()
+
+
+class WriteFileUnits(beam.DoFn):
+    """Writes each file's sentences as they come (`_units/file-N.parquet`) and, when the file is
+    done, its record with the file's counts; passes the sentences on."""
+
+    BATCH = 10_000
+
+    def __init__(self, units_dir: str, numbers: dict[str, int]):
+        self.units_dir = units_dir
+        self.numbers = numbers  # input path -> its number in the input list
+
+    def start_bundle(self):
+        self.open: dict[str, dict] = {}  # path -> stream, writer, pending rows, rows written
+
+    def _unit(self, path: str) -> dict:
+        if path not in self.open:
+            stream = FileSystems.create(unit_file(self.units_dir, self.numbers[path], "parquet"))
+            writer = pq.ParquetWriter(stream, SENTENCE_SCHEMA)
+            self.open[path] = {"stream": stream, "writer": writer, "pending": [], "rows": 0}
+        return self.open[path]
+
+    @staticmethod
+    def _flush(unit: dict) -> None:
+        if unit["pending"]:
+            unit["writer"].write_table(pa.Table.from_pylist(unit["pending"], SENTENCE_SCHEMA))
+            unit["rows"] += len(unit["pending"])
+            unit["pending"] = []
+
+    def process(self, item):
+        if not isinstance(item, FileDone):
+            unit = self._unit(item["source"])
+            unit["pending"].append(item)
+            if len(unit["pending"]) >= self.BATCH:
+                self._flush(unit)
+            yield item
+            return
+        unit = self._unit(item.path)
+        self._flush(unit)
+        unit["writer"].close()
+        unit["stream"].close()
+        del self.open[item.path]
+        record = {"path": item.path, "rows": unit["rows"], "counts": dict(item.counts)}
+        with FileSystems.create(unit_file(self.units_dir, self.numbers[item.path], "json")) as out:
+            out.write(json.dumps(record).encode())
+
+    def finish_bundle(self):
+        if self.open:  # a file's sentences and its end always travel together
+            raise RuntimeError(f"files left unfinished at the end of a bundle: {list(self.open)}")
+
+
+def unit_file(units_dir: str, number: int, suffix: str) -> str:
+    return FileSystems.join(units_dir, f"file-{number:06d}.{suffix}")
+
+
+def finished_files(units_dir: str, paths: list[str]) -> dict[str, dict]:
+    """{input path: its unit record} of the files a killed run finished."""
+    found = {}
+    for number, path in enumerate(paths):
+        record_path = unit_file(units_dir, number, "json")
+        rows_path = unit_file(units_dir, number, "parquet")
+        if FileSystems.exists(record_path) and FileSystems.exists(rows_path):
+            record = read_json(record_path)
+            with FileSystems.open(rows_path) as stream:
+                if (
+                    record["path"] == path
+                    and pq.ParquetFile(stream).metadata.num_rows == record["rows"]
+                ):
+                    found[path] = record
+    return found
+
+
+def read_unit(path: str):
+    with FileSystems.open(path) as stream:
+        yield from pq.read_table(stream).to_pylist()
 
 
 class FirstOccurrence(beam.CombineFn):
@@ -158,15 +265,30 @@ def build_pipeline(
     lid_model: str | None = None,
     strict: bool = False,
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    finished: dict | None = None,
 ) -> None:
+    """Files to sentences; `finished` files (a killed run's units) are not read again."""
     langs = list(config.langs)
-    sentences = (
+    finished = finished or {}
+    units_dir = FileSystems.join(out_dir, UNITS)
+    numbers = {path: number for number, path in enumerate(paths)}
+    new = (
         pipeline
-        | "ListFiles" >> beam.Create(paths)
+        | "ListFiles" >> beam.Create([p for p in paths if p not in finished])
         | "SpreadFiles" >> beam.Reshuffle()
         | "ReadWarc" >> beam.ParDo(ReadDocuments(max_record_bytes, strict))
-        | "SpreadDocuments" >> beam.Reshuffle()
         | "ExtractSentences" >> beam.ParDo(ExtractSentences(config, lid_model, strict))
+        | "WriteFileUnits" >> beam.ParDo(WriteFileUnits(units_dir, numbers))
+    )
+    reused = (
+        pipeline
+        | "FinishedFiles"
+        >> beam.Create([unit_file(units_dir, numbers[p], "parquet") for p in finished])
+        | "ReadUnits" >> beam.FlatMap(read_unit)
+    )
+    sentences = (
+        (new, reused)
+        | "AllSentences" >> beam.Flatten()
         | "KeyByLangHash" >> beam.Map(lambda row: ((row["lang"], row["hash"]), row))
         | "Deduplicate" >> beam.CombinePerKey(FirstOccurrence())
         | "DropKey" >> beam.Values()
@@ -193,17 +315,25 @@ def run(
     beam_args: list[str] | None = None,
 ) -> dict:
     """Run the extract stage and commit RUN_DIR/sentences; returns the stats written there."""
-    writer = StageWriter(run_dir, STAGE)
+    config_record = stage_config(paths, config, lid_model, max_record_bytes)
+    writer = StageWriter(run_dir, STAGE, resume=config_record)
+    finished = finished_files(writer.path(UNITS), paths) if writer.resumed else {}
+    if finished:
+        log.info("extract: resuming, %d of %d files already finished", len(finished), len(paths))
     stats = run_pipeline(
         writer,
         lambda p: build_pipeline(
-            p, paths, writer.path(), config, lid_model, strict, max_record_bytes
+            p, paths, writer.path(), config, lid_model, strict, max_record_bytes, finished
         ),
         beam_args,
         NAMESPACE,
     )
+    for record in finished.values():  # the finished files' own counts, as if read now
+        add_counts(stats, record["counts"])
+    if finished:
+        stats["resumed"] = {"files_reused": len(finished)}
     stats["inputs"] = paths
-    writer.commit(stats, stage_config(paths, config, lid_model, max_record_bytes))
+    writer.commit(stats, config_record)
     return stats
 
 

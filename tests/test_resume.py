@@ -1,5 +1,5 @@
-"""A killed embed resumes: the rerun encodes only the rows of unfinished shards, and the result
-equals an uninterrupted run's."""
+"""Killed stages resume: a rerun of embed encodes only the rows of unfinished shards, a rerun of
+extract reads only the unfinished files, and the results equal uninterrupted runs'."""
 
 import os
 import shutil
@@ -9,6 +9,7 @@ import sys
 import time
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from mining.embedding_store import list_shards, read_ids, read_vectors
@@ -53,12 +54,7 @@ def test_a_killed_embed_encodes_only_the_missing_rows_when_rerun(extracted, tmp_
     process = subprocess.Popen(
         command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    deadline = time.monotonic() + 300
-    while len(list(killed.glob(".embeddings.tmp-*/_units/*.json"))) < 4:
-        assert process.poll() is None and time.monotonic() < deadline, "embed ended too soon"
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    kill_when(process, killed, ".embeddings.tmp-*/_units/*.json", 4)
     assert not (killed / "embeddings").exists()  # nothing visible before the commit
 
     start = time.perf_counter()
@@ -68,7 +64,7 @@ def test_a_killed_embed_encodes_only_the_missing_rows_when_rerun(extracted, tmp_
     assert reused["shards_reused"] >= 4
     assert sum(resumed["encoded_now"].values()) == total - reused["rows_reused"]
     assert resumed["embedded"] == uninterrupted["embedded"]
-    print(f"full {full_seconds:.1f} s, rerun {resumed_seconds:.1f} s, {reused}")
+    print(f"embed: full {full_seconds:.1f} s, rerun {resumed_seconds:.1f} s, {reused}")
 
     expected, got = shards_of(full), shards_of(killed)
     assert got.keys() == expected.keys()
@@ -77,6 +73,57 @@ def test_a_killed_embed_encodes_only_the_missing_rows_when_rerun(extracted, tmp_
         np.testing.assert_allclose(got[key][0], vectors, atol=2e-3)
     assert not list(killed.glob(".embeddings.tmp-*"))  # committed and cleaned up
     assert not (killed / "embeddings" / "_units").exists()
+
+
+def sentences_of(run_dir):
+    rows = []
+    for part in sorted((run_dir / "sentences").glob("lang=*/*.parquet")):
+        rows += pq.read_table(part).to_pylist()
+    return sorted(rows, key=lambda r: (r["lang"], r["hash"]))
+
+
+def kill_when(process, pattern_root, pattern, count):
+    deadline = time.monotonic() + 300
+    while len(list(pattern_root.glob(pattern))) < count:
+        assert process.poll() is None and time.monotonic() < deadline, "the stage ended too soon"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
+def test_a_killed_extract_reads_only_the_unfinished_files_when_rerun(tmp_path):
+    inputs = []
+    for copy in range(6):  # six files: their sentences repeat, de-duplication keeps one each
+        inputs.append(tmp_path / f"crawl-{copy}.warc.gz")
+        shutil.copy(SAMPLE, inputs[-1])
+    paths = [str(p) for p in inputs]
+    config = ExtractConfig(langs=("de", "en"))
+    start = time.perf_counter()
+    uninterrupted = extract.run(paths, str(tmp_path / "full"), config)
+    full_seconds = time.perf_counter() - start
+
+    killed = tmp_path / "killed"
+    command = [sys.executable, "-m", "pipelines.cli", "extract", "--output", str(killed)]
+    command += ["--langs", "de,en", *[a for p in paths for a in ("--input", p)]]
+    process = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    kill_when(process, killed, ".sentences.tmp-*/_units/*.json", 2)
+    assert not (killed / "sentences").exists()
+
+    start = time.perf_counter()
+    resumed = extract.run(paths, str(killed), config)
+    resumed_seconds = time.perf_counter() - start
+    files_reused = resumed.pop("resumed")["files_reused"]
+    assert 2 <= files_reused < 6
+    assert resumed["files_read"] == 6  # the finished files' counts, as if read again
+    for key in ("seconds",):
+        resumed.pop(key, None), uninterrupted.pop(key, None)
+    assert resumed == uninterrupted
+    assert sentences_of(killed) == sentences_of(tmp_path / "full")
+    print(
+        f"extract: full {full_seconds:.1f} s, rerun {resumed_seconds:.1f} s, {files_reused} reused"
+    )
 
 
 def test_a_resumable_place_is_continued_only_for_the_same_configuration(tmp_path):
