@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import glob
 import os
 
+import pyarrow.parquet as pq
+
 from pipelines.counts import format_table
-from pipelines.mine import read_bitext
 from pipelines.stage_dir import STATS, read_json, stage_path
 
 STAGES = ("sentences", "embeddings", "indexes")
@@ -57,6 +59,17 @@ def _pair_rows(rows: list[dict]) -> list[str]:
     return lines
 
 
+def best_and_worst(bitext_dir: str, size: int) -> tuple[list[dict], list[dict]]:
+    """The best pairs (from the first part) and the worst kept (from the last, worst first
+    reversed): the parts are score ranges, best first, so no other part is read."""
+    parts = sorted(glob.glob(os.path.join(bitext_dir, "part-*.parquet")))
+    if not parts:
+        return [], []
+    first = pq.read_table(parts[0]).slice(0, size).to_pylist()
+    last = pq.read_table(parts[-1])
+    return first, last.slice(max(last.num_rows - size, 0)).to_pylist()[::-1]
+
+
 def write_report(run_dir: str, src: str, tgt: str, sample: int = 10) -> str:
     """Write RUN/report/index.md and scores-SRC-TGT.png; returns the Markdown path."""
     out = os.path.join(run_dir, "report")
@@ -100,10 +113,10 @@ def write_report(run_dir: str, src: str, tgt: str, sample: int = 10) -> str:
         ]
         png = f"scores-{pair}.png"
         histogram_png(mine_stats, os.path.join(out, png), f"{pair} margin scores (all candidates)")
-        rows = read_bitext(bitext_dir).to_pylist()
+        best, worst = best_and_worst(bitext_dir, sample)
         lines += ["## Margin scores", "", f"![margin score histogram]({png})", ""]
-        lines += ["## Highest-scoring pairs", "", *_pair_rows(rows[:sample]), ""]
-        lines += ["## Lowest-scoring pairs kept", "", *_pair_rows(rows[-sample:][::-1]), ""]
+        lines += ["## Highest-scoring pairs", "", *_pair_rows(best), ""]
+        lines += ["## Lowest-scoring pairs kept", "", *_pair_rows(worst), ""]
         lines += [
             "## Just below the threshold (dropped)",
             "",

@@ -60,6 +60,13 @@ class SplitBySource(beam.DoFn):
             yield shard, put(self.work_dir, name, part)
 
 
+def unmatched_edges(grouped) -> Edges:
+    """A source shard's remaining edges, less those whose source the last round matched."""
+    edges = Edges.concat([get(path) for path in grouped["edges"]])
+    matched = [get(path) for path in grouped["matched"]]
+    return drop_matched_sources(edges, np.concatenate(matched)) if matched else edges
+
+
 class SourceSide(beam.DoFn):
     """First half of a round, on one source shard: drop edges whose source was matched in the
     previous round, mark each source's best edge, pass the edges on by target shard."""
@@ -69,10 +76,7 @@ class SourceSide(beam.DoFn):
 
     def process(self, joined):
         shard, grouped = joined
-        edges = Edges.concat([get(path) for path in grouped["edges"]])
-        matched = [get(path) for path in grouped["matched"]]
-        if matched:
-            edges = drop_matched_sources(edges, np.concatenate(matched))
+        edges = unmatched_edges(grouped)
         best = best_per_vertex(edges, "src")
         target = self.tgt.shard_of(edges.tgt)
         for number in np.unique(target):
@@ -116,10 +120,7 @@ class SaveUndecided(beam.DoFn):
 
     def process(self, joined):
         shard, grouped = joined
-        edges = Edges.concat([get(path) for path in grouped["edges"]])
-        matched = [get(path) for path in grouped["matched"]]
-        if matched:
-            edges = drop_matched_sources(edges, np.concatenate(matched))
+        edges = unmatched_edges(grouped)
         Metrics.counter(NAMESPACE, "undecided_after_pipeline").inc(len(edges))
         save_selected(edges, self.undecided_dir, f"src{shard:05d}")
         yield shard
