@@ -124,7 +124,8 @@ def cli(verbose: bool) -> None:
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(message)s",
     )
-    logging.getLogger("ccmine").setLevel(logging.INFO)
+    # Progress and summaries always; each skipped record (file, offset, reason) with -v.
+    logging.getLogger("ccmine").setLevel(logging.DEBUG if verbose else logging.INFO)
     if not verbose:
         # Beam logs a worker's exception with its traceback before the stage fails; the failure
         # reaches the user anyway (one line for bad input, a traceback for a bug). With -v, all.

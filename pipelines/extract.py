@@ -81,7 +81,7 @@ def _skip(event: Skipped, strict: bool) -> None:
     if event.reason not in ORDINARY_SKIPS:
         if strict:
             raise BadInputError(event.describe())
-        log.warning("skipped %s", event.describe())
+        log.debug("skipped %s", event.describe())  # counted in the table; listed with -v
 
 
 class ReadDocuments(beam.DoFn):
