@@ -136,12 +136,18 @@ def export(
     """Export a bitext directory (or Parquet file); returns counts and the paths written."""
     parts = bitext_parts(bitext)
     src, tgt = languages(bitext, parts[0])
+    filters = filters or ExportFilters()
     writer = open_writer(fmt, out, src, tgt, columns or [], version)
-    pair_filter = PairFilter(filters or ExportFilters())
+    needed = columns_needed(fmt, columns or [], filters)
+    pair_filter = PairFilter(filters)
     read = 0
     for path in parts:
         with FileSystems.open(path) as stream:
-            for batch in pq.ParquetFile(stream).iter_batches(batch_size=BATCH_ROWS):
+            parquet = pq.ParquetFile(stream)
+            wanted = (
+                None if needed is None else [c for c in needed if c in parquet.schema_arrow.names]
+            )
+            for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=wanted):
                 batch = _fill_null_text(batch)
                 read += batch.num_rows
                 kept = pair_filter.apply(batch)
@@ -158,6 +164,18 @@ def export(
         "repaired": writer.counts,
         "written": written,
     }
+
+
+def columns_needed(fmt: str, columns: list[str], filters: ExportFilters) -> list[str] | None:
+    """The columns a format and the filters read (None: all of them)."""
+    if fmt == "jsonl":
+        return None
+    needed = ["src_text", "tgt_text", *columns]
+    if fmt in ("tmx", "hf") or filters.min_score is not None or filters.dedup:
+        needed.append("score")
+    if fmt in ("tmx", "hf") or filters.min_cosine is not None:
+        needed.append("cosine")
+    return list(dict.fromkeys(needed))
 
 
 def languages(bitext: str, first_part: str) -> tuple[str, str]:

@@ -32,8 +32,48 @@ XML_INVALID = r"[^\x09\x0a\x0d\x{20}-\x{D7FF}\x{E000}-\x{FFFD}\x{10000}-\x{10FFF
 TMX_VERSION = "1.4"
 
 
+# Characters LINE_BREAKS or XML_INVALID match beyond ASCII controls (all encoded with a lead
+# byte of 0xC2 or more in UTF-8; lone surrogates cannot occur in valid UTF-8).
+_SUSPECT_NON_ASCII = r"[\x{85}\x{2028}\x{2029}\x{FFFE}\x{FFFF}]"
+
+
+def _suspect(column: pa.Array, data: np.ndarray) -> bool:
+    """Whether a string column (its UTF-8 bytes `data`) holds an ASCII control (tabs and line
+    breaks among them) or one of the few other characters the repairs are about: byte
+    reductions first, a regex only where non-ASCII bytes make it necessary."""
+    if not len(data):
+        return False
+    if data.min() < 0x20:
+        return True
+    return bool(
+        data.max() >= 0xC2 and pc.any(pc.match_substring_regex(column, _SUSPECT_NON_ASCII)).as_py()
+    )
+
+
+def _utf8(column: pa.Array):
+    """The UTF-8 bytes of each chunk of a string column: (chunk, uint8 array)."""
+    for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
+        if not len(chunk):
+            continue
+        _validity, offsets, data = chunk.buffers()
+        width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+        bounds = np.frombuffer(offsets, dtype=width)[chunk.offset : chunk.offset + len(chunk) + 1]
+        yield chunk, np.frombuffer(data, np.uint8)[int(bounds[0]) : int(bounds[-1])]
+
+
+def _may_need(column: pa.Array) -> bool:
+    return any(_suspect(chunk, data) for chunk, data in _utf8(column))
+
+
+def _holds(column: pa.Array, character: str) -> bool:
+    """Whether a string column holds an ASCII character (a byte comparison, no regex)."""
+    return any((data == ord(character)).any() for _, data in _utf8(column))
+
+
 def _replace(column: pa.Array, pattern: str, replacement: str, counts: dict, name: str):
     """Regex-replace in a string column, counting the rows that needed it."""
+    if not _may_need(column):
+        return column
     hit = pc.match_substring_regex(column, pattern)
     rows = pc.sum(hit).as_py() or 0
     if not rows:
@@ -69,9 +109,11 @@ def _number_text(column: pa.Array, digits: int = 6) -> pa.Array:
 
 def _json_string(column: pa.Array) -> pa.Array:
     """Values as JSON string literals (quoted and escaped)."""
-    column = pc.replace_substring(column, "\\", "\\\\")
-    column = pc.replace_substring(column, '"', '\\"')
-    if pc.any(pc.match_substring_regex(column, r"[\x00-\x1f]")).as_py():
+    if _holds(column, "\\"):
+        column = pc.replace_substring(column, "\\", "\\\\")
+    if _holds(column, '"'):
+        column = pc.replace_substring(column, '"', '\\"')
+    if any(data.min() < 0x20 for _, data in _utf8(column)):
         for code in range(0x20):
             column = pc.replace_substring(column, chr(code), f"\\u{code:04x}")
     return pc.binary_join_element_wise(pa.scalar('"'), column, pa.scalar('"'), "")
@@ -79,9 +121,10 @@ def _json_string(column: pa.Array) -> pa.Array:
 
 def _xml_text(column: pa.Array, counts: dict) -> pa.Array:
     column = _replace(column, XML_INVALID, "", counts, "xml_invalid_removed")
-    column = pc.replace_substring(column, "&", "&amp;")
-    column = pc.replace_substring(column, "<", "&lt;")
-    return pc.replace_substring(column, ">", "&gt;")
+    for character, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
+        if _holds(column, character):
+            column = pc.replace_substring(column, character, entity)
+    return column
 
 
 class Writer:
