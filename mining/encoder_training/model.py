@@ -119,6 +119,11 @@ class DualEncoder(torch.nn.Module):
         return F.normalize(pooled, dim=-1)
 
 
+# The languages of the training corpus (encoder_training/prep.py: English paired with German
+# and with Chinese); written into the exported encoder's ccmine_encoder.json.
+TRAINED_LANGUAGES = ("de", "en", "zh")
+
+
 def export_labse_layout(model: DualEncoder, tokenizer, folder: Path, card: dict) -> None:
     """Write the model in float16 safetensors in the sentence-transformers LaBSE layout."""
     from safetensors.torch import save_file
@@ -184,7 +189,12 @@ def export_labse_layout(model: DualEncoder, tokenizer, folder: Path, card: dict)
     (folder / "modules.json").write_text(json.dumps(modules, indent=1))
     (folder / ENCODER_CONFIG).write_text(
         json.dumps(
-            {"text_transform": "opencc_t2s", "model_config": asdict(config), **card},
+            {
+                "languages": list(TRAINED_LANGUAGES),
+                "text_transform": "opencc_t2s",
+                "model_config": asdict(config),
+                **card,
+            },
             indent=2,
             ensure_ascii=False,
         )

