@@ -27,7 +27,7 @@ test: install
 test-fast: install
 	$(RUN) $(BIN)/python -m pytest -q -m "not slow"
 
-ENCODER ?= bundled
+ENCODER ?= muse
 RUNNER  ?= DirectRunner
 
 mine: install
@@ -64,8 +64,7 @@ encoder-card: install
 		$(RUN) $(BIN)/ccmine eval bucc --encoder bundled --src $(BUCC)/$$pair.$$src \
 			--tgt $(BUCC)/$$pair.en --gold $(BUCC)/$$pair.gold --json $(ENCODER_WORK)/bucc-$$pair.json \
 			|| exit 1; done
-	$(RUN) $(BIN)/ccmine calibrate --encoder bundled --src $(BUCC)/de-en.de --tgt $(BUCC)/de-en.en \
-		--gold $(BUCC)/de-en.gold --write
+	$(RUN) $(BIN)/ccmine calibrate --encoder bundled --dev $(BUCC)/de-en --dev $(BUCC)/zh-en --write
 	$(RUN) $(BIN)/python scripts/encoder_card.py --encoder mining/encoders/bundled \
 		--counts $(ENCODER_WORK)/data/counts.json --tatoeba $(ENCODER_WORK)/tatoeba.json \
 		--bucc $(ENCODER_WORK)/bucc-de-en.json $(ENCODER_WORK)/bucc-zh-en.json

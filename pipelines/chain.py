@@ -22,7 +22,7 @@ class ChainConfig:
     run_dir: str
     src: str
     tgt: str = "en"
-    encoder: str = "bundled"
+    encoder: str = "muse"
     extract: ExtractConfig | None = None
     lid_model: str | None = None
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES

@@ -19,8 +19,14 @@ from mining.warc_records import DEFAULT_MAX_RECORD_BYTES, BadInputError
 from pipelines.stage_dir import StageError
 
 BEAM_PASSTHROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
-MIN_COSINE_HELP = "Also drop pairs whose cosine is below this, whatever their margin."
+MIN_COSINE_HELP = (
+    "Also drop pairs whose cosine is below this, whatever their margin (default: the "
+    "encoder's calibrated floor, if any; -1 turns it off)."
+)
 SHARD_SIZE_HELP = "Rows per index shard (each mine worker holds one index shard at a time)."
+# The encoder that measured best on the dev sets (README, "Encoders"): mUSE, for every language
+# it covers; `ccmine encoders` lists the others.
+DEFAULT_ENCODER = "muse"
 
 
 def parse_langs(value: str) -> tuple[str, ...]:
@@ -249,9 +255,9 @@ def extract(
 )
 @click.option(
     "--encoder",
-    default="bundled",
+    default=DEFAULT_ENCODER,
     show_default=True,
-    help="labse, bundled, a local directory or a Hugging Face hub id.",
+    help="muse, bundled, labse, a local directory or a Hugging Face hub id.",
 )
 @click.option("--langs", default="de,en,zh", show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
@@ -517,7 +523,7 @@ def export(bitext, fmt, out, columns, min_score, min_cosine, max_length_ratio, d
 @click.option("--output", "run_dir", required=True, help="Run directory (local).")
 @click.option("--src", required=True, help="Language to mine, e.g. de or zh.")
 @click.option("--tgt", default="en", show_default=True)
-@click.option("--encoder", default="bundled", show_default=True)
+@click.option("--encoder", default=DEFAULT_ENCODER, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--threshold", type=float, help="Mining threshold (default: the encoder's).")
 @click.option("--max-score", type=float)
@@ -594,7 +600,7 @@ def eval_group():
 
 
 @eval_group.command("tatoeba")
-@click.option("--encoder", default="bundled", show_default=True)
+@click.option("--encoder", default=DEFAULT_ENCODER, show_default=True)
 @click.option("--data", "data_dir", default="../shared/data/tatoeba/v1", show_default=True)
 @click.option("--langs", default="deu,cmn", show_default=True, help="Tatoeba codes, or 'all'.")
 @click.option("--limit", type=int, help="Use the first N pairs of each language.")
@@ -628,7 +634,7 @@ def eval_tatoeba(encoder, data_dir, langs, limit, json_path, device):
 def _bucc_options(fn):
     for option in reversed(
         [
-            click.option("--encoder", default="bundled", show_default=True),
+            click.option("--encoder", default=DEFAULT_ENCODER, show_default=True),
             click.option("--src", "src_file", required=True, help="id TAB sentence."),
             click.option("--tgt", "tgt_file", required=True, help="id TAB sentence."),
             click.option("--gold", "gold_file", required=True, help="src_id TAB tgt_id."),
@@ -676,36 +682,83 @@ def eval_bucc(
         Path(json_path).write_text(json.dumps({"encoder": encoder, **result}, indent=2))
 
 
+def dev_files(prefix: str) -> tuple[str, str, str]:
+    """A BUCC-style dev set named by prefix: build/bucc/de-en -> de-en.de, de-en.en, de-en.gold."""
+    import os
+
+    src, _, tgt = os.path.basename(prefix).partition("-")
+    if not src or not tgt:
+        raise click.BadParameter(f"{prefix}: expected a prefix ending in SRC-TGT, e.g. bucc/de-en")
+    return f"{prefix}.{src}", f"{prefix}.{tgt}", f"{prefix}.gold"
+
+
 @cli.command()
-@_bucc_options
+@click.option("--encoder", default=DEFAULT_ENCODER, show_default=True)
+@click.option(
+    "--dev",
+    "devs",
+    multiple=True,
+    required=True,
+    help="A BUCC-style dev set by prefix (bucc/de-en: de-en.de, de-en.en, de-en.gold); repeatable.",
+)
+@click.option(
+    "--margin",
+    "margin_kind",
+    default="ratio",
+    show_default=True,
+    type=click.Choice(["ratio", "distance", "absolute"]),
+)
+@click.option(
+    "--mode",
+    default="max",
+    show_default=True,
+    type=click.Choice(["forward", "backward", "intersect", "max"]),
+)
+@click.option("-k", "k", type=int, default=4, show_default=True)
+@click.option("--device", default="auto", show_default=True)
 @click.option(
     "--write",
     is_flag=True,
-    help="Store the threshold in the encoder's ccmine_encoder.json (a local encoder).",
+    help="Store the threshold and cosine floor in the encoder's ccmine_encoder.json.",
 )
-def calibrate(encoder, src_file, tgt_file, gold_file, margin_kind, mode, k, device, write):
-    """Pick the F1-optimal mining threshold of an encoder on a gold-aligned dev set."""
+def calibrate(encoder, devs, margin_kind, mode, k, device, write):
+    """Pick the margin threshold and cosine floor with the best mean F1 on dev sets."""
     import json
     from pathlib import Path
 
     from mining.encoders import load_encoder
     from mining.encoders.loading import ENCODER_CONFIG, read_encoder_config, resolve_encoder
-    from mining.evaluation.bucc import evaluate
+    from mining.evaluation.bucc import calibrate_filter, dev_candidates
 
     model = _run_guarded(lambda: load_encoder(encoder, device))
-    best = evaluate(model, Path(src_file), Path(tgt_file), Path(gold_file), k, margin_kind, mode)[
-        "best"
+    candidates = [
+        dev_candidates(model, *map(Path, dev_files(prefix)), k, margin_kind, mode)
+        for prefix in devs
     ]
+    chosen = calibrate_filter(candidates)
+    floor = chosen["min_cosine"]
     click.echo(
-        f"threshold {best['threshold']:.4f} ({margin_kind} margin): precision "
-        f"{best['precision']:.3f}, recall {best['recall']:.3f}, F1 {best['f1']:.3f}"
+        f"threshold {chosen['threshold']:.4f} ({margin_kind} margin), cosine floor "
+        f"{floor if floor is not None else 'none'}: mean F1 {chosen['mean_f1']:.3f}"
     )
+    for name, result in chosen["dev"].items():
+        click.echo(
+            f"  {name}: precision {result['precision']:.3f}, recall {result['recall']:.3f}, "
+            f"F1 {result['f1']:.3f}"
+        )
     if write:
         encoder_dir = resolve_encoder(encoder)
         path = Path(encoder_dir) / ENCODER_CONFIG
         config = read_encoder_config(encoder_dir)
-        config.setdefault("mining_threshold", {})[margin_kind] = round(best["threshold"], 4)
-        path.write_text(json.dumps(config, indent=2, ensure_ascii=False))
+        config.setdefault("mining_threshold", {})[margin_kind] = round(chosen["threshold"], 4)
+        config.setdefault("min_cosine", {})[margin_kind] = floor
+        config.setdefault("calibration", {})[margin_kind] = {
+            "mode": mode,
+            "k": k,
+            "dev": {n: {m: round(v, 4) for m, v in r.items()} for n, r in chosen["dev"].items()},
+            "mean_f1": round(chosen["mean_f1"], 4),
+        }
+        path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
         click.echo(f"written to {path}")
 
 

@@ -224,10 +224,10 @@ def run(
     beam_args: list[str] | None = None,
 ) -> dict:
     """Run the embed stage and commit RUN_DIR/embeddings; returns its stats."""
-    from mining.encoders.loading import pick_device
+    from mining.encoders.loading import cpu_only, pick_device
 
     sentences_dir = require_complete(run_dir, "sentences")
-    device = pick_device(device)
+    device = "cpu" if cpu_only(encoder) and device == "auto" else pick_device(device)
     config = stage_config(run_dir, encoder, langs, dtype)  # resolves the encoder: fails early
     handler = SentenceEncoderHandler(encoder, device, batch_size, chunk_size, threads)
     shards = shard_counts(sentences_dir, langs, rows_per_shard)

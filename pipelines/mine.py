@@ -40,6 +40,15 @@ NAMESPACE = "mine"
 ROUNDS_PER_PIPELINE = 8  # measured: 3-4 rounds on real candidates (README, "Scaling out")
 
 
+def default_min_cosine(margin_kind: str, encoder_dir: str | None) -> float | None:
+    """The encoder's calibrated cosine floor for this margin (`ccmine calibrate`), if any."""
+    from mining.encoders.loading import read_encoder_config
+
+    if not encoder_dir:
+        return None
+    return read_encoder_config(encoder_dir).get("min_cosine", {}).get(margin_kind)
+
+
 def default_threshold(margin_kind: str, encoder_dir: str | None) -> float:
     """The encoder's calibrated threshold (ccmine_encoder.json) if any, else the neutral point
     of the margin (1.0 for ratio: as similar as the neighbourhood average)."""
@@ -116,6 +125,8 @@ def run(
     encoder_dir = read_marker(run_dir, "embeddings")["config"].get("encoder_dir")
     if threshold is None:
         threshold = default_threshold(margin_kind, encoder_dir)
+    if min_cosine is None:
+        min_cosine = default_min_cosine(margin_kind, encoder_dir)
     writer = StageWriter(FileSystems.join(run_dir, STAGE), f"{src}-{tgt}")
     work = writer.path("_work")
     selected, undecided = FileSystems.join(work, "selected"), FileSystems.join(work, "undecided")

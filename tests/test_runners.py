@@ -110,10 +110,10 @@ def test_make_mine_on_the_bundled_sample(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"bitext: {out}/bitext/de-en/" in result.stdout
     rows = read_bitext(str(out / "bitext" / "de-en")).to_pylist()
-    assert len(rows) > 1000  # 1,761 when measured
+    assert len(rows) > 3000  # 4,047 when measured (muse)
     # Pairs from translations of the same page: the sample's document alignment.
     same_page = [r["src_url"].rsplit(".", 2)[0] == r["tgt_url"].rsplit(".", 2)[0] for r in rows]
-    assert sum(same_page) / len(rows) > 0.95  # 0.994 when measured
+    assert sum(same_page) / len(rows) > 0.97  # 0.992 when measured
     assert (out / "report" / "index.md").exists()
 
 

@@ -113,6 +113,12 @@ def encoder_languages(spec: str) -> list[str] | None:
     return sorted(found) if found else None
 
 
+def cpu_only(spec: str) -> bool:
+    """Encoders that run on CPU whatever the machine has (mUSE's numpy forward pass)."""
+    target = os.path.expanduser(SHORT_NAMES.get(spec, spec))
+    return os.path.isdir(target) and Path(target).resolve() == MUSE_DIR
+
+
 def load_encoder(spec: str, device: str = "auto", **kwargs) -> Encoder:
     """Load by short name, directory or hub id; `ccmine_encoder.json` there may name an input
     transform (e.g. OpenCC Traditional-to-Simplified for the bundled encoder)."""
@@ -121,11 +127,11 @@ def load_encoder(spec: str, device: str = "auto", **kwargs) -> Encoder:
     path = resolve_encoder(spec)
     if "text_transform" not in kwargs:
         kwargs["text_transform"] = get_transform(read_encoder_config(path).get("text_transform"))
-    if Path(path).resolve() == MUSE_DIR:
+    if cpu_only(spec):
         from mining.encoders.muse import MuseEncoder
 
-        if pick_device(device).startswith("cuda"):
-            raise ValueError("the muse encoder runs on CPU (numpy); use --device cpu")
+        if device.startswith("cuda"):
+            raise ValueError("the muse encoder runs on CPU (numpy): use --device cpu or auto")
         return MuseEncoder(**kwargs)
     from mining.encoders.transformer import TransformerEncoder
 

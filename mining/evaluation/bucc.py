@@ -90,6 +90,70 @@ def at_threshold(
     return BuccResult(precision, recall, f1, threshold, gold, len(scores))
 
 
+# Cosine floors tried by `calibrate` (None: no floor).
+COSINE_FLOORS = (None, *np.round(np.arange(0.30, 0.91, 0.05), 2).tolist())
+
+
+@dataclass
+class DevCandidates:
+    """A dev set mined without a threshold: each selected pair's score, cosine and whether it
+    is a gold pair; `gold` pairs in all."""
+
+    name: str
+    score: np.ndarray
+    cos: np.ndarray
+    correct: np.ndarray
+    gold: int
+
+
+def dev_candidates(encoder, src_file, tgt_file, gold_file, k=4, kind="ratio", mode="max"):
+    src_ids, src_texts = read_sentences(src_file)
+    tgt_ids, tgt_texts = read_sentences(tgt_file)
+    gold = read_gold(gold_file)
+    pairs = mine_vectors(encoder.encode(src_texts), encoder.encode(tgt_texts), k, kind, mode)
+    correct = np.array(
+        [(src_ids[s], tgt_ids[t]) in gold for s, t in zip(pairs.src, pairs.tgt, strict=True)],
+        dtype=bool,
+    )
+    name = Path(src_file).name
+    return DevCandidates(name, pairs.score, pairs.cos, correct, len(gold))
+
+
+def _f1_at(dev: DevCandidates, floor, thresholds: np.ndarray) -> np.ndarray:
+    """F1 of the dev set at each threshold (pairs scoring at least it), under a cosine floor."""
+    keep = dev.cos >= floor if floor is not None else np.ones(len(dev.cos), bool)
+    score, correct = dev.score[keep], dev.correct[keep]
+    order = np.argsort(score)
+    score, hits = score[order], np.cumsum(correct[order][::-1])[::-1]  # hits at or above i
+    at = np.searchsorted(score, thresholds, side="left")  # first kept position
+    kept = len(score) - at
+    tp = np.where(at < len(score), hits[np.minimum(at, len(score) - 1)], 0) if len(score) else 0
+    precision = tp / np.maximum(kept, 1)
+    recall = tp / max(dev.gold, 1)
+    return np.where(tp > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
+
+
+def calibrate_filter(devs: list[DevCandidates], floors=COSINE_FLOORS) -> dict:
+    """The margin threshold and cosine floor with the best mean F1 over the dev sets (one pair
+    of values for all of them, as the mine stage applies them)."""
+    thresholds = np.unique(np.concatenate([d.score for d in devs]))
+    best = None
+    for floor in floors:
+        mean_f1 = np.mean([_f1_at(d, floor, thresholds) for d in devs], axis=0)
+        i = int(np.argmax(mean_f1))
+        if best is None or mean_f1[i] > best[0] + 1e-12:
+            best = (float(mean_f1[i]), float(thresholds[i]), floor)
+    mean_f1, threshold, floor = best
+    per_dev = {}
+    for dev in devs:
+        keep = (dev.score >= threshold) & (dev.cos >= floor if floor is not None else True)
+        tp = int(dev.correct[keep].sum())
+        precision, recall = tp / max(int(keep.sum()), 1), tp / max(dev.gold, 1)
+        f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
+        per_dev[dev.name] = {"precision": precision, "recall": recall, "f1": f1}
+    return {"threshold": threshold, "min_cosine": floor, "mean_f1": mean_f1, "dev": per_dev}
+
+
 def evaluate(
     encoder: Encoder,
     src_file: Path,
