@@ -73,7 +73,7 @@ def main() -> None:
     rows.append(("5 wrong Content-Length (plain)", *recovered(damaged, [0, 1, 3, 5, 8])))
     start, end = SPANS[200]
     cut = SAMPLE[: start + (end - start) // 2]
-    rows.append(("cut inside member 200 of 289", *recovered(cut, range(200, 289))))
+    rows.append((f"cut inside member 200 of {len(SPANS)}", *recovered(cut, range(200, len(SPANS)))))
     print(f"{'damage':42} {'recovered':>9} {'undamaged':>9} {'share':>6}")
     for name, got, possible in rows:
         print(f"{name:42} {got:>9} {possible:>9} {got / possible:>6.1%}")

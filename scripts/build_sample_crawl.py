@@ -1,11 +1,12 @@
 """Build the bundled sample crawl: a CommonCrawl-style WARC of Debian's multilingual manuals.
 
-The Debian Reference and the Debian FAQ ship as HTML in English, German and Simplified Chinese
-(packages debian-reference-{en,de,zh-cn}, debian-faq{,-de,-zh-cn}). Each page becomes a
-request/response/metadata triple under its www.debian.org URL, wrapped in site boilerplate
-(navigation, footer) as a crawler would see it, in a seeded random order. Translations of one page
-share the URL stem (`ch01.de.html` / `ch01.en.html`), which is the document alignment used to
-judge mined pairs.
+The Debian Reference ships as HTML in English, German, Spanish, French, Indonesian, Italian,
+Japanese, Portuguese and Simplified and Traditional Chinese (debian-reference-LANG), the Debian
+FAQ in English, German, French, Italian, Japanese, Korean, Dutch, Portuguese, Russian and
+Simplified Chinese (debian-faq, debian-faq-LANG). Each page becomes a request/response/metadata
+triple under its www.debian.org URL, wrapped in site boilerplate (navigation, footer) as a
+crawler would see it, in a seeded random order. Translations of one page share the URL stem
+(`ch01.de.html` / `ch01.en.html`), which is the document alignment used to judge mined pairs.
 
     python scripts/build_sample_crawl.py --output data/sample/sample-crawl.warc.gz
 
@@ -25,26 +26,35 @@ from pathlib import Path
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
+REFERENCE_LANGS = ("en", "de", "es", "fr", "id", "it", "ja", "pt", "zh-cn", "zh-tw")
+FAQ_LANGS = ("de", "fr", "it", "ja", "ko", "nl", "pt", "ru", "zh-cn")
 PACKAGES = [
-    "debian-reference-en",
-    "debian-reference-de",
-    "debian-reference-zh-cn",
-    "debian-faq",
-    "debian-faq-de",
-    "debian-faq-zh-cn",
+    *(f"debian-reference-{lang}" for lang in REFERENCE_LANGS),
+    "debian-faq",  # English
+    *(f"debian-faq-{lang}" for lang in FAQ_LANGS),
 ]
 SITE = "https://www.debian.org/doc/manuals"
-LANG_SUFFIX = re.compile(r"\.(en|de|zh-cn)\.html$")
+LANG_SUFFIX = re.compile(r"\.([a-z]{2}(?:-[a-z]{2})?)\.html$")
 NAV = {
     "en": ["About Debian", "Getting Debian", "Support", "Developers' Corner"],
     "de": ["Über Debian", "Debian bekommen", "Unterstützung", "Entwickler-Ecke"],
+    "es": ["Acerca de Debian", "Obtener Debian", "Soporte", "Rincón de los desarrolladores"],
+    "fr": ["À propos de Debian", "Obtenir Debian", "Assistance", "Coin des développeurs"],
+    "id": ["Tentang Debian", "Mendapatkan Debian", "Dukungan", "Pojok Pengembang"],
+    "it": ["Informazioni su Debian", "Ottenere Debian", "Supporto", "Angolo degli sviluppatori"],
+    "ja": ["Debian について", "Debian の入手", "サポート", "開発者の部屋"],
+    "ko": ["데비안 소개", "데비안 구하기", "지원", "개발자 코너"],
+    "nl": ["Over Debian", "Debian verkrijgen", "Ondersteuning", "Hoekje voor ontwikkelaars"],
+    "pt": ["Sobre o Debian", "Obtendo o Debian", "Suporte", "Canto dos desenvolvedores"],
+    "ru": ["О Debian", "Получение Debian", "Поддержка", "Уголок разработчика"],
     "zh-cn": ["关于 Debian", "获取 Debian", "支持", "开发者天地"],
+    "zh-tw": ["關於 Debian", "取得 Debian", "支援", "開發者天地"],
 }
 FOOTER = (
     "Copyright © 1997-2024 SPI and others; See license terms. "
     "Debian is a registered trademark of Software in the Public Interest, Inc."
 )
-HTTP_LANG = {"en": "en", "de": "de", "zh-cn": "zh-CN"}
+HTTP_LANG = {lang: lang.split("-")[0] + lang[2:].upper() for lang in NAV}  # zh-cn -> zh-CN
 
 
 def fetch_packages(workdir: Path) -> Path:
@@ -65,7 +75,7 @@ def pages(root: Path) -> list[tuple[str, str, Path]]:
     ):
         for path in sorted(folder.rglob("*.html")):
             match = LANG_SUFFIX.search(path.name)
-            if path.is_symlink() or not match:
+            if path.is_symlink() or not match or match.group(1) not in NAV:
                 continue
             found.append((f"{SITE}/{manual}/{path.name}", match.group(1), path))
     return found
@@ -91,7 +101,7 @@ def write_warc(entries: list[tuple[str, str, Path]], output: Path, seed: int) ->
                 {
                     "software": "ccmine scripts/build_sample_crawl.py",
                     "isPartOf": "ccmine-sample",
-                    "description": "Debian Reference and Debian FAQ in en, de, zh-cn",
+                    "description": "Debian Reference and Debian FAQ in " + ", ".join(NAV),
                 },
             )
         )

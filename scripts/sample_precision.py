@@ -14,7 +14,7 @@ import re
 
 from pipelines.mine import read_bitext
 
-LANG_SUFFIX = re.compile(r"\.(en|de|zh-cn)\.html$")
+LANG_SUFFIX = re.compile(r"\.[a-z]{2}(?:-[a-z]{2})?\.html$")
 
 
 def page(url: str) -> str:

@@ -1,3 +1,5 @@
+from collections import Counter
+
 import pytest
 
 from mining.extraction import ExtractConfig, SentenceExtractor, document_text
@@ -97,3 +99,29 @@ def test_main_content_drops_navigation_and_footer():
     assert html_to_text(html).strip() == GERMAN[0]
     everything = html_to_text(html, main_content=False)
     assert "Startseite" in everything and "Impressum" in everything and GERMAN[0] in everything
+
+
+@pytest.mark.parametrize(
+    "code,lang", [("jpn", "ja"), ("kor", "ko"), ("tha", "th"), ("ara", "ar"), ("rus", "ru")]
+)
+def test_language_id_and_script_checks_keep_real_sentences(shared_data, lid, code, lang):
+    """Tatoeba sentences in kana, Hangul, Thai, Arabic and Cyrillic: every kept one is labelled
+    its language, and language ID or the script check drop few (length drops short ones).
+    Measured on these 300: ja 0 of 315, ko 7 of 311, th 1 of 301, ar 6 of 300, ru 2 of 305."""
+    lines = (
+        (shared_data / "tatoeba" / "v1" / f"tatoeba.{code}-eng.{code}")
+        .read_text(encoding="utf-8")
+        .splitlines()[:300]
+    )
+    extractor = SentenceExtractor(ExtractConfig(langs=(lang,)), lid)
+    split, dropped = 0, Counter()
+    for number, line in enumerate(lines):
+        payload = line.encode()
+        result = extractor.process(
+            Document(f"http://t/{number}", "<urn:x>", "t", 0, "conversion", False, payload, "utf-8")
+        )
+        split += result.candidates
+        dropped.update(result.dropped)
+        assert all(s.lang == lang for s in result.sentences)
+    misjudged = dropped["other_lang"] + dropped["wrong_script"] + dropped["low_lid_prob"]
+    assert misjudged <= 0.03 * split, dropped
