@@ -50,7 +50,7 @@ def test_a_killed_embed_encodes_only_the_missing_rows_when_rerun(extracted, tmp_
 
     killed = copy_of(extracted, tmp_path / "killed")
     command = [sys.executable, "-m", "pipelines.cli", "embed", "--run", str(killed)]
-    command += ["--langs", "de", "--rows-per-shard", str(ROWS_PER_SHARD)]
+    command += ["--encoder", "bundled", "--langs", "de", "--rows-per-shard", str(ROWS_PER_SHARD)]
     process = subprocess.Popen(
         command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
