@@ -1,13 +1,18 @@
 """`ccmine export`: mined bitext (Parquet parts) to a toolkit's format, streamed batch by batch.
 
-Memory does not depend on the size of the bitext (Parquet is read in batches), except with
-`--dedup`, which keeps one 64-bit hash per distinct source sentence (or pair). Filters run while
-exporting, and every pair they drop is counted under its reason.
+Memory does not depend on the size of the bitext (Parquet is read in batches, and at most a few
+batches per core are in flight), except with `--dedup`, which keeps one 64-bit hash per distinct
+source sentence (or pair). Filters run while exporting, and every pair they drop is counted under
+its reason. Batches are read and filtered in order on one thread, rendered into the format on one
+thread per core (Arrow compute releases the GIL) and written in order.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +22,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from mining.bitext_formats import open_writer
+from mining.cores import usable_cores
 
 BATCH_ROWS = 65_536
 # Length units for --max-length-ratio: an English sentence has 3.1 characters per Chinese
@@ -141,20 +147,19 @@ def export(
     needed = columns_needed(fmt, columns or [], filters)
     pair_filter = PairFilter(filters)
     read = 0
-    for path in parts:
-        with FileSystems.open(path) as stream:
-            parquet = pq.ParquetFile(stream)
-            wanted = (
-                None if needed is None else [c for c in needed if c in parquet.schema_arrow.names]
-            )
-            for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=wanted):
-                batch = _fill_null_text(batch)
-                read += batch.num_rows
-                kept = pair_filter.apply(batch)
-                if kept.num_rows:
-                    writer.write(kept)
-                if progress:
-                    progress(batch.num_rows)
+
+    def kept_batches() -> Iterator[pa.RecordBatch]:
+        nonlocal read
+        for batch in _batches(parts, needed):
+            read += batch.num_rows
+            kept = pair_filter.apply(batch)
+            if kept.num_rows:
+                yield kept
+            if progress:
+                progress(batch.num_rows)
+
+    for rendered in _rendered_in_order(writer.render, kept_batches(), usable_cores()):
+        writer.emit(rendered)
     written = writer.close()
     kept = read - sum(pair_filter.dropped.values())
     return {
@@ -164,6 +169,30 @@ def export(
         "repaired": writer.counts,
         "written": written,
     }
+
+
+def _batches(parts: list[str], needed: list[str] | None) -> Iterator[pa.RecordBatch]:
+    for path in parts:
+        with FileSystems.open(path) as stream:
+            parquet = pq.ParquetFile(stream)
+            wanted = (
+                None if needed is None else [c for c in needed if c in parquet.schema_arrow.names]
+            )
+            for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=wanted):
+                yield _fill_null_text(batch)
+
+
+def _rendered_in_order(render, batches: Iterable, threads: int) -> Iterator:
+    """render(batch) for each batch, on `threads` threads, yielded in input order, with at most
+    2 x threads batches in flight (so memory stays bounded)."""
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="export") as pool:
+        pending: deque = deque()
+        for batch in batches:
+            pending.append(pool.submit(render, batch))
+            while len(pending) > 2 * threads or (pending and pending[0].done()):
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def columns_needed(fmt: str, columns: list[str], filters: ExportFilters) -> list[str] | None:

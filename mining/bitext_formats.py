@@ -89,8 +89,9 @@ def _one_line(column, counts: dict, tabs: bool = False):
     return column
 
 
-def _joined_bytes(column: pa.Array) -> bytes:
-    """Each value followed by a newline, as UTF-8: the string data buffer itself, sliced."""
+def _lines(column: pa.Array) -> list[pa.Buffer]:
+    """Each value followed by a newline, as UTF-8: the string data buffers themselves, sliced
+    (no copy)."""
     column = pc.binary_join_element_wise(column, pa.scalar(""), "\n")  # value + "\n"
     out = []
     for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
@@ -99,8 +100,8 @@ def _joined_bytes(column: pa.Array) -> bytes:
         _validity, offsets, data = chunk.buffers()
         width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
         bounds = np.frombuffer(offsets, dtype=width)[chunk.offset : chunk.offset + len(chunk) + 1]
-        out.append(data.slice(int(bounds[0]), int(bounds[-1] - bounds[0])).to_pybytes())
-    return b"".join(out)
+        out.append(data.slice(int(bounds[0]), int(bounds[-1] - bounds[0])))
+    return out
 
 
 def _number_text(column: pa.Array, digits: int = 6) -> pa.Array:
@@ -128,14 +129,32 @@ def _xml_text(column: pa.Array, counts: dict) -> pa.Array:
 
 
 class Writer:
-    """Writes batches of bitext rows to PATH in one format; `counts` holds the repairs."""
+    """Writes batches of bitext rows to PATH in one format; `counts` holds the repairs.
+
+    `render` turns a batch into the format with Arrow compute and touches no shared state, so
+    batches can be rendered on several threads (Arrow releases the GIL); `emit` writes rendered
+    batches, in order, from one thread.
+    """
 
     def __init__(self, path: str, src: str, tgt: str, columns: list[str]):
         self.path, self.src, self.tgt, self.columns = path, src, tgt, columns
         self.counts: dict = {}
 
-    def write(self, batch: pa.RecordBatch) -> None:
+    def render(self, batch: pa.RecordBatch) -> tuple[object, dict]:
+        """(the batch in this format, the repairs it needed)."""
         raise NotImplementedError
+
+    def emit(self, rendered: tuple[object, dict]) -> None:
+        payload, counts = rendered
+        for name, rows in counts.items():
+            self.counts[name] = self.counts.get(name, 0) + rows
+        self._write(payload)
+
+    def _write(self, payload) -> None:
+        raise NotImplementedError
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self.emit(self.render(batch))
 
     def close(self) -> list[str]:
         """Finish; returns the paths written."""
@@ -149,6 +168,10 @@ class _TextWriter(Writer):
         super().__init__(path, src, tgt, columns)
         self.out = FileSystems.create(path)
 
+    def _write(self, payload: list[pa.Buffer]) -> None:
+        for buffer in payload:
+            self.out.write(memoryview(buffer))
+
     def close(self):
         self.out.close()
         return [self.path]
@@ -161,9 +184,15 @@ class MosesWriter(Writer):
         self.paths = [f"{stem}.{src}{gz}", f"{stem}.{tgt}{gz}"]
         self.outs = [FileSystems.create(p) for p in self.paths]
 
-    def write(self, batch):
-        for out, name in zip(self.outs, ("src_text", "tgt_text"), strict=True):
-            out.write(_joined_bytes(_one_line(batch.column(name), self.counts)))
+    def render(self, batch):
+        counts: dict = {}
+        sides = [_lines(_one_line(batch.column(n), counts)) for n in ("src_text", "tgt_text")]
+        return sides, counts
+
+    def _write(self, sides):
+        for out, buffers in zip(self.outs, sides, strict=True):
+            for buffer in buffers:
+                out.write(memoryview(buffer))
 
     def close(self):
         for out in self.outs:
@@ -172,18 +201,17 @@ class MosesWriter(Writer):
 
 
 class TsvWriter(_TextWriter):
-    def write(self, batch):
-        fields = [
-            _one_line(batch.column(n), self.counts, tabs=True) for n in ("src_text", "tgt_text")
-        ]
+    def render(self, batch):
+        counts: dict = {}
+        fields = [_one_line(batch.column(n), counts, tabs=True) for n in ("src_text", "tgt_text")]
         for name in self.columns:
             column = batch.column(name)
             if pa.types.is_floating(column.type):
                 column = _number_text(column)
             elif pa.types.is_string(column.type):
-                column = _one_line(column, self.counts, tabs=True)
+                column = _one_line(column, counts, tabs=True)
             fields.append(pc.cast(column, pa.string()))
-        self.out.write(_joined_bytes(pc.binary_join_element_wise(*fields, "\t")))
+        return _lines(pc.binary_join_element_wise(*fields, "\t")), counts
 
 
 class JsonlWriter(_TextWriter):
@@ -193,7 +221,7 @@ class JsonlWriter(_TextWriter):
         super().__init__(path, src, tgt, columns)
         self.translation_only = translation_only
 
-    def write(self, batch):
+    def render(self, batch):
         if self.translation_only:
             parts = [
                 f'{{"translation": {{"{self.src}": ',
@@ -215,7 +243,7 @@ class JsonlWriter(_TextWriter):
                 parts += [("" if i == 0 else ", ") + f'"{field.name}": ', value]
             parts.append("}")
         parts = [pa.scalar(p) if isinstance(p, str) else p for p in parts]
-        self.out.write(_joined_bytes(pc.binary_join_element_wise(*parts, "")))
+        return _lines(pc.binary_join_element_wise(*parts, "")), {}
 
 
 class TmxWriter(_TextWriter):
@@ -234,7 +262,8 @@ class TmxWriter(_TextWriter):
         )
         self.out.write(header.encode())
 
-    def write(self, batch):
+    def render(self, batch):
+        counts: dict = {}
         parts = ["    <tu>\n"]
         for prop in ("score", "cosine"):
             if prop in batch.schema.names:
@@ -244,11 +273,11 @@ class TmxWriter(_TextWriter):
                     "</prop>\n",
                 ]
         for lang, name in ((self.src, "src_text"), (self.tgt, "tgt_text")):
-            text = _xml_text(batch.column(name), self.counts)
+            text = _xml_text(batch.column(name), counts)
             parts += [f'      <tuv xml:lang="{lang}"><seg>', text, "</seg></tuv>\n"]
         parts.append("    </tu>")
         parts = [pa.scalar(p) if isinstance(p, str) else p for p in parts]
-        self.out.write(_joined_bytes(pc.binary_join_element_wise(*parts, "")))
+        return _lines(pc.binary_join_element_wise(*parts, "")), counts
 
     def close(self):
         self.out.write(b"  </body>\n</tmx>\n")
@@ -263,12 +292,15 @@ class HfParquetWriter(Writer):
         self.out = FileSystems.create(path)
         self.parquet = None
 
-    def write(self, batch):
+    def render(self, batch):
         translation = pa.StructArray.from_arrays(
             [batch.column("src_text"), batch.column("tgt_text")], names=[self.src, self.tgt]
         )
         extra = [n for n in ("score", "cosine") if n in batch.schema.names]
-        table = pa.table({"translation": translation, **{n: batch.column(n) for n in extra}})
+        return pa.table({"translation": translation, **{n: batch.column(n) for n in extra}}), {}
+
+    def _write(self, table):
+        extra = [n for n in ("score", "cosine") if n in table.schema.names]
         if self.parquet is None:
             features = {"translation": {"languages": [self.src, self.tgt], "_type": "Translation"}}
             features.update({n: {"dtype": "float32", "_type": "Value"} for n in extra})

@@ -254,3 +254,37 @@ def read_marker_version(run_dir):
     from pipelines.stage_dir import read_marker
 
     return read_marker(str(run_dir / "bitext"), "de-en")["ccmine_version"]
+
+
+def test_batches_render_on_threads_but_are_written_in_order_with_few_in_flight():
+    import threading
+    import time
+
+    from mining.bitext_export import _rendered_in_order
+
+    pulled, in_flight, threads_seen = [0], [], set()
+
+    def batches():
+        for i in range(60):
+            pulled[0] += 1
+            yield i
+
+    def render(i):
+        threads_seen.add(threading.get_ident())
+        time.sleep(0.002 * ((i * 7) % 5))  # later batches often finish first
+        return i
+
+    out = []
+    for value in _rendered_in_order(render, batches(), threads=2):
+        in_flight.append(pulled[0] - len(out))
+        out.append(value)
+    assert out == list(range(60))
+    assert len(threads_seen) == 2 and max(in_flight) <= 2 * 2 + 1
+
+
+def test_many_batches_export_in_order(tmp_path):
+    pairs = [(f"Satz {i}.", f"Sentence {i}.", 2.0 - i / 1000, 0.9) for i in range(300)]
+    bitext = write_parts(tmp_path / "bitext" / "de-en", pairs, rows_per_part=7)
+    export(str(bitext), "tsv", str(tmp_path / "out.tsv"))
+    rows = list(csv.reader(open(tmp_path / "out.tsv", encoding="utf-8"), delimiter="\t"))
+    assert rows == [[s, t] for s, t, *_ in pairs]
