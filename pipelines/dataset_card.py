@@ -54,6 +54,15 @@ def _or_none(value) -> str:
     return "none" if value is None else str(value)
 
 
+def _floor_text(stats, config) -> str:
+    """The cosine floor used (the encoder's calibrated one when none was given); -1 is off."""
+    floor = stats.get("min_cosine")
+    if floor is None or floor <= -1:
+        return "none"
+    source = "given" if config["min_cosine"] is not None else "the encoder's default"
+    return f"{floor} ({source})"
+
+
 def _number(value) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
@@ -89,7 +98,7 @@ def card_text(bitext_dir, run_dir, src, tgt, stats, config, metas) -> str:
         f"weights {weights_fingerprint(embeddings.get('encoder_dir'))}",
         f"- Margin `{config['margin']}`, mode `{config['mode']}`, k = {config['k']}",
         f"- Threshold {stats['threshold']} ({threshold_note}); score ceiling "
-        f"{_or_none(config['max_score'])}; cosine floor {_or_none(config['min_cosine'])}",
+        f"{_or_none(config['max_score'])}; cosine floor {_floor_text(stats, config)}",
         "- Indexes: "
         + "; ".join(
             f"{lang} `{metas[lang]['factory']}` in {len(metas[lang]['shards'])} shard(s)"

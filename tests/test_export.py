@@ -232,9 +232,10 @@ def test_mine_writes_a_dataset_card_whose_recipes_run(tmp_path):
     de, en = planted(np.random.default_rng(0), 300, 500, 200, 24)
     write_embeddings(tmp_path, {"de": de, "en": en}, {"de": 120, "en": 200})
     index.run(str(tmp_path), ["de", "en"], {})
-    stats = mine.run(str(tmp_path), "de", "en", threshold=1.05)
+    stats = mine.run(str(tmp_path), "de", "en", threshold=1.05, min_cosine=0.2)
     bitext_dir = tmp_path / "bitext" / "de-en"
     card = (bitext_dir / "README.md").read_text()
+    assert "- Threshold 1.05 (given); score ceiling none; cosine floor 0.2 (given)" in card
     assert f"{stats['kept']:,} sentence pairs" in card and f"ccmine {__version__}" in card
     assert "Margin `ratio`, mode `max`" in card and "dropped: below_threshold" in card
     assert "keep the licence and terms of those pages" in card
