@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from mining.embedding_store import read_parquet
 from mining.extraction import ExtractConfig, SentenceExtractor
 from mining.inputs import open_input
 from mining.langid import LanguageIdentifier
@@ -220,8 +221,7 @@ def finished_files(units_dir: str, paths: list[str]) -> dict[str, dict]:
 
 
 def read_unit(path: str):
-    with FileSystems.open(path) as stream:
-        yield from pq.read_table(stream).to_pylist()
+    yield from read_parquet(path).to_pylist()
 
 
 class FirstOccurrence(beam.CombineFn):

@@ -13,14 +13,11 @@ counters and two small JSON files (the score histogram and the sample below the 
 
 from __future__ import annotations
 
-import io
-
 import pyarrow as pa
-import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from indexes import faiss_index, shards
-from mining.embedding_store import shard_layout
+from mining.embedding_store import read_parquet, shard_layout
 from mining.matching import MAX_ROUNDS
 from pipelines import bitext, knn, select
 from pipelines.bitext import BITEXT_SCHEMA
@@ -65,10 +62,7 @@ def read_bitext(bitext_dir: str) -> pa.Table:
     """All parts of a mined pair directory, best score first."""
     pattern = FileSystems.join(bitext_dir, "part-*.parquet")
     parts = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
-    tables = []
-    for path in parts:
-        with FileSystems.open(path) as stream:
-            tables.append(pq.read_table(io.BytesIO(stream.read())))
+    tables = [read_parquet(path) for path in parts]
     return pa.concat_tables(tables) if tables else BITEXT_SCHEMA.empty_table()
 
 

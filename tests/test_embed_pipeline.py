@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mining.embedding_store import list_shards, load_language, read_ids, read_vectors
+from mining.embedding_store import list_shards, load_language, read_parquet, read_vectors
 from mining.encoders import load_encoder
 from mining.extraction import ExtractConfig
 from pipelines import embed, extract
@@ -48,7 +48,7 @@ def test_embed_shards_line_up_with_ids(extracted, tmp_path):
     assert len(shards) == -(-extract_stats["sentences_kept"]["en"] // 200)  # ceil
     encoder = load_encoder(str(model_dir), device="cpu")
     for npy, parquet in shards[:2]:
-        vectors, ids = read_vectors(npy), read_ids(parquet)
+        vectors, ids = read_vectors(npy), read_parquet(parquet)
         assert vectors.dtype == np.float16 and vectors.shape == (ids.num_rows, 16)
         hashes = ids.column("hash").to_pylist()
         assert hashes == sorted(hashes)

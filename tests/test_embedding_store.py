@@ -39,3 +39,16 @@ def test_shards_round_trip_and_headers_give_sizes(tmp_path):
     assert load_ids(str(tmp_path), "de", ["hash"]).column("hash").to_pylist() == list(range(12))
     with pytest.raises(ValueError, match="3 vectors but 2 id rows"):
         write_shard(str(tmp_path / "lang=en"), 0, vectors[:3], ids(0, 2))
+
+
+def test_processes_that_read_parquet_exit_cleanly(tmp_path):
+    """pq.read_table on a Python file object made a third to a half of such exits abort
+    (arrow#33975); run one after another, as processes racing each other hid it."""
+    import subprocess
+    import sys
+
+    write_shard(str(tmp_path / "lang=de"), 0, np.zeros((2000, 4), np.float16), ids(0, 2000))
+    ((_, parquet),) = list_shards(str(tmp_path), "de")
+    code = f"from mining.embedding_store import read_parquet; read_parquet({parquet!r})"
+    codes = [subprocess.run([sys.executable, "-c", code]).returncode for _ in range(8)]
+    assert codes == [0] * 8

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from mining.embedding_store import list_shards, read_ids, read_vectors
+from mining.embedding_store import list_shards, read_parquet, read_vectors
 from mining.extraction import ExtractConfig
 from pipelines import embed, extract
 from tests.conftest import REPO
@@ -37,7 +37,7 @@ def copy_of(extracted, place):
 def shards_of(run_dir):
     found = {}
     for npy, parquet in list_shards(str(run_dir / "embeddings"), "de"):
-        found[os.path.basename(npy)] = (read_vectors(npy), read_ids(parquet))
+        found[os.path.basename(npy)] = (read_vectors(npy), read_parquet(parquet))
     return found
 
 
