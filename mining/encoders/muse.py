@@ -6,9 +6,11 @@ dimensions, unit rows.
 Three things are set here rather than left to the package: BLAS threads (the package's default
 of 4 ran 34x slower than 2 on a 2-core machine: 82 against 2,808 sentences/s), a maximum
 length in tokens, counted like the other encoders' truncations, and the tokenizer: the wheel's
-own sp.model read by the sentencepiece library (C++) instead of the package's pure-Python port,
-which gives the same ids (tested on Tatoeba in every covered language) about 10x faster and loads
-in a fraction of its 0.5 s.
+own sp.model read by the sentencepiece library (C++), the reference the package's pure-Python
+port reproduces, about 10x faster and without the port's 0.5 s load. The ids are the same on
+Tatoeba in every covered language (tested); on the sample crawl 34 of 38,422 sentences differ:
+ties between equally likely segmentations, and runs of unknown characters, which the library
+merges into one unknown piece. Tatoeba accuracy and the calibration did not change.
 """
 
 from __future__ import annotations
