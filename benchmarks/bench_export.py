@@ -9,8 +9,11 @@ RSS is its own, and best of --repeats runs:
            on all cores, nothing converted)
   pyrows   the same, each batch turned into Python rows (what a Python consumer pays)
   FORMAT   `ccmine export` to that format (the Python API, no filters)
-and prints pairs per second, the ratio to pyarrow's rate in the same run, and peak RSS, also
-as a ratio to the smallest size (memory should not grow with the number of pairs).
+  floor    for each format, writing as many bytes as its export wrote, in 64 MB blocks from
+           memory to a file beside it (the disk's share of the export's time)
+and prints pairs per second, the ratio to pyarrow's rate in the same run, the bytes written and
+the floor's share of the export's time, and peak RSS, also as a ratio to the smallest size
+(memory should not grow with the number of pairs).
 """
 
 from __future__ import annotations
@@ -85,16 +88,32 @@ def child(method: str, bitext: str, out: str) -> None:
     from mining.bitext_export import export
 
     suffix = {"moses": "", "tsv": ".tsv", "jsonl": ".jsonl", "tmx": ".tmx", "hf": ".parquet"}
+    if method.startswith("floor:"):
+        block, left = b"x" * (64 << 20), int(method.split(":")[1])
+        start = time.perf_counter()
+        with open(out + ".floor", "wb") as stream:
+            while left > 0:
+                stream.write(block[: min(left, len(block))])
+                left -= len(block)
+        seconds = time.perf_counter() - start
+        Path(out + ".floor").unlink()
+        print(json.dumps({"rows": 0, "seconds": seconds, "peak": peak_rss(), "bytes": 0}))
+        return
     start = time.perf_counter()
+    written = []
     if method in ("pyarrow", "pyrows"):
         rows = 0
         for path in sorted(Path(bitext).glob("part-*.parquet")):
             for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536):
                 rows += len(batch.to_pylist()) if method == "pyrows" else batch.num_rows
     else:
-        rows = export(bitext, method, out + suffix[method])["kept"]
+        counts = export(bitext, method, out + suffix[method])
+        rows, written = counts["kept"], counts["written"]
     seconds = time.perf_counter() - start
-    print(json.dumps({"rows": rows, "seconds": seconds, "peak": peak_rss()}))
+    size = sum(Path(p).stat().st_size for p in written)
+    for path in written:
+        Path(path).unlink()
+    print(json.dumps({"rows": rows, "seconds": seconds, "peak": peak_rss(), "bytes": size}))
 
 
 def main() -> None:
@@ -127,30 +146,50 @@ def measure(options, methods, work: Path) -> dict:
                 str(bitext),
                 str(work / f"out{n}"),
             ]
-            runs = []
-            for _ in range(options.repeats):
-                done = subprocess.run(command, capture_output=True, text=True, check=True)
-                runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
-            results[(n, method)] = {
-                "rows": runs[0]["rows"],
-                "seconds": min(r["seconds"] for r in runs),
-                "peak": max(r["peak"] for r in runs),
-            }
+            results[(n, method)] = best_of(command, options.repeats)
+            if results[(n, method)]["bytes"]:
+                command[3] = f"floor:{results[(n, method)]['bytes']}"
+                results[(n, method)]["floor"] = best_of(command, options.repeats)["seconds"]
     return results
+
+
+def best_of(command: list[str], repeats: int) -> dict:
+    runs = []
+    for _ in range(repeats):
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return {
+        "rows": runs[0]["rows"],
+        "seconds": min(r["seconds"] for r in runs),
+        "peak": max(r["peak"] for r in runs),
+        "bytes": runs[0]["bytes"],
+    }
 
 
 def report(results: dict) -> None:
     smallest = min(n for n, _ in results)
-    header = ("N", "method", "seconds", "pairs/s", "x pyarrow", "peak MB", "mem x")
-    print("{:>10} {:8} {:>8} {:>10} {:>9} {:>8} {:>6}".format(*header))
+    header = (
+        "N",
+        "method",
+        "seconds",
+        "pairs/s",
+        "x pyarrow",
+        "MB out",
+        "floor",
+        "peak MB",
+        "mem x",
+    )
+    print("{:>10} {:8} {:>8} {:>10} {:>9} {:>7} {:>6} {:>8} {:>6}".format(*header))
     for (n, method), r in results.items():
         rate = r["rows"] / r["seconds"]
         base = results[(n, "pyarrow")]
         ratio = rate / (base["rows"] / base["seconds"])
         memory = r["peak"] / results[(smallest, method)]["peak"]
+        out_mb = f"{r['bytes'] / 2**20:.0f}" if r["bytes"] else ""
+        floor = f"{r['floor'] / r['seconds']:.2f}" if "floor" in r else ""
         print(
             f"{n:>10,} {method:8} {r['seconds']:>8.2f} {rate:>10,.0f} {ratio:>9.2f} "
-            f"{r['peak'] / 2**20:>8.0f} {memory:>6.2f}"
+            f"{out_mb:>7} {floor:>6} {r['peak'] / 2**20:>8.0f} {memory:>6.2f}"
         )
 
 

@@ -32,22 +32,28 @@ XML_INVALID = r"[^\x09\x0a\x0d\x{20}-\x{D7FF}\x{E000}-\x{FFFD}\x{10000}-\x{10FFF
 TMX_VERSION = "1.4"
 
 
-# Characters LINE_BREAKS or XML_INVALID match beyond ASCII controls (all encoded with a lead
-# byte of 0xC2 or more in UTF-8; lone surrogates cannot occur in valid UTF-8).
-_SUSPECT_NON_ASCII = r"[\x{85}\x{2028}\x{2029}\x{FFFE}\x{FFFF}]"
+# Characters LINE_BREAKS or XML_INVALID match beyond ASCII controls, as UTF-8 (lone surrogates
+# cannot occur in valid UTF-8).
+_SUSPECT_NON_ASCII = [c.encode() for c in "\x85\u2028\u2029\ufffe\uffff"]
 
 
-def _suspect(column: pa.Array, data: np.ndarray) -> bool:
-    """Whether a string column (its UTF-8 bytes `data`) holds an ASCII control (tabs and line
-    breaks among them) or one of the few other characters the repairs are about: byte
-    reductions first, a regex only where non-ASCII bytes make it necessary."""
+def _holds_sequence(data: np.ndarray, sequence: bytes) -> bool:
+    """Whether the bytes hold a byte sequence: the places of its first byte, then narrowed
+    byte by byte (numpy on the buffer; no regex, no per-row work)."""
+    at = np.flatnonzero(data[: len(data) - len(sequence) + 1] == sequence[0])
+    for i, byte in enumerate(sequence[1:], 1):
+        at = at[data[at + i] == byte]
+    return bool(len(at))
+
+
+def _suspect(data: np.ndarray) -> bool:
+    """Whether UTF-8 bytes hold an ASCII control (tabs and line breaks among them) or one of the
+    few other characters the repairs are about."""
     if not len(data):
         return False
     if data.min() < 0x20:
         return True
-    return bool(
-        data.max() >= 0xC2 and pc.any(pc.match_substring_regex(column, _SUSPECT_NON_ASCII)).as_py()
-    )
+    return bool(data.max() >= 0xC2) and any(_holds_sequence(data, s) for s in _SUSPECT_NON_ASCII)
 
 
 def _utf8(column: pa.Array):
@@ -62,7 +68,7 @@ def _utf8(column: pa.Array):
 
 
 def _may_need(column: pa.Array) -> bool:
-    return any(_suspect(chunk, data) for chunk, data in _utf8(column))
+    return any(_suspect(data) for _, data in _utf8(column))
 
 
 def _holds(column: pa.Array, character: str) -> bool:
@@ -89,10 +95,18 @@ def _one_line(column, counts: dict, tabs: bool = False):
     return column
 
 
-def _lines(column: pa.Array) -> list[pa.Buffer]:
-    """Each value followed by a newline, as UTF-8: the string data buffers themselves, sliced
-    (no copy)."""
-    column = pc.binary_join_element_wise(column, pa.scalar(""), "\n")  # value + "\n"
+def _lines(*parts) -> list[pa.Buffer]:
+    """Row by row, the parts (string columns, or text the same in every row) joined and followed
+    by a newline, as UTF-8: the joined column's data buffers, sliced (no copy)."""
+    merged: list = []  # neighbouring constant texts as one
+    for part in (*parts, "\n"):
+        if isinstance(part, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += part
+        else:
+            merged.append(part)
+    column = pc.binary_join_element_wise(
+        *(pa.scalar(p) if isinstance(p, str) else p for p in merged), ""
+    )
     out = []
     for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
         if not len(chunk):
@@ -108,8 +122,8 @@ def _number_text(column: pa.Array, digits: int = 6) -> pa.Array:
     return pc.cast(pc.round(pc.cast(column, pa.float64()), digits), pa.string())
 
 
-def _json_string(column: pa.Array) -> pa.Array:
-    """Values as JSON string literals (quoted and escaped)."""
+def _json_string(column: pa.Array) -> list:
+    """Values as JSON string literals: parts for _lines (quote, escaped value, quote)."""
     if _holds(column, "\\"):
         column = pc.replace_substring(column, "\\", "\\\\")
     if _holds(column, '"'):
@@ -117,7 +131,7 @@ def _json_string(column: pa.Array) -> pa.Array:
     if any(data.min() < 0x20 for _, data in _utf8(column)):
         for code in range(0x20):
             column = pc.replace_substring(column, chr(code), f"\\u{code:04x}")
-    return pc.binary_join_element_wise(pa.scalar('"'), column, pa.scalar('"'), "")
+    return ['"', column, '"']
 
 
 def _xml_text(column: pa.Array, counts: dict) -> pa.Array:
@@ -211,7 +225,8 @@ class TsvWriter(_TextWriter):
             elif pa.types.is_string(column.type):
                 column = _one_line(column, counts, tabs=True)
             fields.append(pc.cast(column, pa.string()))
-        return _lines(pc.binary_join_element_wise(*fields, "\t")), counts
+        tabbed = [part for field in fields for part in ("\t", field)][1:]
+        return _lines(*tabbed), counts
 
 
 class JsonlWriter(_TextWriter):
@@ -225,9 +240,9 @@ class JsonlWriter(_TextWriter):
         if self.translation_only:
             parts = [
                 f'{{"translation": {{"{self.src}": ',
-                _json_string(batch.column("src_text")),
+                *_json_string(batch.column("src_text")),
                 f', "{self.tgt}": ',
-                _json_string(batch.column("tgt_text")),
+                *_json_string(batch.column("tgt_text")),
                 "}}",
             ]
         else:
@@ -237,13 +252,12 @@ class JsonlWriter(_TextWriter):
                 if pa.types.is_string(field.type):
                     value = _json_string(column)
                 elif pa.types.is_floating(field.type):
-                    value = _number_text(column)
+                    value = [_number_text(column)]
                 else:
-                    value = pc.cast(column, pa.string())
-                parts += [("" if i == 0 else ", ") + f'"{field.name}": ', value]
+                    value = [pc.cast(column, pa.string())]
+                parts += [("" if i == 0 else ", ") + f'"{field.name}": ', *value]
             parts.append("}")
-        parts = [pa.scalar(p) if isinstance(p, str) else p for p in parts]
-        return _lines(pc.binary_join_element_wise(*parts, "")), {}
+        return _lines(*parts), {}
 
 
 class TmxWriter(_TextWriter):
@@ -276,8 +290,7 @@ class TmxWriter(_TextWriter):
             text = _xml_text(batch.column(name), counts)
             parts += [f'      <tuv xml:lang="{lang}"><seg>', text, "</seg></tuv>\n"]
         parts.append("    </tu>")
-        parts = [pa.scalar(p) if isinstance(p, str) else p for p in parts]
-        return _lines(pc.binary_join_element_wise(*parts, "")), counts
+        return _lines(*parts), counts
 
     def close(self):
         self.out.write(b"  </body>\n</tmx>\n")
@@ -306,7 +319,10 @@ class HfParquetWriter(Writer):
             features.update({n: {"dtype": "float32", "_type": "Value"} for n in extra})
             metadata = {b"huggingface": json.dumps({"info": {"features": features}}).encode()}
             self.schema = table.schema.with_metadata(metadata)
-            self.parquet = pq.ParquetWriter(self.out, self.schema)
+            # Mined sentences are nearly all distinct, so dictionary pages only cost: without them
+            # writing took half the time (1M synthetic pairs) and 27,077 mined de-en pairs came
+            # out 6% smaller.
+            self.parquet = pq.ParquetWriter(self.out, self.schema, use_dictionary=False)
         self.parquet.write_table(table.cast(self.schema))
 
     def close(self):

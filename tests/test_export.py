@@ -289,3 +289,28 @@ def test_many_batches_export_in_order(tmp_path):
     export(str(bitext), "tsv", str(tmp_path / "out.tsv"))
     rows = list(csv.reader(open(tmp_path / "out.tsv", encoding="utf-8"), delimiter="\t"))
     assert rows == [[s, t] for s, t, *_ in pairs]
+
+
+def test_non_ascii_line_breaks_are_found_without_ascii_controls_beside_them(tmp_path):
+    pairs = [
+        ("Größe\u2028zwei", "size\x85two", 1.2, 0.9),
+        ("Straße „drei“", "street\u2029three", 1.1, 0.9),
+        ("vier\ufffe", "four \u00e9", 1.0, 0.9),
+    ]
+    bitext = write_parts(tmp_path / "bitext" / "de-en", pairs)
+    counts = export(str(bitext), "moses", str(tmp_path / "c"))
+    assert (tmp_path / "c.de").read_text(encoding="utf-8").splitlines() == [
+        "Größe zwei",
+        "Straße „drei“",
+        "vier\ufffe",
+    ]
+    assert (tmp_path / "c.en").read_text(encoding="utf-8").splitlines() == [
+        "size two",
+        "street three",
+        "four é",
+    ]
+    assert counts["repaired"] == {"line_breaks_replaced": 3}
+    counts = export(str(bitext), "tmx", str(tmp_path / "c.tmx"))
+    assert counts["repaired"] == {"xml_invalid_removed": 1}
+    segs = etree.parse(str(tmp_path / "c.tmx")).findall(".//seg")
+    assert segs[4].text == "vier"
