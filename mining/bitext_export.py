@@ -103,7 +103,7 @@ class PairFilter:
             self._drop(keep, ratio > f.max_length_ratio, "length_ratio")
         if f.dedup:
             self._drop(keep, self._duplicates(batch, keep), "duplicate")
-        return batch.filter(pa.array(keep))
+        return batch if keep.all() else batch.filter(pa.array(keep))
 
     def _duplicates(self, batch: pa.RecordBatch, keep: np.ndarray) -> np.ndarray:
         if "score" in batch.schema.names and batch.num_rows:
