@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from peak_memory import peak_rss
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -73,14 +74,6 @@ def write_bitext(directory: Path, n: int) -> None:
             schema=BITEXT_SCHEMA,
         )
         pq.write_table(table, directory / f"part-{part:05d}.parquet")
-
-
-def peak_rss() -> int:
-    """This process's peak RSS (VmHWM: ru_maxrss would carry the parent's over fork and exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def child(method: str, bitext: str, out: str) -> None:

@@ -26,6 +26,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from peak_memory import peak_rss  # noqa: E402
+
 DIM = 768
 
 
@@ -56,14 +58,6 @@ def build(shard_size: int, queries: int, work: str) -> dict:
         "add_s": added,
         "index_bytes": size,
     }
-
-
-def peak_rss() -> int:
-    """This process's peak RSS (VmHWM: ru_maxrss would carry the parent's over fork and exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def search(work: str, spec: dict) -> dict:

@@ -35,6 +35,8 @@ import pyarrow as pa
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from peak_memory import peak_rss  # noqa: E402
+
 from mining.embedding_store import write_shard  # noqa: E402
 from pipelines.stage_dir import StageWriter  # noqa: E402
 
@@ -85,17 +87,6 @@ def serve(module: str, flag: str, env: dict):
                 return process, port
         time.sleep(0.2)
     raise RuntimeError(f"{module} did not start")
-
-
-def peak_rss(pid: int) -> int:
-    """VmHWM of a process in bytes (0 if it is gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return 0
 
 
 def children(pid: int) -> list[int]:
