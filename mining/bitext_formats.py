@@ -56,24 +56,31 @@ def _suspect(data: np.ndarray) -> bool:
     return bool(data.max() >= 0xC2) and any(_holds_sequence(data, s) for s in _SUSPECT_NON_ASCII)
 
 
-def _utf8(column: pa.Array):
-    """The UTF-8 bytes of each chunk of a string column: (chunk, uint8 array)."""
+def _value_buffers(column: pa.Array):
+    """The values of each non-empty chunk of a string column, as one slice of its data buffer
+    (UTF-8, no copy)."""
     for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
         if not len(chunk):
             continue
         _validity, offsets, data = chunk.buffers()
         width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
         bounds = np.frombuffer(offsets, dtype=width)[chunk.offset : chunk.offset + len(chunk) + 1]
-        yield chunk, np.frombuffer(data, np.uint8)[int(bounds[0]) : int(bounds[-1])]
+        yield data.slice(int(bounds[0]), int(bounds[-1] - bounds[0]))
+
+
+def _utf8(column: pa.Array):
+    """The UTF-8 bytes of each chunk of a string column, as uint8 arrays."""
+    for values in _value_buffers(column):
+        yield np.frombuffer(values, np.uint8)
 
 
 def _may_need(column: pa.Array) -> bool:
-    return any(_suspect(data) for _, data in _utf8(column))
+    return any(_suspect(data) for data in _utf8(column))
 
 
 def _holds(column: pa.Array, character: str) -> bool:
     """Whether a string column holds an ASCII character (a byte comparison, no regex)."""
-    return any((data == ord(character)).any() for _, data in _utf8(column))
+    return any((data == ord(character)).any() for data in _utf8(column))
 
 
 def _replace(column: pa.Array, pattern: str, replacement: str, counts: dict, name: str):
@@ -104,18 +111,15 @@ def _lines(*parts) -> list[pa.Buffer]:
             merged[-1] += part
         else:
             merged.append(part)
-    column = pc.binary_join_element_wise(
+    joined = pc.binary_join_element_wise(
         *(pa.scalar(p) if isinstance(p, str) else p for p in merged), ""
     )
-    out = []
-    for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
-        if not len(chunk):
-            continue
-        _validity, offsets, data = chunk.buffers()
-        width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
-        bounds = np.frombuffer(offsets, dtype=width)[chunk.offset : chunk.offset + len(chunk) + 1]
-        out.append(data.slice(int(bounds[0]), int(bounds[-1] - bounds[0])))
-    return out
+    return list(_value_buffers(joined))
+
+
+def _write_buffers(out, buffers: list[pa.Buffer]) -> None:
+    for buffer in buffers:
+        out.write(memoryview(buffer))
 
 
 def _number_text(column: pa.Array, digits: int = 6) -> pa.Array:
@@ -128,7 +132,7 @@ def _json_string(column: pa.Array) -> list:
         column = pc.replace_substring(column, "\\", "\\\\")
     if _holds(column, '"'):
         column = pc.replace_substring(column, '"', '\\"')
-    if any(data.min() < 0x20 for _, data in _utf8(column)):
+    if any(data.min() < 0x20 for data in _utf8(column)):
         for code in range(0x20):
             column = pc.replace_substring(column, chr(code), f"\\u{code:04x}")
     return ['"', column, '"']
@@ -183,8 +187,7 @@ class _TextWriter(Writer):
         self.out = FileSystems.create(path)
 
     def _write(self, payload: list[pa.Buffer]) -> None:
-        for buffer in payload:
-            self.out.write(memoryview(buffer))
+        _write_buffers(self.out, payload)
 
     def close(self):
         self.out.close()
@@ -205,8 +208,7 @@ class MosesWriter(Writer):
 
     def _write(self, sides):
         for out, buffers in zip(self.outs, sides, strict=True):
-            for buffer in buffers:
-                out.write(memoryview(buffer))
+            _write_buffers(out, buffers)
 
     def close(self):
         for out in self.outs:
