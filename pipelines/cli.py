@@ -193,7 +193,7 @@ def cli(verbose: bool) -> None:
     type=int,
     default=3,
     show_default=True,
-    help="Minimum length in words (characters/2 for Chinese and Japanese).",
+    help="Minimum length in words (characters per English word for zh, ja, th, km, ...).",
 )
 @click.option("--max-words", type=int, default=200, show_default=True)
 @click.option("--max-record-bytes", type=int, default=DEFAULT_MAX_RECORD_BYTES, show_default=True)

@@ -1,3 +1,5 @@
+import pytest
+
 from mining.scripts import length_units, script_fraction
 from mining.sentence_split import split_sentences
 from mining.text_normalize import normalize_text, text_hash
@@ -28,9 +30,24 @@ def test_script_check_flags_wrong_script():
     assert script_fraction("1234 !!", "en") == 0.0
 
 
-def test_length_units_count_words_or_cjk_characters():
+def test_length_units_count_words_or_characters_per_word():
     assert length_units("Das ist ein Satz.", "de") == 4
-    assert length_units("这是一个句子。", "zh") == 3
+    assert length_units("这是一个句子。", "zh") == 4  # 6 Han characters / 1.4, the 。 not counted
+    assert length_units("那个真好。", "zh") == 3  # "That's really good." is 3 words too
+
+
+@pytest.mark.parametrize("lang, code", [("zh", "cmn"), ("ja", "jpn"), ("th", "tha")])
+def test_length_units_match_the_english_translation(shared_data, lang, code):
+    """Over Tatoeba's sentence pairs a translation counts about as many units as its English
+    side, and a minimum length drops about as many sentences on each side."""
+    folder = shared_data / "tatoeba" / "v1"
+    english = (folder / f"tatoeba.{code}-eng.eng").read_text(encoding="utf-8").splitlines()
+    other = (folder / f"tatoeba.{code}-eng.{code}").read_text(encoding="utf-8").splitlines()
+    en_units = [length_units(t, "en") for t in english]
+    xx_units = [length_units(t, lang) for t in other]
+    assert sum(xx_units) / sum(en_units) == pytest.approx(1.0, abs=0.1)
+    en_short, xx_short = sum(u < 4 for u in en_units), sum(u < 4 for u in xx_units)
+    assert abs(xx_short - en_short) <= 0.1 * len(english)
 
 
 def test_split_german_keeps_abbreviations():
