@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from mining.html_text import REPLACEMENT, decode_payload, html_to_text
-from mining.langid import LanguageIdentifier
+from mining.langid import LangGuess, LanguageIdentifier
 from mining.scripts import length_units, script_fraction
 from mining.sentence_split import split_sentences
 from mining.text_normalize import normalize_text, text_hash
@@ -55,6 +55,9 @@ class DocumentResult:
     dropped: Counter = field(default_factory=Counter)
     skipped_reason: str | None = None
     candidates: int = 0
+    # kept although their own LID probability is under the threshold: short sentences whose
+    # label is the one the whole document confidently has
+    vouched_by_document: int = 0
 
 
 def document_text(doc: Document, main_content: bool = True) -> str:
@@ -76,11 +79,11 @@ class SentenceExtractor:
             sentences.extend(normalize_text(s) for s in split_sentences(paragraph, guess.lang))
         return [s for s in sentences if s]
 
-    def _drop_reason(self, text: str, lang: str, prob: float) -> str | None:
+    def _drop_reason(self, text: str, lang: str, prob: float, vouched: bool) -> str | None:
         cfg = self.config
         if lang not in self._langs:
             return "other_lang"
-        if prob < cfg.lid_threshold(lang):
+        if prob < cfg.lid_threshold(lang) and not vouched:
             return "low_lid_prob"
         units = length_units(text, lang)
         if units < cfg.min_units:
@@ -91,6 +94,19 @@ class SentenceExtractor:
         if share is not None and share < cfg.min_script_share:
             return "wrong_script"
         return None
+
+    def _vouched(self, guess: LangGuess, document: LangGuess | None) -> bool:
+        """Whether the document vouches for a sentence's label that is under the threshold:
+        lid.176 is unsure of short sentences ("Where do you live now?" is English at 0.22), but
+        one whose top label is the language the whole document has, above the threshold, is
+        in that language."""
+        threshold = self.config.lid_threshold(guess.lang)
+        return (
+            guess.prob < threshold
+            and document is not None
+            and guess.lang == document.lang
+            and document.prob >= threshold
+        )
 
     def process(self, doc: Document) -> DocumentResult:
         result = DocumentResult()
@@ -106,11 +122,14 @@ class SentenceExtractor:
         clean = [(i, s) for i, s in enumerate(candidates) if REPLACEMENT not in s]
         result.dropped["bad_chars"] = len(candidates) - len(clean)
         guesses = self.lid.predict([s for _, s in clean])
+        document = self.lid.predict([text])[0] if clean else None
         for (position, sentence), guess in zip(clean, guesses, strict=True):
-            reason = self._drop_reason(sentence, guess.lang, guess.prob)
+            vouched = self._vouched(guess, document)
+            reason = self._drop_reason(sentence, guess.lang, guess.prob, vouched)
             if reason:
                 result.dropped[reason] += 1
                 continue
+            result.vouched_by_document += vouched
             result.sentences.append(
                 Sentence(
                     text=sentence,

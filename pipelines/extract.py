@@ -144,6 +144,7 @@ class ExtractSentences(beam.DoFn):
             return
         _count("records_used", 1, counts)
         _count("sentences_split", result.candidates, counts)
+        _count("sentences_lid_vouched_by_document", result.vouched_by_document, counts)
         for reason, n in result.dropped.items():
             _count(f"sentences_dropped:{reason}", n, counts)
         for sentence in result.sentences:

@@ -64,7 +64,11 @@ def test_real_commoncrawl_samples(shared_data, tmp_path):
     assert len(german) == stats["sentences_kept"]["de"] > 0
     assert len(chinese) == stats["sentences_kept"]["zh"] > 50
     assert any("live-radsport.ch" in row["url"] for row in german)
-    assert all(row["lid_prob"] >= 0.5 for row in english + german + chinese)
+    # Under the LID threshold only sentences the document vouched for, each counted (before
+    # de-duplication, which drops some of them again).
+    unsure = [row for row in english + german + chinese if row["lid_prob"] < 0.5]
+    assert 0 < len(unsure) <= stats["sentences_lid_vouched_by_document"]
+    assert len(unsure) < 0.2 * len(english + german + chinese)
     # Exact de-duplication: no (lang, hash) twice.
     assert len({row["hash"] for row in english}) == len(english)
     # Plausible LID: the German sample sentences are German, the English ones English.

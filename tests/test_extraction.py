@@ -47,10 +47,36 @@ def test_drop_reasons(extractor):
 
 def test_script_and_probability_rules(extractor):
     reason = extractor._drop_reason
-    assert reason("Это длинное предложение на русском языке.", "de", 0.9) == "wrong_script"
-    assert reason(GERMAN[0], "de", 0.3) == "low_lid_prob"
-    assert reason(" ".join(["Wort"] * 201), "de", 0.9) == "too_long"
-    assert reason(GERMAN[0], "de", 0.9) is None
+    assert reason("Это длинное предложение на русском языке.", "de", 0.9, False) == "wrong_script"
+    assert reason(GERMAN[0], "de", 0.3, False) == "low_lid_prob"
+    assert reason(GERMAN[0], "de", 0.3, True) is None  # the document vouches for it
+    assert reason(" ".join(["Wort"] * 201), "de", 0.9, False) == "too_long"
+    assert reason(GERMAN[0], "de", 0.9, False) is None
+
+
+def text_doc(lines, number=0):
+    payload = "\n".join(lines).encode()
+    return Document(f"http://t/{number}", "<urn:x>", "t", 0, "conversion", False, payload, "utf-8")
+
+
+def test_document_language_vouches_for_unsure_short_sentences(extractor, shared_data):
+    """lid.176 is unsure of short sentences: of 1,000 Tatoeba English sentences, 10 labelled
+    English score under 0.5. In a document of English they are kept; in a German document an
+    unsure English label is not enough."""
+    english = (
+        (shared_data / "tatoeba" / "v1" / "tatoeba.deu-eng.eng")
+        .read_text(encoding="utf-8")
+        .splitlines()
+    )
+    unsure = "Where do you live now?"  # en, 0.22
+    assert extractor.lid.predict([unsure])[0].prob < 0.5
+    result = extractor.process(text_doc([*english[:40], unsure]))
+    assert unsure in [s.text for s in result.sentences]
+    assert all(s.lang == "en" for s in result.sentences)
+    assert result.vouched_by_document >= 1 and "low_lid_prob" not in result.dropped
+    german = extractor.process(text_doc([*GERMAN, unsure]))
+    assert unsure not in [s.text for s in german.sentences]
+    assert german.dropped["low_lid_prob"] == 1 and german.vouched_by_document == 0
 
 
 def test_kana_decides_between_chinese_and_japanese(lid, shared_data):
@@ -68,7 +94,9 @@ def test_kana_decides_between_chinese_and_japanese(lid, shared_data):
 
 def test_per_language_threshold(lid):
     config = ExtractConfig(langs=("de",), min_lid_prob=0.5, lid_prob_by_lang=(("de", 0.99),))
-    assert SentenceExtractor(config, lid)._drop_reason(GERMAN[0], "de", 0.95) == "low_lid_prob"
+    assert (
+        SentenceExtractor(config, lid)._drop_reason(GERMAN[0], "de", 0.95, False) == "low_lid_prob"
+    )
 
 
 def test_charset_from_meta_and_declared(extractor):
@@ -116,10 +144,7 @@ def test_language_id_and_script_checks_keep_real_sentences(shared_data, lid, cod
     extractor = SentenceExtractor(ExtractConfig(langs=(lang,)), lid)
     split, dropped = 0, Counter()
     for number, line in enumerate(lines):
-        payload = line.encode()
-        result = extractor.process(
-            Document(f"http://t/{number}", "<urn:x>", "t", 0, "conversion", False, payload, "utf-8")
-        )
+        result = extractor.process(text_doc([line], number))
         split += result.candidates
         dropped.update(result.dropped)
         assert all(s.lang == lang for s in result.sentences)
