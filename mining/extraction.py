@@ -95,17 +95,20 @@ class SentenceExtractor:
             return "wrong_script"
         return None
 
+    def _unsure(self, guess: LangGuess) -> bool:
+        """A wanted language, labelled with a probability under its threshold."""
+        return guess.lang in self._langs and guess.prob < self.config.lid_threshold(guess.lang)
+
     def _vouched(self, guess: LangGuess, document: LangGuess | None) -> bool:
         """Whether the document vouches for a sentence's label that is under the threshold:
         lid.176 is unsure of short sentences ("Where do you live now?" is English at 0.22), but
         one whose top label is the language the whole document has, above the threshold, is
         in that language."""
-        threshold = self.config.lid_threshold(guess.lang)
         return (
-            guess.prob < threshold
+            self._unsure(guess)
             and document is not None
             and guess.lang == document.lang
-            and document.prob >= threshold
+            and document.prob >= self.config.lid_threshold(document.lang)
         )
 
     def process(self, doc: Document) -> DocumentResult:
@@ -122,7 +125,7 @@ class SentenceExtractor:
         clean = [(i, s) for i, s in enumerate(candidates) if REPLACEMENT not in s]
         result.dropped["bad_chars"] = len(candidates) - len(clean)
         guesses = self.lid.predict([s for _, s in clean])
-        document = self.lid.predict([text])[0] if clean else None
+        document = self.lid.predict([text])[0] if any(map(self._unsure, guesses)) else None
         for (position, sentence), guess in zip(clean, guesses, strict=True):
             vouched = self._vouched(guess, document)
             reason = self._drop_reason(sentence, guess.lang, guess.prob, vouched)
