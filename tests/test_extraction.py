@@ -7,8 +7,8 @@ from mining.warc_records import Document
 from tests.warc_factory import CHINESE, ENGLISH, GERMAN, page
 
 
-def doc(payload: bytes, is_html=True, charset="utf-8", url="http://x/"):
-    return Document(url, "<urn:uuid:1>", "src.warc.gz", 0, "response", is_html, payload, charset)
+def doc(payload: bytes, is_html=True, charset="utf-8", url="http://x/", rec_type="response"):
+    return Document(url, "<urn:uuid:1>", "src.warc.gz", 0, rec_type, is_html, payload, charset)
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +55,9 @@ def test_script_and_probability_rules(extractor):
 
 
 def text_doc(lines, number=0):
+    """A WET conversion record of plain-text lines."""
     payload = "\n".join(lines).encode()
-    return Document(f"http://t/{number}", "<urn:x>", "t", 0, "conversion", False, payload, "utf-8")
+    return doc(payload, is_html=False, url=f"http://t/{number}", rec_type="conversion")
 
 
 def test_document_language_vouches_for_unsure_short_sentences(extractor, shared_data):
