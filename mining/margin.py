@@ -15,8 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mining.matching import also_in
+
 MARGINS = ("ratio", "distance", "absolute")
-MODES = ("forward", "backward", "intersect", "max")
+MODES = ("forward", "backward", "intersect", "max", "union")
 
 
 def margin(cos: np.ndarray, mean_x: np.ndarray, mean_y: np.ndarray, kind: str) -> np.ndarray:
@@ -49,6 +51,9 @@ class Pairs:
     cos: np.ndarray
 
 
+PAIR_FIELDS = ("src", "tgt", "score", "cos")
+
+
 def candidate_scores(fwd: Neighbours, bwd: Neighbours, kind: str) -> tuple[np.ndarray, np.ndarray]:
     """Margin scores of every forward candidate (n_src, k) and backward candidate (n_tgt, k)."""
     mean_x, mean_y = fwd.means, bwd.means
@@ -76,7 +81,9 @@ def combine(forward: Pairs, backward: Pairs, mode: str = "max") -> Pairs:
 
     forward: each source with its best target; backward: each target with its best source;
     intersect: pairs that are each other's best; max: both directions pooled, then kept one to
-    one greedily by score (a sentence is used once).
+    one greedily by score (a sentence is used once); union: both directions pooled, a pair found
+    in both kept once (stopes' `union`, NLLB's mining: a sentence may pair with several others,
+    e.g. one sentence and two translations of it).
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; one of {MODES}")
@@ -85,11 +92,16 @@ def combine(forward: Pairs, backward: Pairs, mode: str = "max") -> Pairs:
     elif mode == "backward":
         chosen = backward
     elif mode == "intersect":
-        size = int(max(forward.tgt.max(initial=-1), backward.tgt.max(initial=-1))) + 1
-        best_src_of = np.full(size, -1, dtype=np.int64)
-        best_src_of[backward.tgt] = backward.src
-        keep = best_src_of[forward.tgt] == forward.src
-        chosen = Pairs(forward.src[keep], forward.tgt[keep], forward.score[keep], forward.cos[keep])
+        keep = also_in(forward, backward, "tgt")
+        chosen = Pairs(*(getattr(forward, f)[keep] for f in PAIR_FIELDS))
+    elif mode == "union":
+        again = also_in(backward, forward, "src")
+        chosen = Pairs(
+            *(
+                np.concatenate([getattr(forward, f), getattr(backward, f)[~again]])
+                for f in PAIR_FIELDS
+            )
+        )
     else:
         chosen = _greedy_one_to_one(
             np.concatenate([forward.src, backward.src]),

@@ -94,15 +94,28 @@ def accept_round(edges: Edges, best_of_source: np.ndarray) -> tuple[Edges, Edges
     return edges.take(accepted), edges.take(remaining)
 
 
+def also_in(edges, other, side: str) -> np.ndarray:
+    """Mask of `edges` that are also edges of `other`, which holds at most one edge per sentence
+    on `side` ("src" or "tgt"); both are Edges or margin.Pairs."""
+    if not len(edges.src) or not len(other.src):
+        return np.zeros(len(edges.src), dtype=bool)
+    far = "tgt" if side == "src" else "src"
+    order = np.argsort(getattr(other, side), kind="stable")
+    near_ends, far_ends = getattr(other, side)[order], getattr(other, far)[order]
+    at = np.minimum(np.searchsorted(near_ends, getattr(edges, side)), len(order) - 1)
+    return (near_ends[at] == getattr(edges, side)) & (far_ends[at] == getattr(edges, far))
+
+
 def intersect(forward: Edges, backward: Edges) -> Edges:
     """The forward edges (each source's best target) whose target has their source as its best
     (backward); `backward` holds at most one edge per target."""
-    if not len(backward) or not len(forward):
-        return forward.take(np.zeros(len(forward), dtype=bool))
-    order = np.argsort(backward.tgt, kind="stable")
-    targets, sources = backward.tgt[order], backward.src[order]
-    at = np.minimum(np.searchsorted(targets, forward.tgt), len(targets) - 1)
-    return forward.take((targets[at] == forward.tgt) & (sources[at] == forward.src))
+    return forward.take(also_in(forward, backward, "tgt"))
+
+
+def union(forward: Edges, backward: Edges) -> Edges:
+    """Forward and backward edges together, a pair found by both kept once (as forward);
+    `forward` holds at most one edge per source."""
+    return Edges.concat([forward, backward.take(~also_in(backward, forward, "src"))])
 
 
 def greedy_by_rounds(edges: Edges) -> tuple[Edges, int]:

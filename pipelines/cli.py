@@ -14,6 +14,7 @@ import click
 from indexes.shards import SHARD_SIZE, IndexShardError
 from mining import __version__
 from mining.extraction import ExtractConfig
+from mining.margin import MARGINS, MODES
 from mining.matching import MAX_ROUNDS
 from mining.warc_records import DEFAULT_MAX_RECORD_BYTES, BadInputError
 from pipelines.stage_dir import StageError
@@ -376,15 +377,17 @@ def index(ctx, run_dir, langs, index_type, nlist, pq_m, pq_bits, opq, nprobe, in
 @click.option(
     "--margin",
     "margin_kind",
-    type=click.Choice(["ratio", "distance", "absolute"]),
+    type=click.Choice(MARGINS),
     default="ratio",
     show_default=True,
 )
 @click.option(
     "--mode",
-    type=click.Choice(["forward", "backward", "intersect", "max"]),
+    type=click.Choice(MODES),
     default="max",
     show_default=True,
+    help="max: one to one, best first (LASER, CCMatrix); union: both directions' best, a "
+    "sentence may pair with several (stopes, NLLB); intersect: mutual best only.",
 )
 @click.option(
     "--threshold",
@@ -643,13 +646,13 @@ def _bucc_options(fn):
                 "margin_kind",
                 default="ratio",
                 show_default=True,
-                type=click.Choice(["ratio", "distance", "absolute"]),
+                type=click.Choice(MARGINS),
             ),
             click.option(
                 "--mode",
                 default="max",
                 show_default=True,
-                type=click.Choice(["forward", "backward", "intersect", "max"]),
+                type=click.Choice(MODES),
             ),
             click.option("-k", "k", type=int, default=4, show_default=True),
             click.option("--device", default="auto", show_default=True),
@@ -706,13 +709,13 @@ def dev_files(prefix: str) -> tuple[str, str, str]:
     "margin_kind",
     default="ratio",
     show_default=True,
-    type=click.Choice(["ratio", "distance", "absolute"]),
+    type=click.Choice(MARGINS),
 )
 @click.option(
     "--mode",
     default="max",
     show_default=True,
-    type=click.Choice(["forward", "backward", "intersect", "max"]),
+    type=click.Choice(MODES),
 )
 @click.option("-k", "k", type=int, default=4, show_default=True)
 @click.option("--device", default="auto", show_default=True)

@@ -1,7 +1,8 @@
 """Pair selection by mode as keyed Beam steps; the selected pairs are written as .npz blocks.
 
-forward / backward: each source's (target's) best candidate, as found. intersect: a join on the
-target shard keeps the forward pairs that are also their target's best. max: the greedy
+forward / backward: each source's (target's) best candidate, as found. intersect and union: a
+join on the target shard keeps the forward pairs that are also their target's best (intersect),
+or both directions' pairs with those found twice kept once (union). max: the greedy
 one-to-one matching by rounds (mining/matching.py), each round a step keyed by source shard and
 one keyed by target shard. A pipeline unrolls `rounds` rounds; edges still undecided after them
 are written out per source shard (the sources matched in the last round already removed), and
@@ -24,6 +25,7 @@ from mining.matching import (
     best_per_vertex,
     drop_matched_sources,
     intersect,
+    union,
 )
 from pipelines.work_files import get, name_of, put
 
@@ -155,22 +157,26 @@ def of_language(keyed, lang: str) -> bool:
 
 
 class SplitByTarget(beam.DoFn):
-    """A forward block re-keyed by target shard, for the intersect join."""
+    """A forward block re-keyed by target shard, for the join of intersect and union."""
 
     def __init__(self, tgt: ShardLayout, work_dir: str):
         self.tgt, self.work_dir = tgt, work_dir
 
     def process(self, path: str):
         for shard, part in split_by_shard(get(path), self.tgt, "tgt"):
-            name = f"intersect/tgt{shard:05d}-from-{name_of(path)}"
+            name = f"by-target/tgt{shard:05d}-from-{name_of(path)}"
             yield shard, put(self.work_dir, name, part)
 
 
-def intersect_shard(keyed, selected_dir: str) -> None:
+JOINED = {"intersect": intersect, "union": union}
+
+
+def join_shard(keyed, mode: str, selected_dir: str) -> None:
+    """intersect or union of one target shard's forward and backward pairs."""
     shard, grouped = keyed
     forward = Edges.concat([get(path) for path in grouped["forward"]])
     backward = Edges.concat([get(path) for path in grouped["backward"]])
-    save_selected(intersect(forward, backward), selected_dir, f"intersect-{shard:05d}")
+    save_selected(JOINED[mode](forward, backward), selected_dir, f"{mode}-{shard:05d}")
 
 
 def save_direction(keyed, mode: str, selected_dir: str) -> None:
@@ -188,7 +194,7 @@ def build_selection(best, mode, layouts, src, tgt, rounds, dirs):
             | "OneDirection" >> beam.Filter(of_language, src if mode == "forward" else tgt)
             | "SaveSelected" >> beam.Map(save_direction, mode, selected)
         )
-    elif mode == "intersect":
+    elif mode in JOINED:
         forward = (
             best
             | "Forward" >> beam.Filter(of_language, src)
@@ -203,7 +209,7 @@ def build_selection(best, mode, layouts, src, tgt, rounds, dirs):
         _ = (
             {"forward": forward, "backward": backward}
             | "JoinOnTarget" >> beam.CoGroupByKey()
-            | "Intersect" >> beam.Map(intersect_shard, selected)
+            | "Combine" >> beam.Map(join_shard, mode, selected)
         )
     elif mode == "max":
         by_source = (

@@ -100,7 +100,7 @@ def test_index_and_mine_build_for_dataflow(tmp_path):
 
     shard = {"number": 0, "start": 0, "stop": 6, "path": "x/shard-00000.faiss", "bytes": 1}
     metas = {lang: {"spec": spec.as_dict(), "shards": [shard]} for lang in ("de", "en")}
-    for mode in ("max", "intersect", "forward"):
+    for mode in ("max", "intersect", "union", "forward"):
         pipeline = dataflow_pipeline()
         best = knn.build_best_candidates(
             pipeline, "gs://b/run/indexes", layouts, metas, "de", "en", 4, 32, "ratio", "gs://b/w"

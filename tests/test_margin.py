@@ -40,6 +40,9 @@ def brute_force(x, y, k, kind, mode):
     elif mode == "intersect":
         best_src = {j: i for i, j, _ in bwd}
         out = [(i, j, s) for i, j, s in fwd if best_src[j] == i]
+    elif mode == "union":
+        found = {(i, j) for i, j, _ in fwd}
+        out = fwd + [(i, j, s) for i, j, s in bwd if (i, j) not in found]
     else:
         out, used_s, used_t = [], set(), set()
         for i, j, s in sorted(fwd + bwd, key=lambda c: -c[2]):
@@ -86,3 +89,20 @@ def test_translations_are_found_among_distractors():
     top = pairs.src[:100], pairs.tgt[:100]
     assert np.mean(top[0] == top[1]) > 0.95
     assert pairs.score[0] > 1.1 and pairs.score[-1] < 1.05
+
+
+def test_union_keeps_a_sentence_with_each_of_its_translations_and_max_keeps_one():
+    """Two target sentences translate one source: each is the other side's best (backward), so
+    union returns both pairs; max uses the source once."""
+    rng = np.random.default_rng(5)
+    y = unit(rng.normal(size=(40, 32)))
+    noise = 0.2 * rng.normal(size=(40, 32)) / np.sqrt(32)
+    x = unit(y[:30] + noise[:30])
+    y[30] = unit([y[0] + noise[30]])[0]  # a second translation of x[0]
+    pairs = {m: select_pairs(*neighbours(x, y, 4), "ratio", m) for m in ("max", "union")}
+    found = {
+        m: {(int(s), int(t)) for s, t in zip(p.src, p.tgt, strict=True)} for m, p in pairs.items()
+    }
+    assert {(0, 0), (0, 30)} <= found["union"]
+    assert len({(0, 0), (0, 30)} & found["max"]) == 1
+    assert {(i, i) for i in range(1, 30)} <= found["max"] & found["union"]
