@@ -13,6 +13,8 @@ counters and two small JSON files (the score histogram and the sample below the 
 
 from __future__ import annotations
 
+import logging
+
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
@@ -56,6 +58,17 @@ def default_threshold(margin_kind: str, encoder_dir: str | None) -> float:
         if found is not None:
             return float(found)
     return 1.0 if margin_kind == "ratio" else 0.0
+
+
+def calibrated_for_another_mode(margin_kind: str, mode: str, encoder_dir: str | None) -> str | None:
+    """The mode the encoder's default cut was calibrated for, when it is not `mode`."""
+    from mining.encoders.loading import read_encoder_config
+
+    if not encoder_dir:
+        return None
+    calibrated = read_encoder_config(encoder_dir).get("calibration", {}).get(margin_kind, {})
+    other = calibrated.get("mode")
+    return other if other and other != mode else None
 
 
 def read_bitext(bitext_dir: str) -> pa.Table:
@@ -117,6 +130,15 @@ def run(
     )
     candidates = config["candidates"]
     encoder_dir = read_marker(run_dir, "embeddings")["config"].get("encoder_dir")
+    other_mode = calibrated_for_another_mode(margin_kind, mode, encoder_dir)
+    if other_mode and (threshold is None or min_cosine is None):
+        logging.warning(
+            "mine: the encoder's default cut was calibrated for --mode %s, not %s; pass "
+            "--threshold and --min-cosine (ccmine calibrate --mode %s picks them)",
+            other_mode,
+            mode,
+            mode,
+        )
     if threshold is None:
         threshold = default_threshold(margin_kind, encoder_dir)
     if min_cosine is None:

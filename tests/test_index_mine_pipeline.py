@@ -94,6 +94,16 @@ def test_identical_text_and_score_cuts():
     assert reasons.tolist() == [KEEP, 0, 1, 2]
 
 
+def test_a_default_cut_calibrated_for_another_mode_is_named(tmp_path):
+    from mining.encoders.loading import resolve_encoder
+
+    muse = resolve_encoder("muse")  # calibrated with --mode max, ratio margin
+    assert mine.calibrated_for_another_mode("ratio", "union", muse) == "max"
+    assert mine.calibrated_for_another_mode("ratio", "max", muse) is None
+    assert mine.calibrated_for_another_mode("distance", "union", muse) is None
+    assert mine.calibrated_for_another_mode("ratio", "union", str(tmp_path)) is None
+
+
 def test_min_cosine_drops_untranslated_sentences_that_pass_the_margin(run_dir):
     """de's last 100 sentences have no translation: some still beat their (sparse)
     neighbourhood's margin, none reaches the cosine of a real translation."""
