@@ -11,15 +11,17 @@ RSS is its own, and best of --repeats runs:
   FORMAT   `ccmine export` to that format (the Python API, no filters)
   floor    for each format, writing as many bytes as its export wrote, in 64 MB blocks from
            memory to a file beside it (the disk's share of the export's time)
-and prints pairs per second, the ratio to pyarrow's rate in the same run, the bytes written and
-the floor's share of the export's time, and peak RSS, also as a ratio to the smallest size
-(memory should not grow with the number of pairs).
+Before each run the page cache's dirty pages are flushed (os.sync, not timed), so that no run
+pays for writing back an earlier run's output. Prints pairs per second, the ratio to pyarrow's
+rate in the same run, the bytes written and the floor's share of the export's time, and peak
+RSS, also as a ratio to the smallest size (memory should not grow with the number of pairs).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -149,6 +151,7 @@ def measure(options, methods, work: Path) -> dict:
 def best_of(command: list[str], repeats: int) -> dict:
     runs = []
     for _ in range(repeats):
+        os.sync()
         done = subprocess.run(command, capture_output=True, text=True, check=True)
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
     return {
