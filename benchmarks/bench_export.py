@@ -12,9 +12,14 @@ RSS is its own, and best of --repeats runs:
   floor    for each format, writing as many bytes as its export wrote, in 64 MB blocks from
            memory to a file beside it (the disk's share of the export's time)
 Before each run the page cache's dirty pages are flushed (os.sync, not timed), so that no run
-pays for writing back an earlier run's output. Prints pairs per second, the ratio to pyarrow's
-rate in the same run, the bytes written and the floor's share of the export's time, and peak
-RSS, also as a ratio to the smallest size (memory should not grow with the number of pairs).
+pays for writing back an earlier run's output, and each child runs its method once untimed
+before the timed run (--cold: no warm-up). The warm-up matters on VMs whose balloon takes back
+freed guest memory (free page reporting, as on the project's CI machine): there the first
+touch of a page costs a fault on the host, measured at about 450 MB/s, so a cold export pays
+for every page of its output file and of its first batches. Prints pairs per second, the ratio
+to pyarrow's rate in the same run, the bytes written and the floor's share of the export's
+time, and peak RSS, also as a ratio to the smallest size (memory should not grow with the
+number of pairs).
 """
 
 from __future__ import annotations
@@ -78,8 +83,17 @@ def write_bitext(directory: Path, n: int) -> None:
         pq.write_table(table, directory / f"part-{part:05d}.parquet")
 
 
-def child(method: str, bitext: str, out: str) -> None:
-    """Run one method in this process (imports not timed); print seconds and peak RSS."""
+def child(method: str, bitext: str, out: str, warmup: bool) -> None:
+    """Run one method in this process (imports not timed); print seconds and peak RSS. With
+    `warmup`, the method runs once untimed first (its output deleted), then timed."""
+    for timed in [False, True] if warmup else [True]:
+        seconds, rows, size = run_method(method, bitext, out)
+        if timed:
+            print(json.dumps({"rows": rows, "seconds": seconds, "peak": peak_rss(), "bytes": size}))
+
+
+def run_method(method: str, bitext: str, out: str) -> tuple[float, int, int]:
+    """(seconds, rows, bytes written) of one run; what it wrote is deleted."""
     from mining.bitext_export import export
 
     suffix = {"moses": "", "tsv": ".tsv", "jsonl": ".jsonl", "tmx": ".tmx", "hf": ".parquet"}
@@ -92,8 +106,7 @@ def child(method: str, bitext: str, out: str) -> None:
                 left -= len(block)
         seconds = time.perf_counter() - start
         Path(out + ".floor").unlink()
-        print(json.dumps({"rows": 0, "seconds": seconds, "peak": peak_rss(), "bytes": 0}))
-        return
+        return seconds, 0, 0
     start = time.perf_counter()
     written = []
     if method in ("pyarrow", "pyrows"):
@@ -108,7 +121,7 @@ def child(method: str, bitext: str, out: str) -> None:
     size = sum(Path(p).stat().st_size for p in written)
     for path in written:
         Path(path).unlink()
-    print(json.dumps({"rows": rows, "seconds": seconds, "peak": peak_rss(), "bytes": size}))
+    return seconds, rows, size
 
 
 def main() -> None:
@@ -116,10 +129,16 @@ def main() -> None:
     parser.add_argument("--sizes", default="250000,1000000")
     parser.add_argument("--formats", default="moses,tsv,jsonl,tmx,hf")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="Time each child's first run (default: a warm-up run first, untimed)",
+    )
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.child:
-        child(*options.child)
+        *args, warmup = options.child
+        child(*args, warmup == "warm")
         return
     methods = ["pyarrow", "pyrows", *options.formats.split(",")]
     with tempfile.TemporaryDirectory(prefix="bench_export-") as work:
@@ -140,6 +159,7 @@ def measure(options, methods, work: Path) -> dict:
                 method,
                 str(bitext),
                 str(work / f"out{n}"),
+                "cold" if options.cold else "warm",
             ]
             results[(n, method)] = best_of(command, options.repeats)
             if results[(n, method)]["bytes"]:

@@ -4,7 +4,8 @@ Memory does not depend on the size of the bitext (Parquet is read in batches, an
 batches per core are in flight), except with `--dedup`, which keeps one 64-bit hash per distinct
 source sentence (or pair). Filters run while exporting, and every pair they drop is counted under
 its reason. Batches are read and filtered in order on one thread, rendered into the format on one
-thread per core (Arrow compute releases the GIL) and written in order.
+thread per core (Arrow compute releases the GIL) and written in order on one more thread, so that
+writing (for `hf`, Parquet encoding) overlaps reading.
 """
 
 from __future__ import annotations
@@ -158,8 +159,7 @@ def export(
             if progress:
                 progress(batch.num_rows)
 
-    for rendered in _rendered_in_order(writer.render, kept_batches(), usable_cores()):
-        writer.emit(rendered)
+    _emit_in_order(writer.emit, _rendered_in_order(writer.render, kept_batches(), usable_cores()))
     written = writer.close()
     kept = read - sum(pair_filter.dropped.values())
     return {
@@ -193,6 +193,19 @@ def _rendered_in_order(render, batches: Iterable, threads: int) -> Iterator:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+
+def _emit_in_order(emit, items: Iterable, waiting: int = 2) -> None:
+    """emit(item) for each item, in order, on one writer thread, with at most `waiting` items
+    queued behind the one being written."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-write") as thread:
+        pending: deque = deque()
+        for item in items:
+            pending.append(thread.submit(emit, item))
+            while len(pending) > waiting + 1 or (pending and pending[0].done()):
+                pending.popleft().result()
+        while pending:
+            pending.popleft().result()
 
 
 def columns_needed(fmt: str, columns: list[str], filters: ExportFilters) -> list[str] | None:

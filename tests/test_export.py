@@ -283,6 +283,38 @@ def test_batches_render_on_threads_but_are_written_in_order_with_few_in_flight()
     assert len(threads_seen) == 2 and max(in_flight) <= 2 * 2 + 1
 
 
+def test_emits_run_in_order_on_one_writer_thread_with_a_bounded_queue():
+    import threading
+    import time
+
+    from mining.bitext_export import _emit_in_order
+
+    pulled, queued, threads_seen, written = [0], [], set(), []
+
+    def items():
+        for i in range(40):
+            pulled[0] += 1
+            queued.append(pulled[0] - len(written))
+            yield i
+
+    def emit(i):
+        threads_seen.add(threading.get_ident())
+        time.sleep(0.001 * (i % 3))
+        written.append(i)
+
+    _emit_in_order(emit, items(), waiting=2)
+    assert written == list(range(40))
+    assert threads_seen and threading.get_ident() not in threads_seen and len(threads_seen) == 1
+    assert max(queued) <= 2 + 2  # the one being written, two waiting, the one just pulled
+
+    def failing(i):
+        if i == 5:
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        _emit_in_order(failing, iter(range(40)))
+
+
 def test_many_batches_export_in_order(tmp_path):
     pairs = [(f"Satz {i}.", f"Sentence {i}.", 2.0 - i / 1000, 0.9) for i in range(300)]
     bitext = write_parts(tmp_path / "bitext" / "de-en", pairs, rows_per_part=7)
