@@ -182,30 +182,30 @@ def _batches(parts: list[str], needed: list[str] | None) -> Iterator[pa.RecordBa
                 yield _fill_null_text(batch)
 
 
-def _rendered_in_order(render, batches: Iterable, threads: int) -> Iterator:
-    """render(batch) for each batch, on `threads` threads, yielded in input order, with at most
-    2 x threads batches in flight (so memory stays bounded)."""
+def _in_order(fn, items: Iterable, threads: int, in_flight: int) -> Iterator:
+    """fn(item) for each item, on `threads` threads, yielded in input order, with at most
+    `in_flight` items submitted and not yet yielded (so memory stays bounded)."""
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="export") as pool:
         pending: deque = deque()
-        for batch in batches:
-            pending.append(pool.submit(render, batch))
-            while len(pending) > 2 * threads or (pending and pending[0].done()):
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            while len(pending) > in_flight or (pending and pending[0].done()):
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
 
 
+def _rendered_in_order(render, batches: Iterable, threads: int) -> Iterator:
+    """render(batch) for each batch, on `threads` threads, in input order, with at most
+    2 x threads batches in flight."""
+    return _in_order(render, batches, threads, 2 * threads)
+
+
 def _emit_in_order(emit, items: Iterable, waiting: int = 2) -> None:
     """emit(item) for each item, in order, on one writer thread, with at most `waiting` items
     queued behind the one being written."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-write") as thread:
-        pending: deque = deque()
-        for item in items:
-            pending.append(thread.submit(emit, item))
-            while len(pending) > waiting + 1 or (pending and pending[0].done()):
-                pending.popleft().result()
-        while pending:
-            pending.popleft().result()
+    for _ in _in_order(emit, items, 1, waiting + 1):
+        pass
 
 
 def columns_needed(fmt: str, columns: list[str], filters: ExportFilters) -> list[str] | None:
