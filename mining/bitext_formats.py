@@ -24,6 +24,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
+from mining.text_rows import lines, number_pieces, value_buffers
+
 FORMATS = ("moses", "tsv", "jsonl", "tmx", "hf")
 # Everything str.splitlines() breaks at, so every line-based reader sees one line per pair.
 LINE_BREAKS = r"[\n\r\x0b\x0c\x1c\x1d\x1e\x85\x{2028}\x{2029}]"
@@ -56,21 +58,9 @@ def _suspect(data: np.ndarray) -> bool:
     return bool(data.max() >= 0xC2) and any(_holds_sequence(data, s) for s in _SUSPECT_NON_ASCII)
 
 
-def _value_buffers(column: pa.Array):
-    """The values of each non-empty chunk of a string column, as one slice of its data buffer
-    (UTF-8, no copy)."""
-    for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
-        if not len(chunk):
-            continue
-        _validity, offsets, data = chunk.buffers()
-        width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
-        bounds = np.frombuffer(offsets, dtype=width)[chunk.offset : chunk.offset + len(chunk) + 1]
-        yield data.slice(int(bounds[0]), int(bounds[-1] - bounds[0]))
-
-
 def _utf8(column: pa.Array):
     """The UTF-8 bytes of each chunk of a string column, as uint8 arrays."""
-    for values in _value_buffers(column):
+    for values in value_buffers(column):
         yield np.frombuffer(values, np.uint8)
 
 
@@ -102,32 +92,13 @@ def _one_line(column, counts: dict, tabs: bool = False):
     return column
 
 
-def _lines(*parts) -> list[pa.Buffer]:
-    """Row by row, the parts (string columns, or text the same in every row) joined and followed
-    by a newline, as UTF-8: the joined column's data buffers, sliced (no copy)."""
-    merged: list = []  # neighbouring constant texts as one
-    for part in (*parts, "\n"):
-        if isinstance(part, str) and merged and isinstance(merged[-1], str):
-            merged[-1] += part
-        else:
-            merged.append(part)
-    joined = pc.binary_join_element_wise(
-        *(pa.scalar(p) if isinstance(p, str) else p for p in merged), ""
-    )
-    return list(_value_buffers(joined))
-
-
 def _write_buffers(out, buffers: list[pa.Buffer]) -> None:
     for buffer in buffers:
         out.write(memoryview(buffer))
 
 
-def _number_text(column: pa.Array, digits: int = 6) -> pa.Array:
-    return pc.cast(pc.round(pc.cast(column, pa.float64()), digits), pa.string())
-
-
 def _json_string(column: pa.Array) -> list:
-    """Values as JSON string literals: parts for _lines (quote, escaped value, quote)."""
+    """Values as JSON string literals: pieces for `lines` (quote, escaped value, quote)."""
     if _holds(column, "\\"):
         column = pc.replace_substring(column, "\\", "\\\\")
     if _holds(column, '"'):
@@ -203,7 +174,7 @@ class MosesWriter(Writer):
 
     def render(self, batch):
         counts: dict = {}
-        sides = [_lines(_one_line(batch.column(n), counts)) for n in ("src_text", "tgt_text")]
+        sides = [lines(_one_line(batch.column(n), counts)) for n in ("src_text", "tgt_text")]
         return sides, counts
 
     def _write(self, sides):
@@ -219,16 +190,17 @@ class MosesWriter(Writer):
 class TsvWriter(_TextWriter):
     def render(self, batch):
         counts: dict = {}
-        fields = [_one_line(batch.column(n), counts, tabs=True) for n in ("src_text", "tgt_text")]
+        src, tgt = (_one_line(batch.column(n), counts, tabs=True) for n in ("src_text", "tgt_text"))
+        pieces = [src, "\t", tgt]
         for name in self.columns:
             column = batch.column(name)
             if pa.types.is_floating(column.type):
-                column = _number_text(column)
+                pieces += number_pieces(column, before="\t")
             elif pa.types.is_string(column.type):
-                column = _one_line(column, counts, tabs=True)
-            fields.append(pc.cast(column, pa.string()))
-        tabbed = [part for field in fields for part in ("\t", field)][1:]
-        return _lines(*tabbed), counts
+                pieces += ["\t", _one_line(column, counts, tabs=True)]
+            else:
+                pieces += ["\t", pc.cast(column, pa.string())]
+        return lines(*pieces), counts
 
 
 class JsonlWriter(_TextWriter):
@@ -251,15 +223,15 @@ class JsonlWriter(_TextWriter):
             parts = ["{"]
             for i, field in enumerate(batch.schema):
                 column = batch.column(field.name)
+                key = ("" if i == 0 else ", ") + f'"{field.name}": '
                 if pa.types.is_string(field.type):
-                    value = _json_string(column)
+                    parts += [key, *_json_string(column)]
                 elif pa.types.is_floating(field.type):
-                    value = [_number_text(column)]
+                    parts += number_pieces(column, before=key, null="null")
                 else:
-                    value = [pc.cast(column, pa.string())]
-                parts += [("" if i == 0 else ", ") + f'"{field.name}": ', *value]
+                    parts += [key, pc.fill_null(pc.cast(column, pa.string()), "null")]
             parts.append("}")
-        return _lines(*parts), {}
+        return lines(*parts), {}
 
 
 class TmxWriter(_TextWriter):
@@ -280,19 +252,18 @@ class TmxWriter(_TextWriter):
 
     def render(self, batch):
         counts: dict = {}
-        parts = ["    <tu>\n"]
+        parts, before = [], "    <tu>\n"  # before: the text before the next piece
         for prop in ("score", "cosine"):
             if prop in batch.schema.names:
-                parts += [
-                    f'      <prop type="{prop}">',
-                    _number_text(batch.column(prop)),
-                    "</prop>\n",
-                ]
+                prop_open = f'{before}      <prop type="{prop}">'
+                parts += number_pieces(batch.column(prop), before=prop_open)
+                before = "</prop>\n"
+        parts.append(before)
         for lang, name in ((self.src, "src_text"), (self.tgt, "tgt_text")):
             text = _xml_text(batch.column(name), counts)
             parts += [f'      <tuv xml:lang="{lang}"><seg>', text, "</seg></tuv>\n"]
         parts.append("    </tu>")
-        return _lines(*parts), counts
+        return lines(*parts), counts
 
     def close(self):
         self.out.write(b"  </body>\n</tmx>\n")

@@ -112,6 +112,27 @@ def test_jsonl_keeps_every_column(bitext, tmp_path):
     assert rows[2]["score"] == pytest.approx(1.2, abs=1e-6)
 
 
+def test_jsonl_writes_missing_numbers_as_null(tmp_path):
+    """Bitext written by another tool may hold nulls; each pair still gets its line."""
+    table = pa.table(
+        {
+            "src_lang": ["de", "de"],
+            "tgt_lang": ["en", "en"],
+            "src_text": ["Ja.", "Nein."],
+            "tgt_text": ["Yes.", "No."],
+            "score": pa.array([1.25, None], pa.float32()),
+            "src_hash": pa.array([None, 7], pa.int64()),
+        }
+    )
+    pq.write_table(table, tmp_path / "pairs.parquet")
+    export(str(tmp_path / "pairs.parquet"), "jsonl", str(tmp_path / "pairs.jsonl"))
+    rows = [json.loads(line) for line in open(tmp_path / "pairs.jsonl", encoding="utf-8")]
+    assert [(r["src_text"], r["score"], r["src_hash"]) for r in rows] == [
+        ("Ja.", 1.25, None),
+        ("Nein.", None, 7),
+    ]
+
+
 def test_tmx_is_valid_tmx_1_4(bitext, tmp_path):
     counts = export(str(bitext), "tmx", str(tmp_path / "pairs.tmx"), version=__version__)
     document = etree.parse(str(tmp_path / "pairs.tmx"))

@@ -1,0 +1,199 @@
+"""Text rows assembled from Arrow columns without per-row Python, for the export formats.
+
+A row of an export format is a sequence of pieces: constant texts (`", "score": `), one value of
+a string column, or a value picked from a small table by index (the digits of a number). `lines`
+puts every piece's values in one pool, in which each constant and table is stored once, and takes
+them out in row order with `take`: the data buffer of the result is the formatted text, ready
+to write. Per piece and row this costs about 5 ns, against about 8 ns for Arrow's
+`binary_join_element_wise` (measured on 65,536 rows of 21 pieces: 7 ms against 12 ms), and
+numbers formatted through digit tables cost about 0.5 ms per 65,536 values instead of 3 ms for
+Arrow's float-to-string cast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+# Numbers are written with at most DECIMALS digits after the point, as Arrow's shortest
+# round-trip formatting writes them once rounded (trailing zeros dropped, "2" for 2.0, "-0" for
+# a negative number that rounds to zero). Digit tables cover |x| < INTEGER_LIMIT; a column with a
+# value beyond that (or NaN, infinity or null) is formatted by Arrow's cast instead.
+DECIMALS = 6
+INTEGER_LIMIT = 1000
+_STRING_LIMIT = 2**31 - 1  # bytes a `string` array holds; beyond, `large_string`
+# Rows joined per `take`. Measured on 65,536 rows of JSON lines (30 MB): the take alone 7.4 ms
+# in one piece, 5.7-6.1 ms in pieces of 4,096 to 32,768 rows; the whole rendering 14.2 ms in
+# one piece, 12.8 ms in pieces of 8,192.
+TAKE_ROWS = 8_192
+
+
+@dataclass(frozen=True)
+class Picks:
+    """Per row, the value of `table` at `rows[i]`."""
+
+    table: pa.Array
+    rows: np.ndarray
+
+
+@lru_cache(maxsize=32)
+def _decimal_table(before: str) -> tuple[pa.Array, dict[str, int]]:
+    """One table of every text a number is made of, and where each kind of text starts in it.
+
+    A number is written as three pieces: `before`, the sign and integer part, with the point
+    when a fraction follows; the first three decimals; the last three. Decimals as 'full' keep
+    their trailing zeros (`050`), as 'stripped' drop them (`05`); an empty text ends numbers
+    with fewer decimals. The text before the number is part of the table, not a piece of its
+    own, as that makes one piece less per row.
+    """
+    texts = [""]
+    starts = {"empty": 0, "integer": 1}
+    for k in range(INTEGER_LIMIT):
+        texts += [f"{before}{k}", f"{before}{k}.", f"{before}-{k}", f"{before}-{k}."]
+    starts["full"] = len(texts)
+    texts += [f"{d:03d}" for d in range(1000)]
+    starts["stripped"] = len(texts)
+    texts += [f"{d:03d}".rstrip("0") for d in range(1000)]
+    return pa.array(texts, pa.string()), starts
+
+
+def number_pieces(column: pa.Array, before: str = "", null: str = "") -> list:
+    """A float column's values, after the text `before`, as pieces for `lines`: rounded to
+    DECIMALS digits and written as Arrow's cast to string writes them, through digit tables
+    where every value is finite and below INTEGER_LIMIT, else through the cast; a null value
+    as `null`."""
+    x = column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    scaled = np.rint(np.abs(x) * 10**DECIMALS)
+    if not np.all(scaled < INTEGER_LIMIT * 10**DECIMALS):  # also false for NaN (and nulls)
+        text = pc.cast(pc.round(pc.cast(column, pa.float64()), DECIMALS), pa.string())
+        return [before, pc.fill_null(text, null) if text.null_count else text]
+    table, start = _decimal_table(before)
+    value = scaled.astype(np.int64)
+    integer, fraction = np.divmod(value, 10**DECIMALS)
+    high, low = np.divmod(fraction, 1000)
+    integer_row = start["integer"] + 4 * integer + 2 * np.signbit(x) + (fraction != 0)
+    high_row = np.where(
+        fraction == 0,
+        start["empty"],
+        np.where(low == 0, start["stripped"], start["full"]) + high,
+    )
+    low_row = np.where(low == 0, start["empty"], start["stripped"] + low)
+    return [Picks(table, integer_row), Picks(table, high_row), Picks(table, low_row)]
+
+
+def lines(*pieces) -> list[pa.Buffer]:
+    """Row by row, the pieces (constant texts, string columns, Picks) joined and followed by a
+    newline, as UTF-8 buffers ready to write (a null value counts as empty text)."""
+    merged = _merged((*pieces, "\n"))
+    rows = next((_length(p) for p in merged if not isinstance(p, str)), None)
+    if rows is None:  # every piece is constant: the rows are all the same text
+        rows = next(_length(p) for p in pieces if not isinstance(p, str))
+        return [pa.py_buffer(merged[0].encode() * rows)] if rows else []
+    pool, index = _pool_and_index(merged, rows)
+    flat = pa.array(index.ravel())
+    step = TAKE_ROWS * len(merged)
+    return [
+        # The indices point into the pool by construction: no bounds check (10% of the take).
+        buffer
+        for start in range(0, len(flat), step)
+        for buffer in value_buffers(pc.take(pool, flat.slice(start, step), boundscheck=False))
+    ]
+
+
+def _merged(pieces) -> list:
+    """The pieces with each column that holds one text in every row made a constant, and
+    neighbouring constants joined."""
+    merged: list = []
+    for piece in pieces:
+        if isinstance(piece, pa.Array) and (text := _constant_text(piece)) is not None:
+            piece = text
+        if isinstance(piece, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += piece
+        else:
+            merged.append(piece)
+    return merged
+
+
+def _pool_and_index(merged: list, rows: int) -> tuple[pa.Array, np.ndarray]:
+    """One array holding every constant and table once and every column, and per row and
+    piece the index of that piece's value in it."""
+    constants = list(dict.fromkeys(p for p in merged if isinstance(p, str)))
+    chunks: list[pa.Array] = [pa.array(constants, pa.string())]
+    most_bytes = rows * len("".join(p for p in merged if isinstance(p, str)).encode())
+    layout: list = []  # per piece: a constant's index, ("column", first index), None for Picks
+    picks: list[tuple[int, int, np.ndarray]] = []  # (piece, index of its table, rows)
+    table_start: dict[int, int] = {}
+    size = len(constants)
+    for j, piece in enumerate(merged):
+        if isinstance(piece, str):
+            layout.append(constants.index(piece))
+        elif isinstance(piece, Picks):
+            most_bytes += rows * pc.max(pc.binary_length(piece.table)).as_py()
+            if id(piece.table) not in table_start:
+                table_start[id(piece.table)] = size
+                chunks.append(piece.table)
+                size += len(piece.table)
+            layout.append(None)
+            picks.append((j, table_start[id(piece.table)], piece.rows))
+        else:
+            most_bytes += sum(len(b) for b in value_buffers(piece))
+            chunks.append(piece)
+            layout.append(("column", size))
+            size += rows
+    index = _index_template(rows, tuple(layout), size >= 2**31)
+    if picks:
+        index = index.copy()
+        for j, start, chosen in picks:
+            index[:, j] = start + chosen
+    text = pa.large_string() if most_bytes > _STRING_LIMIT else pa.string()
+    return pa.concat_arrays([c.cast(text) for c in chunks]), index
+
+
+def _length(piece) -> int:
+    return len(piece.rows if isinstance(piece, Picks) else piece)
+
+
+@lru_cache(maxsize=4)
+def _index_template(rows: int, layout: tuple, wide: bool) -> np.ndarray:
+    """The pool indices of `lines` row by row for the constants and columns of a layout (zero
+    where Picks go); read-only, shared by the batches of one size and layout."""
+    index = np.zeros((rows, len(layout)), dtype=np.int64 if wide else np.int32)
+    for j, start in enumerate(layout):
+        if isinstance(start, int):
+            index[:, j] = start
+        elif start is not None:
+            index[:, j] = start[1] + np.arange(rows)
+    index.flags.writeable = False
+    return index
+
+
+def _constant_text(column: pa.Array) -> str | None:
+    """The text every row of a string column holds, if they all hold the same (a language
+    code, say), so that it is stored once; None otherwise (checked on the byte count first)."""
+    if not len(column) or column.null_count or not pa.types.is_string(column.type):
+        return None
+    _validity, offsets, data = column.buffers()
+    bounds = np.frombuffer(offsets, dtype=np.int32)[column.offset : column.offset + len(column) + 1]
+    first = int(bounds[1] - bounds[0])
+    if int(bounds[-1] - bounds[0]) != first * len(column):
+        return None
+    values = np.frombuffer(data, np.uint8)[bounds[0] : bounds[-1]].reshape(len(column), first)
+    if not (values == values[0]).all():
+        return None
+    return values[0].tobytes().decode()
+
+
+def value_buffers(column: pa.Array):
+    """The values of each non-empty chunk of a string column, as one slice of its data buffer
+    (UTF-8, no copy)."""
+    for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
+        if not len(chunk):
+            continue
+        _validity, offsets, data = chunk.buffers()
+        width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+        bounds = np.frombuffer(offsets, dtype=width)[chunk.offset : chunk.offset + len(chunk) + 1]
+        yield data.slice(int(bounds[0]), int(bounds[-1] - bounds[0]))
