@@ -48,14 +48,16 @@ def _holds_sequence(data: np.ndarray, sequence: bytes) -> bool:
     return bool(len(at))
 
 
-def _suspect(data: np.ndarray) -> bool:
+def _suspect(data: bytes) -> bool:
     """Whether UTF-8 bytes hold an ASCII control (tabs and line breaks among them) or one of the
-    few other characters the repairs are about."""
-    if not len(data):
+    few other characters the repairs are about (a sequence is looked for only where its first
+    byte occurs at all)."""
+    if not data:
         return False
-    if data.min() < 0x20:
+    array = np.frombuffer(data, np.uint8)
+    if array.min() < 0x20:
         return True
-    return bool(data.max() >= 0xC2) and any(_holds_sequence(data, s) for s in _SUSPECT_NON_ASCII)
+    return any(s[:1] in data and _holds_sequence(array, s) for s in _SUSPECT_NON_ASCII)
 
 
 def _utf8(column: pa.Array):
@@ -64,13 +66,21 @@ def _utf8(column: pa.Array):
         yield np.frombuffer(values, np.uint8)
 
 
+def _column_bytes(column: pa.Array) -> list[bytes]:
+    """The UTF-8 bytes of each chunk of a string column, copied into `bytes`, which `in`
+    searches for one byte with memchr: on 5.8 MB the copy takes 0.1 ms and each search
+    0.05 ms, against 0.3 ms for each numpy comparison."""
+    return [values.to_pybytes() for values in value_buffers(column)]
+
+
 def _may_need(column: pa.Array) -> bool:
-    return any(_suspect(data) for data in _utf8(column))
+    return any(_suspect(data) for data in _column_bytes(column))
 
 
-def _holds(column: pa.Array, character: str) -> bool:
-    """Whether a string column holds an ASCII character (a byte comparison, no regex)."""
-    return any((data == ord(character)).any() for data in _utf8(column))
+def _held(column: pa.Array, characters: str) -> list[str]:
+    """The ASCII characters among `characters` that a string column holds."""
+    chunks = _column_bytes(column)
+    return [c for c in characters if any(c.encode() in data for data in chunks)]
 
 
 def _replace(column: pa.Array, pattern: str, replacement: str, counts: dict, name: str):
@@ -99,9 +109,10 @@ def _write_buffers(out, buffers: list[pa.Buffer]) -> None:
 
 def _json_string(column: pa.Array) -> list:
     """Values as JSON string literals: pieces for `lines` (quote, escaped value, quote)."""
-    if _holds(column, "\\"):
+    held = _held(column, '\\"')
+    if "\\" in held:
         column = pc.replace_substring(column, "\\", "\\\\")
-    if _holds(column, '"'):
+    if '"' in held:
         column = pc.replace_substring(column, '"', '\\"')
     if any(data.min() < 0x20 for data in _utf8(column)):
         for code in range(0x20):
@@ -111,9 +122,9 @@ def _json_string(column: pa.Array) -> list:
 
 def _xml_text(column: pa.Array, counts: dict) -> pa.Array:
     column = _replace(column, XML_INVALID, "", counts, "xml_invalid_removed")
-    for character, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
-        if _holds(column, character):
-            column = pc.replace_substring(column, character, entity)
+    entities = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}  # & first: the others bring one
+    for character in _held(column, "&<>"):
+        column = pc.replace_substring(column, character, entities[character])
     return column
 
 
