@@ -722,7 +722,8 @@ def dev_files(prefix: str) -> tuple[str, str, str]:
 @click.option(
     "--write",
     is_flag=True,
-    help="Store the threshold and cosine floor in the encoder's ccmine_encoder.json.",
+    help="Store the threshold and cosine floor in the encoder's ccmine_encoder.json, as the "
+    "default cut of this margin and mode (other modes' cuts are kept).",
 )
 def calibrate(encoder, devs, margin_kind, mode, k, device, write):
     """Pick the margin threshold and cosine floor with the best mean F1 on dev sets."""
@@ -730,6 +731,7 @@ def calibrate(encoder, devs, margin_kind, mode, k, device, write):
     from pathlib import Path
 
     from mining.encoders import load_encoder
+    from mining.encoders.calibration import with_cut
     from mining.encoders.loading import ENCODER_CONFIG, read_encoder_config, resolve_encoder
     from mining.evaluation.bucc import calibrate_filter, dev_candidates
 
@@ -752,15 +754,14 @@ def calibrate(encoder, devs, margin_kind, mode, k, device, write):
     if write:
         encoder_dir = resolve_encoder(encoder)
         path = Path(encoder_dir) / ENCODER_CONFIG
-        config = read_encoder_config(encoder_dir)
-        config.setdefault("mining_threshold", {})[margin_kind] = round(chosen["threshold"], 4)
-        config.setdefault("min_cosine", {})[margin_kind] = floor
-        config.setdefault("calibration", {})[margin_kind] = {
-            "mode": mode,
+        cut = {
+            "threshold": round(chosen["threshold"], 4),
+            "min_cosine": floor,
             "k": k,
             "dev": {n: {m: round(v, 4) for m, v in r.items()} for n, r in chosen["dev"].items()},
             "mean_f1": round(chosen["mean_f1"], 4),
         }
+        config = with_cut(read_encoder_config(encoder_dir), margin_kind, mode, cut)
         path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
         click.echo(f"written to {path}")
 

@@ -20,6 +20,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from indexes import faiss_index, shards
 from mining.embedding_store import read_parquet, shard_layout
+from mining.encoders.calibration import Cut, cut_for
 from mining.matching import MAX_ROUNDS
 from pipelines import bitext, knn, select
 from pipelines.bitext import BITEXT_SCHEMA
@@ -39,36 +40,19 @@ NAMESPACE = "mine"
 ROUNDS_PER_PIPELINE = 8  # measured: 3-4 rounds on real candidates (README, "Scaling out")
 
 
-def default_min_cosine(margin_kind: str, encoder_dir: str | None) -> float | None:
-    """The encoder's calibrated cosine floor for this margin (`ccmine calibrate`), if any."""
+def default_cut(margin_kind: str, mode: str, encoder_dir: str | None) -> Cut:
+    """The threshold and cosine floor stored with the encoder for this margin and mode
+    (`ccmine calibrate --write`), or another mode's when this one has none (Cut.mode says)."""
     from mining.encoders.loading import read_encoder_config
 
     if not encoder_dir:
-        return None
-    return read_encoder_config(encoder_dir).get("min_cosine", {}).get(margin_kind)
+        return Cut(None, None, None)
+    return cut_for(read_encoder_config(encoder_dir), margin_kind, mode)
 
 
-def default_threshold(margin_kind: str, encoder_dir: str | None) -> float:
-    """The encoder's calibrated threshold (ccmine_encoder.json) if any, else the neutral point
-    of the margin (1.0 for ratio: as similar as the neighbourhood average)."""
-    from mining.encoders.loading import read_encoder_config
-
-    if encoder_dir:
-        found = read_encoder_config(encoder_dir).get("mining_threshold", {}).get(margin_kind)
-        if found is not None:
-            return float(found)
+def neutral_threshold(margin_kind: str) -> float:
+    """The margin's neutral point: 1.0 for ratio (as similar as the neighbourhood average)."""
     return 1.0 if margin_kind == "ratio" else 0.0
-
-
-def calibrated_for_another_mode(margin_kind: str, mode: str, encoder_dir: str | None) -> str | None:
-    """The mode the encoder's default cut was calibrated for, when it is not `mode`."""
-    from mining.encoders.loading import read_encoder_config
-
-    if not encoder_dir:
-        return None
-    calibrated = read_encoder_config(encoder_dir).get("calibration", {}).get(margin_kind, {})
-    other = calibrated.get("mode")
-    return other if other and other != mode else None
 
 
 def read_bitext(bitext_dir: str) -> pa.Table:
@@ -130,19 +114,19 @@ def run(
     )
     candidates = config["candidates"]
     encoder_dir = read_marker(run_dir, "embeddings")["config"].get("encoder_dir")
-    other_mode = calibrated_for_another_mode(margin_kind, mode, encoder_dir)
-    if other_mode and (threshold is None or min_cosine is None):
+    cut = default_cut(margin_kind, mode, encoder_dir)
+    if cut.mode not in (None, mode) and (threshold is None or min_cosine is None):
         logging.warning(
-            "mine: the encoder's default cut was calibrated for --mode %s, not %s; pass "
-            "--threshold and --min-cosine (ccmine calibrate --mode %s picks them)",
-            other_mode,
+            "mine: the encoder has no cut calibrated for --mode %s; using the one for --mode %s. "
+            "Pass --threshold and --min-cosine, or pick them with ccmine calibrate --mode %s",
             mode,
+            cut.mode,
             mode,
         )
     if threshold is None:
-        threshold = default_threshold(margin_kind, encoder_dir)
+        threshold = cut.threshold if cut.threshold is not None else neutral_threshold(margin_kind)
     if min_cosine is None:
-        min_cosine = default_min_cosine(margin_kind, encoder_dir)
+        min_cosine = cut.min_cosine
     writer = StageWriter(FileSystems.join(run_dir, STAGE), f"{src}-{tgt}")
     work = writer.path("_work")
     selected, undecided = FileSystems.join(work, "selected"), FileSystems.join(work, "undecided")

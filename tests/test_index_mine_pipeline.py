@@ -94,14 +94,17 @@ def test_identical_text_and_score_cuts():
     assert reasons.tolist() == [KEEP, 0, 1, 2]
 
 
-def test_a_default_cut_calibrated_for_another_mode_is_named(tmp_path):
+def test_the_default_cut_is_the_one_calibrated_for_the_mode(tmp_path):
     from mining.encoders.loading import resolve_encoder
 
-    muse = resolve_encoder("muse")  # calibrated with --mode max, ratio margin
-    assert mine.calibrated_for_another_mode("ratio", "union", muse) == "max"
-    assert mine.calibrated_for_another_mode("ratio", "max", muse) is None
-    assert mine.calibrated_for_another_mode("distance", "union", muse) is None
-    assert mine.calibrated_for_another_mode("ratio", "union", str(tmp_path)) is None
+    muse = resolve_encoder("muse")  # calibrated for max and for union, ratio margin
+    union, best = mine.default_cut("ratio", "union", muse), mine.default_cut("ratio", "max", muse)
+    assert (union.mode, best.mode) == ("union", "max")
+    # union keeps a pair found from either side, so the same precision needs a higher cut
+    assert union.threshold > best.threshold
+    assert mine.default_cut("ratio", "intersect", muse) == best  # named: mine warns
+    assert mine.default_cut("distance", "max", muse).mode is None
+    assert mine.default_cut("ratio", "max", str(tmp_path)).threshold is None
 
 
 def test_min_cosine_drops_untranslated_sentences_that_pass_the_margin(run_dir):
