@@ -392,7 +392,8 @@ def index(ctx, run_dir, langs, index_type, nlist, pq_m, pq_bits, opq, nprobe, in
 @click.option(
     "--threshold",
     type=float,
-    help="Minimum score (default: the encoder's calibrated one, else 1.0 for ratio).",
+    help="Minimum score (default: the encoder's cut calibrated for this margin and mode, "
+    "else 1.0 for ratio).",
 )
 @click.option(
     "--max-score", type=float, help="Drop pairs scoring above this (boilerplate, copies)."
