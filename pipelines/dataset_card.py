@@ -54,13 +54,21 @@ def _or_none(value) -> str:
     return "none" if value is None else str(value)
 
 
+def _cut_source(given, stats) -> str:
+    """Where the threshold or cosine floor used came from."""
+    if given is not None:
+        return "given"
+    if stats.get("default_cut_mode"):
+        return f"the encoder's, calibrated for mode {stats['default_cut_mode']}"
+    return "the margin's neutral point"
+
+
 def _floor_text(stats, config) -> str:
     """The cosine floor used (the encoder's calibrated one when none was given); -1 is off."""
     floor = stats.get("min_cosine")
     if floor is None or floor <= -1:
         return "none"
-    source = "given" if config["min_cosine"] is not None else "the encoder's default"
-    return f"{floor} ({source})"
+    return f"{floor} ({_cut_source(config['min_cosine'], stats)})"
 
 
 def _number(value) -> str:
@@ -72,7 +80,7 @@ def card_text(bitext_dir, run_dir, src, tgt, stats, config, metas) -> str:
     embeddings = read_marker(run_dir, "embeddings")["config"]
     inputs = sentences.get("inputs", [])
     crawls = sorted({m for path in inputs for m in CRAWL_ID.findall(path)})
-    threshold_note = "given" if config["threshold"] is not None else "the encoder's default"
+    threshold_note = _cut_source(config["threshold"], stats)
     glob = FileSystems.join(bitext_dir, "part-*.parquet")
     lines = [
         "---",

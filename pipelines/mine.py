@@ -179,6 +179,7 @@ def run(
     )
     try:
         stats = stage_stats(counters, work, layouts, metas, src, tgt, threshold, min_cosine)
+        stats["default_cut_mode"] = cut.mode  # the mode the encoder's cut was calibrated for
         if not stats["kept"]:
             bitext.write_table(BITEXT_SCHEMA.empty_table(), writer.path("part-00000.parquet"))
         FileSystems.delete([work])

@@ -36,8 +36,11 @@ def planted(rng, n_src, n_tgt, translated, dim, noise=0.35):
     return src, tgt
 
 
-def write_embeddings(run_dir, vectors: dict, shard_rows: dict, encoder="synthetic"):
-    """RUN/embeddings with each language's vectors in shards of shard_rows[lang] rows."""
+def write_embeddings(
+    run_dir, vectors: dict, shard_rows: dict, encoder="synthetic", encoder_dir=None
+):
+    """RUN/embeddings with each language's vectors in shards of shard_rows[lang] rows, marked
+    as encoded by `encoder` (whose directory `mine` reads its default cut from)."""
     writer = StageWriter(str(run_dir), "embeddings")
     for lang, rows in vectors.items():
         size = shard_rows[lang]
@@ -46,7 +49,7 @@ def write_embeddings(run_dir, vectors: dict, shard_rows: dict, encoder="syntheti
             write_shard(
                 writer.path(f"lang={lang}"), shard, chunk, ids_table(lang, len(chunk), start)
             )
-    writer.commit({}, {"encoder": encoder})
+    writer.commit({}, {"encoder": encoder, "encoder_dir": encoder_dir})
     return run_dir
 
 

@@ -107,6 +107,29 @@ def test_the_default_cut_is_the_one_calibrated_for_the_mode(tmp_path):
     assert mine.default_cut("ratio", "max", str(tmp_path)).threshold is None
 
 
+def test_the_card_says_where_the_cut_came_from(tmp_path):
+    from mining.encoders.calibration import with_cut
+
+    encoder_dir = tmp_path / "encoder"
+    encoder_dir.mkdir()
+    config = with_cut({}, "ratio", "max", {"threshold": 1.05, "min_cosine": 0.2})
+    (encoder_dir / "ccmine_encoder.json").write_text(json.dumps(config))
+    de, en = planted(np.random.default_rng(0), 300, 500, 200, 24)
+    write_embeddings(tmp_path, {"de": de, "en": en}, {"de": 120, "en": 200}, "x", str(encoder_dir))
+    index.run(str(tmp_path), ["de", "en"], {})
+
+    def card():
+        return (tmp_path / "bitext" / "de-en" / "README.md").read_text()
+
+    stats = mine.run(str(tmp_path), "de", "en", mode="intersect")  # max's cut, named
+    assert (stats["threshold"], stats["min_cosine"]) == (1.05, 0.2)
+    source = "the encoder's, calibrated for mode max"
+    assert f"- Threshold 1.05 ({source}); score ceiling none; cosine floor 0.2 ({source})" in card()
+    mine.run(str(tmp_path), "de", "en", margin_kind="distance", min_cosine=-1)
+    assert "- Threshold 0.0 (the margin's neutral point);" in card()
+    assert "cosine floor none" in card()
+
+
 def test_min_cosine_drops_untranslated_sentences_that_pass_the_margin(run_dir):
     """de's last 100 sentences have no translation: some still beat their (sparse)
     neighbourhood's margin, none reaches the cosine of a real translation."""
