@@ -45,7 +45,8 @@ def cut_for(config: dict, margin_kind: str, mode: str) -> Cut:
         return Cut(None, None, None)
     chosen = mode if mode in cuts else FALLBACK_MODE if FALLBACK_MODE in cuts else min(cuts)
     cut = cuts[chosen]
-    return Cut(cut["threshold"], cut.get("min_cosine"), chosen)
+    floor = cut.get("min_cosine")
+    return Cut(float(cut["threshold"]), None if floor is None else float(floor), chosen)
 
 
 def with_cut(config: dict, margin_kind: str, mode: str, cut: dict) -> dict:
