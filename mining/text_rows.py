@@ -173,8 +173,7 @@ def _constant_text(column: pa.Array) -> str | None:
     code, say), so that it is stored once; None otherwise (checked on the byte count first)."""
     if not len(column) or column.null_count or not pa.types.is_string(column.type):
         return None
-    _validity, offsets, data = column.buffers()
-    bounds = np.frombuffer(offsets, dtype=np.int32)[column.offset : column.offset + len(column) + 1]
+    bounds, data = _bounds(column), column.buffers()[2]
     first = int(bounds[1] - bounds[0])
     if int(bounds[-1] - bounds[0]) != first * len(column):
         return None
@@ -190,7 +189,12 @@ def value_buffers(column: pa.Array):
     for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
         if not len(chunk):
             continue
-        _validity, offsets, data = chunk.buffers()
-        width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
-        bounds = np.frombuffer(offsets, dtype=width)[chunk.offset : chunk.offset + len(chunk) + 1]
-        yield data.slice(int(bounds[0]), int(bounds[-1] - bounds[0]))
+        bounds = _bounds(chunk)
+        yield chunk.buffers()[2].slice(int(bounds[0]), int(bounds[-1] - bounds[0]))
+
+
+def _bounds(chunk: pa.Array) -> np.ndarray:
+    """Where each value of a string array starts in its data buffer, and where the last ends."""
+    width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+    offsets = np.frombuffer(chunk.buffers()[1], dtype=width)
+    return offsets[chunk.offset : chunk.offset + len(chunk) + 1]
