@@ -1,4 +1,5 @@
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,13 @@ SHARED_DATA = Path(
 REPO = Path(__file__).resolve().parents[1]
 # Every Python process a test starts loads the network guard (tests/guarded_site).
 os.environ["PYTHONPATH"] = network_guard.subprocess_pythonpath()
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now, for a service a test starts."""
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -14,16 +14,10 @@ import pytest
 from mining.extraction import ExtractConfig
 from pipelines import extract, index, mine
 from pipelines.mine import read_bitext
-from tests.conftest import REPO
+from tests.conftest import REPO, free_port
 from tests.synthetic_run import planted, row_pairs, write_embeddings
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("localhost", 0))
-        return sock.getsockname()[1]
 
 
 def serve(module: str, port_flag: str):
@@ -123,7 +117,6 @@ def test_make_mine_on_the_bundled_sample(tmp_path, lang, pairs, precision):
 
 def test_local_runs_pin_the_fnapi_runner_and_tests_stay_on_this_machine():
     """No Prism download: the DirectRunner default becomes Beam's FnApiRunner; others pass."""
-    import socket
 
     from pipelines.stage_dir import pipeline_options
     from tests.network_guard import NonLocalConnection
