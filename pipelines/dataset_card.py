@@ -75,6 +75,20 @@ def _number(value) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def _remote_reading_note(bitext_dir: str) -> list[str]:
+    """What the recipes need when the bitext is in an object store rather than on disk."""
+    scheme = FileSystems.get_scheme(bitext_dir)
+    if scheme in (None, "file"):
+        return []
+    if scheme != "gs":
+        return [f"Each reader above needs its own access to `{scheme}://` paths.", ""]
+    return [
+        "On Cloud Storage, pyarrow reads with the machine's Google credentials; DuckDB needs its",
+        "`httpfs` extension and a GCS secret (an HMAC key), and `datasets` needs `gcsfs`.",
+        "",
+    ]
+
+
 def card_text(bitext_dir, run_dir, src, tgt, stats, config, metas) -> str:
     sentences = (read_marker(run_dir, "sentences") or {}).get("config", {})
     embeddings = read_marker(run_dir, "embeddings")["config"]
@@ -136,13 +150,13 @@ def card_text(bitext_dir, run_dir, src, tgt, stats, config, metas) -> str:
         "",
         "## Reading it",
         "",
-        "pyarrow:",
+        "pyarrow (the other files here are not Parquet, and are left out):",
         "",
         "```python",
-        "import glob",
         "import pyarrow.dataset as ds",
         "",
-        f'table = ds.dataset(sorted(glob.glob("{glob}"))).to_table()',
+        f'parts = ds.dataset("{bitext_dir}", format="parquet", exclude_invalid_files=True)',
+        'table = parts.to_table().sort_by([("score", "descending")])',
         "```",
         "",
         "DuckDB:",
@@ -160,6 +174,7 @@ def card_text(bitext_dir, run_dir, src, tgt, stats, config, metas) -> str:
         f'pairs = load_dataset("parquet", data_files="{glob}", split="train")',
         "```",
         "",
+        *_remote_reading_note(bitext_dir),
         "For training toolkits: `ccmine export --bitext DIR --format moses|tsv|jsonl|tmx|hf`.",
         "",
         "## Licence",

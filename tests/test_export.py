@@ -293,7 +293,8 @@ def test_mine_writes_a_dataset_card_whose_recipes_run(tmp_path):
     recipe = card.split("```python\n")[1].split("```")[0]
     scope = {}
     exec(recipe, scope)  # the pyarrow recipe, as written
-    assert scope["table"].num_rows == stats["kept"]
+    scores = scope["table"]["score"].to_pylist()
+    assert len(scores) == stats["kept"] and scores == sorted(scores, reverse=True)
     data = load_dataset(str(bitext_dir), split="train")  # the card's YAML names the parts
     assert len(data) == stats["kept"] and data[0]["score"] == pytest.approx(rows[0][2])
     assert read_marker_version(tmp_path) == __version__
