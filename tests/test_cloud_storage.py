@@ -1,9 +1,10 @@
-"""Every stage with its run directory on Google Cloud Storage (an emulator on loopback), as on
-Dataflow: Beam's GCS file system and the google-cloud-storage client carry every read and write,
-and the bitext is the one a local run directory gets: the same pairs, and scores within 1e-5
-(two local runs differ by up to 6e-6, as Beam sizes the encoder's batches by their timing)."""
+"""Every stage with its input and run directory on Google Cloud Storage (an emulator on
+loopback), as on Dataflow: Beam's GCS file system and the google-cloud-storage client carry every
+read and write, and the bitext is the one a local run gets: the same pairs, and scores within
+1e-5 (two local runs differ by up to 6e-6, as Beam sizes the encoder's batches by their timing)."""
 
 import pytest
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from click.testing import CliRunner
 
@@ -43,8 +44,10 @@ def test_stages_run_with_the_run_directory_on_cloud_storage(tmp_path, monkeypatc
     local = read_bitext(str(tmp_path / "run" / "bitext" / "de-en"))
     assert local.num_rows > 50
     with gcs_bucket(monkeypatch) as root:
-        run = f"{root}/run"
-        outputs = run_stages(sample, run)
+        run, crawl = f"{root}/run", f"{root}/crawl/{sample.name}"
+        with FileSystems.create(crawl, compression_type=CompressionTypes.UNCOMPRESSED) as out:
+            out.write(sample.read_bytes())  # as is (by its name, Beam would gzip it again)
+        outputs = run_stages(crawl, run)
         assert f"bitext written to {run}/bitext/de-en/" in outputs[-1]
         stored = {m.path for m in FileSystems.match([f"{run}/**"])[0].metadata_list}
         for stage in ("sentences", "embeddings", "indexes", "bitext/de-en"):
