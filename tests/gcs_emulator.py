@@ -26,7 +26,8 @@ def gcs_bucket(monkeypatch) -> Iterator[str]:
     port = free_port()
     server = create_server("localhost", port, in_memory=True, default_bucket=BUCKET)
     log = logging.getLogger("gcp_storage_emulator")
-    level, _ = log.level, log.setLevel(logging.ERROR)  # it warns on every upload it serves
+    level = log.level
+    log.setLevel(logging.ERROR)  # it warns on every upload it serves
     server.start()
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://localhost:{port}")
     monkeypatch.setattr(auth, "get_service_credentials", lambda options: None)
