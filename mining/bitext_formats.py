@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from mining.text_rows import lines, number_pieces, value_buffers
+from mining.text_rows import Number, lines, value_buffers
 
 FORMATS = ("moses", "tsv", "jsonl", "tmx", "hf")
 # Everything str.splitlines() breaks at, so every line-based reader sees one line per pair.
@@ -206,7 +206,7 @@ class TsvWriter(_TextWriter):
         for name in self.columns:
             column = batch.column(name)
             if pa.types.is_floating(column.type):
-                pieces += number_pieces(column, before="\t")
+                pieces += ["\t", Number(column)]
             elif pa.types.is_string(column.type):
                 pieces += ["\t", _one_line(column, counts, tabs=True)]
             else:
@@ -238,7 +238,7 @@ class JsonlWriter(_TextWriter):
                 if pa.types.is_string(field.type):
                     parts += [key, *_json_string(column)]
                 elif pa.types.is_floating(field.type):
-                    parts += number_pieces(column, before=key, null="null")
+                    parts += [key, Number(column, null="null")]
                 else:
                     parts += [key, pc.fill_null(pc.cast(column, pa.string()), "null")]
             parts.append("}")
@@ -263,13 +263,10 @@ class TmxWriter(_TextWriter):
 
     def render(self, batch):
         counts: dict = {}
-        parts, before = [], "    <tu>\n"  # before: the text before the next piece
+        parts = ["    <tu>\n"]
         for prop in ("score", "cosine"):
             if prop in batch.schema.names:
-                prop_open = f'{before}      <prop type="{prop}">'
-                parts += number_pieces(batch.column(prop), before=prop_open)
-                before = "</prop>\n"
-        parts.append(before)
+                parts += [f'      <prop type="{prop}">', Number(batch.column(prop)), "</prop>\n"]
         for lang, name in ((self.src, "src_text"), (self.tgt, "tgt_text")):
             text = _xml_text(batch.column(name), counts)
             parts += [f'      <tuv xml:lang="{lang}"><seg>', text, "</seg></tuv>\n"]

@@ -58,34 +58,46 @@ def _number_heads(before: str) -> pa.Array:
     )
 
 
-@lru_cache(maxsize=1)
-def _number_tails() -> pa.Array:
-    """The last three decimals without trailing zeros, at 1 + their value; nothing at 0."""
-    return pa.array(["", *(f"{d:03d}".rstrip("0") for d in range(1000))], pa.string())
+@lru_cache(maxsize=32)
+def _number_tails(after: str) -> pa.Array:
+    """The last three decimals without trailing zeros, then `after`, at 1 + their value; only
+    `after` at 0."""
+    return pa.array([after, *(f"{d:03d}".rstrip("0") + after for d in range(1000))], pa.string())
 
 
-def number_pieces(column: pa.Array, before: str = "", null: str = "") -> list:
-    """A float column's values, after the text `before`, as pieces for `lines`: rounded to
-    DECIMALS digits and written as Arrow's cast to string writes them, through digit tables
-    where every value is finite and below INTEGER_LIMIT, else through the cast; a null value
-    as `null`."""
+@dataclass(frozen=True)
+class Number:
+    """A piece for `lines`: a float column's values written as numbers (see `number_pieces`),
+    a null one as `null`. `lines` puts the constant text on either side into the digit tables,
+    which saves it a piece per row."""
+
+    column: pa.Array
+    null: str = ""
+
+
+def number_pieces(column: pa.Array, before: str = "", after: str = "", null: str = "") -> list:
+    """A float column's values, between the texts `before` and `after`, as pieces for `lines`:
+    rounded to DECIMALS digits and written as Arrow's cast to string writes them, through digit
+    tables where every value is finite and below INTEGER_LIMIT, else through the cast; a null
+    value as `null`."""
     x = column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
     scaled = np.rint(np.abs(x) * 10**DECIMALS)
     if not np.all(scaled < INTEGER_LIMIT * 10**DECIMALS):  # also false for NaN (and nulls)
         text = pc.cast(pc.round(pc.cast(column, pa.float64()), DECIMALS), pa.string())
-        return [before, pc.fill_null(text, null) if text.null_count else text]
+        return [before, pc.fill_null(text, null) if text.null_count else text, after]
     integer, fraction = np.divmod(scaled.astype(np.int64), 10**DECIMALS)
     high, low = np.divmod(fraction, 1000)
     variant = np.where(fraction == 0, 0, np.where(low == 0, 1001, 1) + high)
     head = (np.signbit(x) * INTEGER_LIMIT + integer) * 2001 + variant
     tail = np.where(low == 0, 0, 1 + low)
-    return [Picks(_number_heads(before), head), Picks(_number_tails(), tail)]
+    return [Picks(_number_heads(before), head), Picks(_number_tails(after), tail)]
 
 
 def lines(*pieces) -> list[pa.Buffer]:
-    """Row by row, the pieces (constant texts, string columns, Picks) joined and followed by a
-    newline, as UTF-8 buffers ready to write (a null value counts as empty text)."""
-    merged = _merged((*pieces, "\n"))
+    """Row by row, the pieces (constant texts, string columns, Numbers, Picks) joined and
+    followed by a newline, as UTF-8 buffers ready to write (a null value counts as empty
+    text)."""
+    merged = _merged(_numbers_placed(_merged((*pieces, "\n"))))
     rows = next((_length(p) for p in merged if not isinstance(p, str)), None)
     if rows is None:  # every piece is constant: the rows are all the same text
         rows = next(_length(p) for p in pieces if not isinstance(p, str))
@@ -113,6 +125,25 @@ def _merged(pieces) -> list:
         else:
             merged.append(piece)
     return merged
+
+
+def _numbers_placed(merged: list) -> list:
+    """Each Number as its pieces, with the constant text before it moved into its digit tables,
+    and the text after it too unless another Number follows that text (which takes it)."""
+    placed: list = []
+    j = 0
+    while j < len(merged):
+        piece, j = merged[j], j + 1
+        if not isinstance(piece, Number):
+            placed.append(piece)
+            continue
+        before = placed.pop() if placed and isinstance(placed[-1], str) else ""
+        after = ""
+        if j < len(merged) and isinstance(merged[j], str):
+            if not (j + 1 < len(merged) and isinstance(merged[j + 1], Number)):
+                after, j = merged[j], j + 1
+        placed += number_pieces(piece.column, before, after, piece.null)
+    return placed
 
 
 def _pool_and_index(merged: list, rows: int) -> tuple[pa.Array, np.ndarray]:
@@ -151,7 +182,9 @@ def _pool_and_index(merged: list, rows: int) -> tuple[pa.Array, np.ndarray]:
 
 
 def _length(piece) -> int:
-    return len(piece.rows if isinstance(piece, Picks) else piece)
+    if isinstance(piece, Picks):
+        return len(piece.rows)
+    return len(piece.column if isinstance(piece, Number) else piece)
 
 
 @lru_cache(maxsize=4)

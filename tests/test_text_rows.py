@@ -6,7 +6,7 @@ import pyarrow.compute as pc
 import pytest
 
 from mining import text_rows
-from mining.text_rows import lines, number_pieces
+from mining.text_rows import Number, lines, number_pieces
 
 
 def joined(buffers) -> str:
@@ -79,6 +79,19 @@ def test_numbers_beyond_the_tables_nan_and_nulls_go_through_the_cast():
     expected = "".join(f"v={t}\n" for t in arrow_text(column.to_pylist(), null="null"))
     assert joined(lines(*pieces)) == expected
     assert expected.splitlines()[:4] == ["v=1.5", "v=1000", "v=nan", "v=null"]
+
+
+def test_numbers_take_the_text_around_them_into_their_tables():
+    """The text on both sides of a Number goes into its digit tables (two pieces a row for
+    `{a,b}`), also when another Number or the cast's path is beside it."""
+    a = pa.array([0.5, -1.25, None], pa.float32())
+    b = pa.array([2.0, 0.125, 3.0])
+    assert joined(lines("{", Number(a, null="null"), ",", Number(b), "}")) == (
+        "{0.5,2}\n{-1.25,0.125}\n{null,3}\n"
+    )
+    assert len(text_rows._numbers_placed(["{", Number(b), ",", Number(b), "}\n"])) == 4
+    c = pa.array([float("nan"), 1e12, 7.0])
+    assert joined(lines("[", Number(b), "|", Number(c), "]")) == "[2|nan]\n[0.125|1e+12]\n[3|7]\n"
 
 
 @pytest.mark.parametrize("limit", [1, 100])
