@@ -3,7 +3,8 @@ loopback), as on Dataflow: Beam's GCS file system and the google-cloud-storage c
 read and write, and the bitext is the one a local run gets: the same pairs, and scores within
 1e-5. Two local runs of the same input differ by up to 5.5e-6 in some scores (measured in two
 of three repeats): the default encoder's vectors of the same sentences came out one float16 step
-(6.1e-5) apart. Why is not pinned down; not the batch size, which leaves them the same."""
+(6.1e-5) apart, as a sentence's vector moves by up to 2e-7 with the other sentences in its batch,
+and Beam forms the batches by their timing."""
 
 import pytest
 from apache_beam.io.filesystem import CompressionTypes
