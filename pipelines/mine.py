@@ -45,9 +45,7 @@ def default_cut(margin_kind: str, mode: str, encoder_dir: str | None) -> Cut:
     (`ccmine calibrate --write`), or another mode's when this one has none (Cut.mode says)."""
     from mining.encoders.loading import read_encoder_config
 
-    if not encoder_dir:
-        return Cut(None, None, None)
-    return cut_for(read_encoder_config(encoder_dir), margin_kind, mode)
+    return cut_for(read_encoder_config(encoder_dir) if encoder_dir else {}, margin_kind, mode)
 
 
 def neutral_threshold(margin_kind: str) -> float:
