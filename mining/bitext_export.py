@@ -151,7 +151,7 @@ def export(
 
     def kept_batches() -> Iterator[pa.RecordBatch]:
         nonlocal read
-        for batch in _batches(parts, needed):
+        for batch in _batches(parts, needed, writer.reads_dictionaries):
             read += batch.num_rows
             kept = pair_filter.apply(batch)
             if kept.num_rows:
@@ -171,15 +171,36 @@ def export(
     }
 
 
-def _batches(parts: list[str], needed: list[str] | None) -> Iterator[pa.RecordBatch]:
+def _batches(
+    parts: list[str], needed: list[str] | None, dictionaries: bool = False
+) -> Iterator[pa.RecordBatch]:
+    """The parts' rows in batches, with the `needed` columns (None: all); with `dictionaries`,
+    each string column that is dictionary-encoded throughout a part read as a dictionary."""
     for path in parts:
         with FileSystems.open(path) as stream:
-            parquet = pq.ParquetFile(stream)
+            metadata = pq.read_metadata(stream) if dictionaries else None
+            encoded = _dictionary_encoded(metadata) if dictionaries else []
+            parquet = pq.ParquetFile(stream, metadata=metadata, read_dictionary=encoded)
             wanted = (
                 None if needed is None else [c for c in needed if c in parquet.schema_arrow.names]
             )
             for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=wanted):
                 yield _fill_null_text(batch)
+
+
+def _dictionary_encoded(metadata: pq.FileMetaData) -> list[str]:
+    """The string columns stored with under 4 bytes per row in every row group. A value Parquet
+    stores plain (as it does once a dictionary page is full) takes at least 4, its length; a
+    column that fell back to plain costs a hash per value when read as a dictionary (9 ms read
+    dense, 42 ms as a dictionary for 250,000 distinct URLs)."""
+    schema = metadata.schema.to_arrow_schema()
+    strings = [field.name for field in schema if pa.types.is_string(field.type)]
+    for r in range(metadata.num_row_groups):
+        group = metadata.row_group(r)
+        chunks = (group.column(c) for c in range(group.num_columns))
+        small = {c.path_in_schema for c in chunks if c.total_uncompressed_size < 4 * group.num_rows}
+        strings = [name for name in strings if name in small]
+    return strings
 
 
 def _in_order(fn, items: Iterable, threads: int, in_flight: int) -> Iterator:

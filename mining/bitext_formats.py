@@ -108,7 +108,15 @@ def _write_buffers(out, buffers: list[pa.Buffer]) -> None:
 
 
 def _json_string(column: pa.Array) -> list:
-    """Values as JSON string literals: pieces for `lines` (quote, escaped value, quote)."""
+    """Values as JSON string literals: pieces for `lines` (quote, escaped value, quote). A
+    dictionary column's dictionary is escaped, not its rows."""
+    if pa.types.is_dictionary(column.type):
+        escaped = _json_escaped(column.dictionary)
+        return ['"', pa.DictionaryArray.from_arrays(column.indices, escaped), '"']
+    return ['"', _json_escaped(column), '"']
+
+
+def _json_escaped(column: pa.Array) -> pa.Array:
     held = _held(column, '\\"')
     if "\\" in held:
         column = pc.replace_substring(column, "\\", "\\\\")
@@ -117,7 +125,7 @@ def _json_string(column: pa.Array) -> list:
     if any(data.min() < 0x20 for data in _utf8(column)):
         for code in range(0x20):
             column = pc.replace_substring(column, chr(code), f"\\u{code:04x}")
-    return ['"', column, '"']
+    return column
 
 
 def _xml_text(column: pa.Array, counts: dict) -> pa.Array:
@@ -135,6 +143,9 @@ class Writer:
     batches can be rendered on several threads (Arrow releases the GIL); `emit` writes rendered
     batches, in order, from one thread.
     """
+
+    # Whether `render` takes string columns as dictionary arrays.
+    reads_dictionaries = False
 
     def __init__(self, path: str, src: str, tgt: str, columns: list[str]):
         self.path, self.src, self.tgt, self.columns = path, src, tgt, columns
@@ -220,6 +231,7 @@ class JsonlWriter(_TextWriter):
     def __init__(self, path, src, tgt, columns, translation_only: bool = False):
         super().__init__(path, src, tgt, columns)
         self.translation_only = translation_only
+        self.reads_dictionaries = not translation_only
 
     def render(self, batch):
         if self.translation_only:
@@ -235,7 +247,7 @@ class JsonlWriter(_TextWriter):
             for i, field in enumerate(batch.schema):
                 column = batch.column(field.name)
                 key = ("" if i == 0 else ", ") + f'"{field.name}": '
-                if pa.types.is_string(field.type):
+                if pa.types.is_string(field.type) or pa.types.is_dictionary(field.type):
                     parts += [key, *_json_string(column)]
                 elif pa.types.is_floating(field.type):
                     parts += [key, Number(column, null="null")]

@@ -94,9 +94,9 @@ def number_pieces(column: pa.Array, before: str = "", after: str = "", null: str
 
 
 def lines(*pieces) -> list[pa.Buffer]:
-    """Row by row, the pieces (constant texts, string columns, Numbers, Picks) joined and
-    followed by a newline, as UTF-8 buffers ready to write (a null value counts as empty
-    text)."""
+    """Row by row, the pieces (constant texts, string or dictionary columns, Numbers, Picks)
+    joined and followed by a newline, as UTF-8 buffers ready to write (a null value counts as
+    empty text)."""
     merged = _merged(_numbers_placed(_merged((*pieces, "\n"))))
     rows = next((_length(p) for p in merged if not isinstance(p, str)), None)
     if rows is None:  # every piece is constant: the rows are all the same text
@@ -114,10 +114,12 @@ def lines(*pieces) -> list[pa.Buffer]:
 
 
 def _merged(pieces) -> list:
-    """The pieces with each column that holds one text in every row made a constant, and
-    neighbouring constants joined."""
+    """The pieces with each dictionary column as Picks from its dictionary, each column that
+    holds one text in every row made a constant, and neighbouring constants joined."""
     merged: list = []
     for piece in pieces:
+        if isinstance(piece, pa.DictionaryArray):
+            piece = _dictionary_picks(piece)
         if isinstance(piece, pa.Array) and (text := _constant_text(piece)) is not None:
             piece = text
         if isinstance(piece, str) and merged and isinstance(merged[-1], str):
@@ -179,6 +181,17 @@ def _pool_and_index(merged: list, rows: int) -> tuple[pa.Array, np.ndarray]:
             index[:, j] = start + chosen
     text = pa.large_string() if most_bytes > _STRING_LIMIT else pa.string()
     return pa.concat_arrays([c.cast(text) for c in chunks]), index
+
+
+def _dictionary_picks(column: pa.DictionaryArray):
+    """A dictionary column's values as Picks from its dictionary, or as a constant if every
+    row holds the same one (a null value counts as empty text)."""
+    if column.null_count:
+        return pc.fill_null(column.dictionary_decode(), "")
+    rows = column.indices.to_numpy()
+    if len(rows) and (rows == rows[0]).all():
+        return column.dictionary[int(rows[0])].as_py()
+    return Picks(column.dictionary, rows)
 
 
 def _length(piece) -> int:

@@ -15,7 +15,7 @@ from apache_beam.io.filesystems import FileSystems
 from click.testing import CliRunner
 from lxml import etree
 
-from mining import __version__
+from mining import __version__, bitext_export
 from mining.bitext_export import ExportFilters, export
 from mining.bitext_readers import UnreadableBitext
 from nmt_eval.data import load_pairs
@@ -133,6 +133,50 @@ def test_jsonl_writes_missing_numbers_as_null(tmp_path):
         ("Ja.", 1.25, None),
         ("Nein.", None, 7),
     ]
+
+
+def test_jsonl_reads_repeated_urls_as_dictionaries_and_writes_the_same_lines(tmp_path, monkeypatch):
+    """Mined pairs come from few documents, so Parquet stores their URLs (and languages) as
+    dictionaries; jsonl reads those columns as dictionaries and escapes each URL once. A URL
+    column that no longer fits a dictionary page (stored plain) is read as plain strings."""
+    urls = ['http://de.example/"q"', "http://de.example/back\\slash", "http://de.example/\x01"]
+    rows = [
+        {
+            "src_lang": "de",
+            "tgt_lang": "en",
+            "src_text": f"Satz {i}",
+            "tgt_text": f"Sentence {i}",
+            "score": 1.0,
+            "cosine": 0.9,
+            "src_url": None if i == 7 else urls[i % len(urls)],
+            "tgt_url": f"http://en.example/{i % 40}",
+            "src_hash": i,
+            "tgt_hash": i,
+        }
+        for i in range(3000)
+    ]
+    table = pa.Table.from_pylist(rows, BITEXT_SCHEMA)
+    pq.write_table(table, tmp_path / "a.parquet")
+    pq.write_table(table, tmp_path / "b.parquet", dictionary_pagesize_limit=100)
+    dictionaries = ["src_lang", "tgt_lang", "src_url", "tgt_url"]
+    assert bitext_export._dictionary_encoded(pq.read_metadata(tmp_path / "a.parquet")) == (
+        dictionaries
+    )
+    # With a 100-byte dictionary page, the 40 target URLs overflow it and are stored plain.
+    assert (
+        bitext_export._dictionary_encoded(pq.read_metadata(tmp_path / "b.parquet"))
+        == (dictionaries[:3])
+    )
+    written = {}
+    for name in ("a", "b"):
+        export(str(tmp_path / f"{name}.parquet"), "jsonl", str(tmp_path / f"{name}.jsonl"))
+        written[name] = (tmp_path / f"{name}.jsonl").read_bytes()
+    monkeypatch.setattr(bitext_export, "_dictionary_encoded", lambda metadata: [])
+    export(str(tmp_path / "a.parquet"), "jsonl", str(tmp_path / "dense.jsonl"))
+    assert written["a"] == written["b"] == (tmp_path / "dense.jsonl").read_bytes()
+    read = [json.loads(line) for line in written["a"].decode().splitlines()]
+    assert [r["src_url"] for r in read] == [r["src_url"] or "" for r in rows]
+    assert [r["tgt_url"] for r in read] == [r["tgt_url"] for r in rows]
 
 
 def test_tmx_is_valid_tmx_1_4(bitext, tmp_path):

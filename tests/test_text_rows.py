@@ -37,6 +37,24 @@ def test_a_column_holding_one_text_becomes_a_constant():
     assert joined(lines(lang, "!")) == "de!\n" * 5
 
 
+def test_dictionary_columns_are_picked_from_their_dictionary():
+    urls = pa.array(["http://a/1", None, "http://b/2", "http://a/1", "http://b/2"])
+    words = pa.array(["a", "bb", "ccc", "dd", "e"])
+    lang = pa.array(["de"] * 5)
+    dense = joined(lines(lang, ":", words, " ", urls))
+    assert dense.splitlines()[:2] == ["de:a http://a/1", "de:bb "]
+    encoded = pc.dictionary_encode(urls)  # the null in the indices
+    assert joined(lines(pc.dictionary_encode(lang), ":", words, " ", encoded)) == dense
+    constant, with_null = text_rows._merged([pc.dictionary_encode(lang), encoded])
+    assert constant == "de" and with_null.to_pylist()[:2] == ["http://a/1", ""]
+    unused = pa.DictionaryArray.from_arrays(pa.array([2, 0, 2], pa.int32()), ["x", "y", "z"])
+    (picks,) = text_rows._merged([unused])
+    assert isinstance(picks, text_rows.Picks) and picks.rows.tolist() == [2, 0, 2]
+    assert joined(lines(unused)) == "z\nx\nz\n"
+    one_used = pa.DictionaryArray.from_arrays(pa.array([1, 1], pa.int32()), ["x", "y"])
+    assert text_rows._merged([one_used, "!"]) == ["y!"]
+
+
 def test_rows_taken_in_several_pieces_and_as_large_strings(monkeypatch):
     rng = np.random.default_rng(1)
     words = [
