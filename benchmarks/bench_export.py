@@ -3,8 +3,9 @@
     python benchmarks/bench_export.py [--sizes 250000,1000000] [--formats moses,tsv,jsonl,tmx,hf]
 
 Writes synthetic mined bitext of N pairs (parts of 250,000 rows, realistic sentence lengths,
-German words with umlauts and English words), then in separate processes, so that each peak
-RSS is its own, and best of --repeats runs:
+German words with umlauts and English words, 40 pairs per pair of URLs, sentence hashes that
+are random signed 64-bit integers as BLAKE2b's are), then in separate processes, so that each
+peak RSS is its own, and best of --repeats runs:
   pyarrow  read every part in batches with pyarrow alone (the baseline: Arrow only, decoded
            on all cores, nothing converted)
   pyrows   the same, each batch turned into Python rows (what a Python consumer pays)
@@ -75,8 +76,8 @@ def write_bitext(directory: Path, n: int) -> None:
                 "cosine": rng.uniform(0.6, 1.0, rows).astype(np.float32),
                 "src_url": [f"http://de.example/{i // 40}" for i in range(start, start + rows)],
                 "tgt_url": [f"http://en.example/{i // 40}" for i in range(start, start + rows)],
-                "src_hash": np.arange(start, start + rows),
-                "tgt_hash": np.arange(start, start + rows),
+                "src_hash": rng.integers(-(2**63), 2**63 - 1, rows, dtype=np.int64),
+                "tgt_hash": rng.integers(-(2**63), 2**63 - 1, rows, dtype=np.int64),
             },
             schema=BITEXT_SCHEMA,
         )
