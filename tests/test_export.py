@@ -205,6 +205,10 @@ def test_hf_parquet_and_jsonl_load_as_translation_datasets(bitext, tmp_path):
     assert data.features["translation"] == Translation(languages=["de", "en"])
     assert data[0]["translation"] == {"de": "Hallo Welt!", "en": "Hello world!"}
     assert len(data) == len(PAIRS) and data[0]["score"] == pytest.approx(1.3)
+    group = pq.read_metadata(tmp_path / "hf.parquet").row_group(0)
+    statistics = {group.column(i).path_in_schema: group.column(i).statistics for i in range(4)}
+    assert statistics["score"].max == pytest.approx(1.3)  # for readers that filter on it
+    assert statistics["translation.de"] is None
 
     export(str(bitext), "hf", str(tmp_path / "hf.jsonl.gz"))
     data = load_dataset("json", data_files=str(tmp_path / "hf.jsonl.gz"), split="train")
