@@ -175,7 +175,7 @@ def _batches(
     parts: list[str], needed: list[str] | None, dictionaries: bool = False
 ) -> Iterator[pa.RecordBatch]:
     """The parts' rows in batches, with the `needed` columns (None: all); with `dictionaries`,
-    each string column that is dictionary-encoded throughout a part read as a dictionary."""
+    each string column a part stores as a dictionary (see `_dictionary_encoded`) read as one."""
     for path in parts:
         with FileSystems.open(path) as stream:
             metadata = pq.read_metadata(stream) if dictionaries else None
