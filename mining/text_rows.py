@@ -97,7 +97,7 @@ def lines(*pieces) -> list[pa.Buffer]:
     """Row by row, the pieces (constant texts, string or dictionary columns, Numbers, Picks)
     joined and followed by a newline, as UTF-8 buffers ready to write (a null value counts as
     empty text)."""
-    merged = _merged(_numbers_placed(_merged((*pieces, "\n"))))
+    merged = _joined(_numbers_placed(_merged((*pieces, "\n"))))
     rows = next((_length(p) for p in merged if not isinstance(p, str)), None)
     if rows is None:  # every piece is constant: the rows are all the same text
         rows = next(_length(p) for p in pieces if not isinstance(p, str))
@@ -116,17 +116,26 @@ def lines(*pieces) -> list[pa.Buffer]:
 def _merged(pieces) -> list:
     """The pieces with each dictionary column as Picks from its dictionary, each column that
     holds one text in every row made a constant, and neighbouring constants joined."""
-    merged: list = []
+    return _joined(_simplified(piece) for piece in pieces)
+
+
+def _simplified(piece):
+    if isinstance(piece, pa.DictionaryArray):
+        piece = _dictionary_picks(piece)
+    if isinstance(piece, pa.Array) and (text := _constant_text(piece)) is not None:
+        return text
+    return piece
+
+
+def _joined(pieces) -> list:
+    """The pieces with neighbouring constants joined."""
+    joined: list = []
     for piece in pieces:
-        if isinstance(piece, pa.DictionaryArray):
-            piece = _dictionary_picks(piece)
-        if isinstance(piece, pa.Array) and (text := _constant_text(piece)) is not None:
-            piece = text
-        if isinstance(piece, str) and merged and isinstance(merged[-1], str):
-            merged[-1] += piece
+        if isinstance(piece, str) and joined and isinstance(joined[-1], str):
+            joined[-1] += piece
         else:
-            merged.append(piece)
-    return merged
+            joined.append(piece)
+    return joined
 
 
 def _numbers_placed(merged: list) -> list:

@@ -117,7 +117,6 @@ def test_make_mine_on_the_bundled_sample(tmp_path, lang, pairs, precision):
 
 def test_local_runs_pin_the_fnapi_runner_and_tests_stay_on_this_machine():
     """No Prism download: the DirectRunner default becomes Beam's FnApiRunner; others pass."""
-
     from pipelines.stage_dir import pipeline_options
     from tests.network_guard import NonLocalConnection
 
