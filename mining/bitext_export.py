@@ -159,7 +159,12 @@ def export(
             if progress:
                 progress(batch.num_rows)
 
-    _emit_in_order(writer.emit, _rendered_in_order(writer.render, kept_batches(), usable_cores()))
+    batches = kept_batches()
+    if writer.renders_on_threads:
+        rendered = _rendered_in_order(writer.render, batches, usable_cores())
+    else:
+        rendered = map(writer.render, batches)
+    _emit_in_order(writer.emit, rendered)
     written = writer.close()
     kept = read - sum(pair_filter.dropped.values())
     return {

@@ -418,6 +418,31 @@ def test_many_batches_export_in_order(tmp_path):
     assert rows == [[s, t] for s, t, *_ in pairs]
 
 
+def test_hf_parquet_renders_on_the_reading_thread_and_jsonl_on_a_pool(tmp_path, monkeypatch):
+    import threading
+
+    import pyarrow.parquet as pq
+
+    from mining import bitext_formats
+
+    pairs = [(f"Satz {i}.", f"Sentence {i}.", 2.0 - i / 1000, 0.9) for i in range(300)]
+    bitext = write_parts(tmp_path / "bitext" / "de-en", pairs, rows_per_part=7)
+    seen: dict = {}
+    for cls in (bitext_formats.HfParquetWriter, bitext_formats.JsonlWriter):
+
+        def render(self, batch, original=cls.render, name=cls.__name__):
+            seen.setdefault(name, set()).add(threading.get_ident())
+            return original(self, batch)
+
+        monkeypatch.setattr(cls, "render", render)
+    export(str(bitext), "hf", str(tmp_path / "out.parquet"))
+    export(str(bitext), "jsonl", str(tmp_path / "out.jsonl"))
+    assert seen["HfParquetWriter"] == {threading.get_ident()}
+    assert threading.get_ident() not in seen["JsonlWriter"]
+    translations = pq.read_table(tmp_path / "out.parquet").column("translation").to_pylist()
+    assert translations == [{"de": s, "en": t} for s, t, *_ in pairs]
+
+
 def test_non_ascii_line_breaks_are_found_without_ascii_controls_beside_them(tmp_path):
     pairs = [
         ("Größe\u2028zwei", "size\x85two", 1.2, 0.9),
