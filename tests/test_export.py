@@ -15,7 +15,7 @@ from apache_beam.io.filesystems import FileSystems
 from click.testing import CliRunner
 from lxml import etree
 
-from mining import __version__, bitext_export
+from mining import __version__, bitext_export, bitext_formats
 from mining.bitext_export import ExportFilters, export
 from mining.bitext_readers import UnreadableBitext
 from nmt_eval.data import load_pairs
@@ -410,23 +410,26 @@ def test_emits_run_in_order_on_one_writer_thread_with_a_bounded_queue():
         _emit_in_order(failing, iter(range(40)))
 
 
-def test_many_batches_export_in_order(tmp_path):
+@pytest.fixture
+def many_parts(tmp_path):
+    """(bitext of 300 pairs in 43 parts, its pairs)."""
     pairs = [(f"Satz {i}.", f"Sentence {i}.", 2.0 - i / 1000, 0.9) for i in range(300)]
-    bitext = write_parts(tmp_path / "bitext" / "de-en", pairs, rows_per_part=7)
+    return write_parts(tmp_path / "bitext" / "de-en", pairs, rows_per_part=7), pairs
+
+
+def test_many_batches_export_in_order(many_parts, tmp_path):
+    bitext, pairs = many_parts
     export(str(bitext), "tsv", str(tmp_path / "out.tsv"))
     rows = list(csv.reader(open(tmp_path / "out.tsv", encoding="utf-8"), delimiter="\t"))
     assert rows == [[s, t] for s, t, *_ in pairs]
 
 
-def test_hf_parquet_renders_on_the_reading_thread_and_jsonl_on_a_pool(tmp_path, monkeypatch):
+def test_hf_parquet_renders_on_the_reading_thread_and_jsonl_on_a_pool(
+    many_parts, tmp_path, monkeypatch
+):
     import threading
 
-    import pyarrow.parquet as pq
-
-    from mining import bitext_formats
-
-    pairs = [(f"Satz {i}.", f"Sentence {i}.", 2.0 - i / 1000, 0.9) for i in range(300)]
-    bitext = write_parts(tmp_path / "bitext" / "de-en", pairs, rows_per_part=7)
+    bitext, pairs = many_parts
     seen: dict = {}
     for cls in (bitext_formats.HfParquetWriter, bitext_formats.JsonlWriter):
 
