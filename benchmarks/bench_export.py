@@ -5,7 +5,8 @@
 Writes synthetic mined bitext of N pairs (parts of 250,000 rows, realistic sentence lengths,
 German words with umlauts and English words, 40 pairs per pair of URLs, sentence hashes that
 are random signed 64-bit integers as BLAKE2b's are), then in separate processes, so that each
-peak RSS is its own, and best of --repeats runs:
+peak RSS is its own, in --repeats rounds that each run every method once (so that the baseline
+and the formats are timed over the same minutes), the fastest run of each method kept:
   pyarrow  read every part in batches with pyarrow alone (the baseline: Arrow only, decoded
            on all cores, nothing converted)
   pyrows   the same, each batch turned into Python rows (what a Python consumer pays)
@@ -14,13 +15,13 @@ peak RSS is its own, and best of --repeats runs:
            memory to a file beside it (the disk's share of the export's time)
 Before each run the page cache's dirty pages are flushed (os.sync, not timed), so that no run
 pays for writing back an earlier run's output, and each child runs its method once untimed
-before the timed run (--cold: no warm-up). The warm-up matters on VMs whose balloon takes back
-freed guest memory (free page reporting, as on the project's CI machine): there the first
-touch of a page costs a fault on the host, measured at about 450 MB/s, so a cold export pays
-for every page of its output file and of its first batches. Prints pairs per second, the ratio
-to pyarrow's rate in the same run, the bytes written and the floor's share of the export's
-time, and peak RSS, also as a ratio to the smallest size (memory should not grow with the
-number of pairs).
+before TIMED_PER_CHILD timed runs (--cold: one run, no warm-up). The warm-up matters on VMs
+whose balloon takes back freed guest memory (free page reporting, as on the project's CI
+machine): there the first touch of a page costs a fault on the host, measured at about 450
+MB/s, so a cold export pays for every page of its output file and of its first batches. Prints
+pairs per second, the ratio to pyarrow's rate in the same run, the bytes written and the
+floor's share of the export's time, and peak RSS, also as a ratio to the smallest size (memory
+should not grow with the number of pairs).
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ import pyarrow.parquet as pq
 from peak_memory import peak_rss
 
 REPO = Path(__file__).resolve().parents[1]
+# Timed runs in each child after its warm-up: the baseline takes a quarter of a second, and on
+# this VM one run of it can be a third slower than the next.
+TIMED_PER_CHILD = 3
 sys.path.insert(0, str(REPO))
 
 WORDS = {
@@ -85,12 +89,16 @@ def write_bitext(directory: Path, n: int) -> None:
 
 
 def child(method: str, bitext: str, out: str, warmup: bool) -> None:
-    """Run one method in this process (imports not timed); print seconds and peak RSS. With
-    `warmup`, the method runs once untimed first (its output deleted), then timed."""
-    for timed in [False, True] if warmup else [True]:
+    """Run one method in this process (imports not timed); print the fastest of its timed runs'
+    seconds and peak RSS. With `warmup`, the method runs once untimed first, then
+    TIMED_PER_CHILD times; without, once. Dirty pages are flushed before each run."""
+    timed = []
+    for run in range(1 + TIMED_PER_CHILD if warmup else 1):
+        os.sync()
         seconds, rows, size = run_method(method, bitext, out)
-        if timed:
-            print(json.dumps({"rows": rows, "seconds": seconds, "peak": peak_rss(), "bytes": size}))
+        if run or not warmup:
+            timed.append(seconds)
+    print(json.dumps({"rows": rows, "seconds": min(timed), "peak": peak_rss(), "bytes": size}))
 
 
 def run_method(method: str, bitext: str, out: str) -> tuple[float, int, int]:
@@ -148,39 +156,44 @@ def main() -> None:
 
 
 def measure(options, methods, work: Path) -> dict:
+    """Best of --repeats runs per method, in rounds that run every method once, so that the
+    baseline and each format are timed over the same minutes: this VM's pace drifts (pyarrow's
+    read went from 4.3M to 3.7M pairs/s between two runs of the whole benchmark)."""
     results: dict = {}
     for n in (int(s) for s in options.sizes.split(",")):
         bitext = work / f"n{n}" / "de-en"
         write_bitext(bitext, n)
+        runs: dict = {method: [] for method in methods}
+        floors: dict = {method: [] for method in methods}
+        for _ in range(options.repeats):
+            for method in methods:
+                run = run_child(method, bitext, work / f"out{n}", options.cold)
+                runs[method].append(run)
+                if run["bytes"]:
+                    floor = run_child(
+                        f"floor:{run['bytes']}", bitext, work / f"out{n}", options.cold
+                    )
+                    floors[method].append(floor["seconds"])
         for method in methods:
-            command = [
-                sys.executable,
-                __file__,
-                "--child",
-                method,
-                str(bitext),
-                str(work / f"out{n}"),
-                "cold" if options.cold else "warm",
-            ]
-            results[(n, method)] = best_of(command, options.repeats)
-            if results[(n, method)]["bytes"]:
-                command[3] = f"floor:{results[(n, method)]['bytes']}"
-                results[(n, method)]["floor"] = best_of(command, options.repeats)["seconds"]
+            results[(n, method)] = {
+                "rows": runs[method][0]["rows"],
+                "seconds": min(r["seconds"] for r in runs[method]),
+                "peak": max(r["peak"] for r in runs[method]),
+                "bytes": runs[method][0]["bytes"],
+            }
+            if floors[method]:
+                results[(n, method)]["floor"] = min(floors[method])
     return results
 
 
-def best_of(command: list[str], repeats: int) -> dict:
-    runs = []
-    for _ in range(repeats):
-        os.sync()
-        done = subprocess.run(command, capture_output=True, text=True, check=True)
-        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    return {
-        "rows": runs[0]["rows"],
-        "seconds": min(r["seconds"] for r in runs),
-        "peak": max(r["peak"] for r in runs),
-        "bytes": runs[0]["bytes"],
-    }
+def run_child(method: str, bitext: Path, out: Path, cold: bool) -> dict:
+    """One timed run of a method in a new process, after flushing dirty pages."""
+    command = [sys.executable, __file__, "--child", method, str(bitext), str(out)]
+    os.sync()
+    done = subprocess.run(
+        [*command, "cold" if cold else "warm"], capture_output=True, text=True, check=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def report(results: dict) -> None:
