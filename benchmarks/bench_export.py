@@ -156,7 +156,7 @@ def main() -> None:
 
 
 def measure(options, methods, work: Path) -> dict:
-    """Best of --repeats runs per method, in rounds that run every method once, so that the
+    """Each method's fastest run, from --repeats rounds that run every method once, so that the
     baseline and each format are timed over the same minutes: this VM's pace drifts (pyarrow's
     read went from 4.3M to 3.7M pairs/s between two runs of the whole benchmark)."""
     results: dict = {}
@@ -187,9 +187,8 @@ def measure(options, methods, work: Path) -> dict:
 
 
 def run_child(method: str, bitext: Path, out: Path, cold: bool) -> dict:
-    """One timed run of a method in a new process, after flushing dirty pages."""
+    """What `child` prints for a method, run in a new process."""
     command = [sys.executable, __file__, "--child", method, str(bitext), str(out)]
-    os.sync()
     done = subprocess.run(
         [*command, "cold" if cold else "warm"], capture_output=True, text=True, check=True
     )
