@@ -6,6 +6,7 @@ import gzip
 import io
 import json
 import re
+import threading
 
 import numpy as np
 import pyarrow as pa
@@ -353,7 +354,6 @@ def read_marker_version(run_dir):
 
 
 def test_batches_render_on_threads_but_are_written_in_order_with_few_in_flight():
-    import threading
     import time
 
     from mining.bitext_export import _rendered_in_order
@@ -379,7 +379,6 @@ def test_batches_render_on_threads_but_are_written_in_order_with_few_in_flight()
 
 
 def test_emits_run_in_order_on_one_writer_thread_with_a_bounded_queue():
-    import threading
     import time
 
     from mining.bitext_export import _emit_in_order
@@ -427,8 +426,6 @@ def test_many_batches_export_in_order(many_parts, tmp_path):
 def test_hf_parquet_renders_on_the_reading_thread_and_jsonl_on_a_pool(
     many_parts, tmp_path, monkeypatch
 ):
-    import threading
-
     bitext, pairs = many_parts
     seen: dict = {}
     for cls in (bitext_formats.HfParquetWriter, bitext_formats.JsonlWriter):
