@@ -313,8 +313,8 @@ class HfParquetWriter(Writer):
         return pa.table({"translation": translation, **{n: batch.column(n) for n in extra}}), {}
 
     def _write(self, table):
-        extra = [n for n in ("score", "cosine") if n in table.schema.names]
         if self.parquet is None:
+            extra = [n for n in ("score", "cosine") if n in table.schema.names]
             features = {"translation": {"languages": [self.src, self.tgt], "_type": "Translation"}}
             features.update({n: {"dtype": "float32", "_type": "Value"} for n in extra})
             metadata = {b"huggingface": json.dumps({"info": {"features": features}}).encode()}
