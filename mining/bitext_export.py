@@ -10,6 +10,7 @@ writing (for `hf`, Parquet encoding) overlaps reading.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -23,6 +24,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from mining.bitext_formats import open_writer
+from mining.bitext_readers import unreadable
 from mining.cores import usable_cores
 
 BATCH_ROWS = 65_536
@@ -164,7 +166,11 @@ def export(
         rendered = _rendered_in_order(writer.render, batches, usable_cores())
     else:
         rendered = map(writer.render, batches)
-    _emit_in_order(writer.emit, rendered)
+    try:
+        _emit_in_order(writer.emit, rendered)
+    except BaseException:
+        _discard(writer)
+        raise
     written = writer.close()
     kept = read - sum(pair_filter.dropped.values())
     return {
@@ -176,21 +182,32 @@ def export(
     }
 
 
+def _discard(writer) -> None:
+    """Close a failed export's files and delete them, so that none is left looking whole (a
+    part that turns out damaged stops an export after some batches are written)."""
+    with contextlib.suppress(Exception):  # the export's own error is the one to report
+        FileSystems.delete(writer.close())
+
+
 def _batches(
     parts: list[str], needed: list[str] | None, dictionaries: bool = False
 ) -> Iterator[pa.RecordBatch]:
     """The parts' rows in batches, with the `needed` columns (None: all); with `dictionaries`,
     each string column a part stores as a dictionary (see `_dictionary_encoded`) read as one."""
     for path in parts:
+        rows = 0
         with FileSystems.open(path) as stream:
-            metadata = pq.read_metadata(stream) if dictionaries else None
-            encoded = _dictionary_encoded(metadata) if dictionaries else []
-            parquet = pq.ParquetFile(stream, metadata=metadata, read_dictionary=encoded)
-            wanted = (
-                None if needed is None else [c for c in needed if c in parquet.schema_arrow.names]
-            )
-            for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=wanted):
-                yield _fill_null_text(batch)
+            try:
+                metadata = pq.read_metadata(stream) if dictionaries else None
+                encoded = _dictionary_encoded(metadata) if dictionaries else []
+                parquet = pq.ParquetFile(stream, metadata=metadata, read_dictionary=encoded)
+                names = parquet.schema_arrow.names
+                wanted = None if needed is None else [c for c in needed if c in names]
+                for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=wanted):
+                    yield _fill_null_text(batch)
+                    rows += batch.num_rows
+            except (OSError, pa.ArrowException) as exc:
+                raise unreadable(f"{path}: unreadable from row {rows:,} on", exc) from exc
 
 
 def _dictionary_encoded(metadata: pq.FileMetaData) -> list[str]:
@@ -250,7 +267,10 @@ def languages(bitext: str, first_part: str) -> tuple[str, str]:
     """(source, target) language: from the first row, or for an empty bitext from its
     directory's name (SRC-TGT)."""
     with FileSystems.open(first_part) as stream:
-        parquet = pq.ParquetFile(stream)
+        try:
+            parquet = pq.ParquetFile(stream)
+        except (OSError, pa.ArrowException) as exc:
+            raise unreadable(f"{first_part}: not readable as Parquet", exc) from exc
         if not {"src_lang", "tgt_lang", "src_text", "tgt_text"} <= set(parquet.schema_arrow.names):
             raise ValueError(f"{first_part}: not ccmine bitext (no src_lang/tgt_lang columns)")
         if parquet.metadata.num_rows:

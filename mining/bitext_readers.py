@@ -12,8 +12,10 @@ import json
 import os
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from itertools import zip_longest
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
@@ -26,12 +28,9 @@ class UnreadableBitext(ValueError):
     pass
 
 
-def _open_text(path: str):
-    return (
-        gzip.open(path, "rt", encoding="utf-8")
-        if path.endswith(".gz")
-        else open(path, encoding="utf-8")
-    )
+def unreadable(where: str, exc: BaseException) -> UnreadableBitext:
+    """An UnreadableBitext saying where, with a library's error text on the same line."""
+    return UnreadableBitext(f"{where}: {' '.join(str(exc).split())}")
 
 
 def detect_format(path: str, src: str, tgt: str) -> str:
@@ -74,9 +73,16 @@ def _parquet(path, src, tgt):
     if not files:
         raise FileNotFoundError(f"no Parquet files in {path}")
     for file in files:
-        table = pq.read_table(file)
+        try:
+            table = pq.read_table(file)
+        except (OSError, pa.ArrowException) as exc:
+            raise unreadable(f"{file}: not readable as Parquet", exc) from exc
         names = table.column_names
         if "translation" in names:  # the hf layout
+            held = [field.name for field in table.schema.field("translation").type]
+            if not {src, tgt} <= set(held):
+                langs = ", ".join(held)
+                raise UnreadableBitext(f"{file}: translations in {langs}, not {src} and {tgt}")
             rows = table.column("translation").to_pylist()
             a = [r[src] for r in rows]
             b = [r[tgt] for r in rows]
@@ -95,36 +101,92 @@ def _parquet(path, src, tgt):
         yield from zip(a, b, score, cosine, strict=True)
 
 
+def _numbered_lines(path: str) -> Iterator[tuple[int, str]]:
+    """(line number, text without its line break) of a UTF-8 text file, gzip by suffix. Lines
+    are split at line feeds only, as Moses tools split them, and decoded one by one, so that an
+    invalid byte is reported at its own line."""
+    number = 0
+    with _open_binary(path) as stream:
+        try:
+            for number, line in enumerate(stream, 1):
+                try:
+                    text = line.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise UnreadableBitext(f"{path}:{number}: not UTF-8 ({exc.reason})") from exc
+                yield number, text.removesuffix("\n").removesuffix("\r")
+        except (OSError, EOFError) as exc:  # a damaged or cut gzip stream
+            raise unreadable(f"{path}: unreadable after line {number}", exc) from exc
+
+
+def _open_binary(path: str):
+    return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+
+
 def _moses(path, src, tgt):
     stem, gz = (path[:-3], ".gz") if path.endswith(".gz") else (path, "")
-    with _open_text(f"{stem}.{src}{gz}") as a, _open_text(f"{stem}.{tgt}{gz}") as b:
-        for line_a, line_b in zip(a, b, strict=True):
-            yield line_a.rstrip("\n"), line_b.rstrip("\n"), None, None
+    names = (f"{stem}.{src}{gz}", f"{stem}.{tgt}{gz}")
+    sides = zip_longest(*(_numbered_lines(name) for name in names))
+    for count, (line_a, line_b) in enumerate(sides):
+        if line_a is None or line_b is None:
+            ended, other = names if line_a is None else names[::-1]
+            raise UnreadableBitext(
+                f"{ended} ends after line {count} but {other} goes on: not line-aligned"
+            )
+        yield line_a[1], line_b[1], None, None
 
 
 def _jsonl(path, src, tgt):
-    with _open_text(path) as lines:
-        for number, line in enumerate(lines, 1):
+    for number, line in _numbered_lines(path):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
             row = json.loads(line)
             if "translation" in row:
                 yield row["translation"][src], row["translation"][tgt], None, None
                 continue
-            swap = _oriented((row["src_lang"], row["tgt_lang"]), src, tgt, f"{path}:{number}")
+            swap = _oriented((row["src_lang"], row["tgt_lang"]), src, tgt, where)
             a, b = (
                 (row["tgt_text"], row["src_text"]) if swap else (row["src_text"], row["tgt_text"])
             )
             yield a, b, row.get("score"), row.get("cosine")
+        except json.JSONDecodeError as exc:
+            raise UnreadableBitext(f"{where}: not JSON ({exc.msg}, column {exc.colno})") from exc
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise UnreadableBitext(
+                f"{where}: not a pair (a translation object with {src} and {tgt}, or src_lang, "
+                "tgt_lang, src_text and tgt_text)"
+            ) from exc
 
 
 def _tmx(path, src, tgt):
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as stream:
-        for _event, element in ET.iterparse(stream):
-            if element.tag != "tu":
-                continue
-            segs = {tuv.get(XML_LANG): tuv.findtext("seg") or "" for tuv in element.iter("tuv")}
-            props = {p.get("type"): float(p.text) for p in element.iter("prop")}
-            if src not in segs or tgt not in segs:
-                raise UnreadableBitext(f"{path}: a tu without both {src} and {tgt}")
-            yield segs[src], segs[tgt], props.get("score"), props.get("cosine")
-            element.clear()
+    units = 0
+    with _open_binary(path) as stream:
+        try:
+            for _event, element in ET.iterparse(stream):
+                if element.tag != "tu":
+                    continue
+                units += 1
+                yield _unit(element, src, tgt, f"{path}: tu {units}")
+                element.clear()
+        except ET.ParseError as exc:  # its text says where: "..., line 3, column 52"
+            raise unreadable(f"{path}: not well-formed XML", exc) from exc
+        except (OSError, EOFError) as exc:  # a damaged or cut gzip stream
+            raise unreadable(f"{path}: unreadable after tu {units}", exc) from exc
+
+
+def _unit(element: ET.Element, src: str, tgt: str, where: str) -> tuple:
+    """(src, tgt, score, cosine) of a TMX <tu>; props other than score and cosine are left."""
+    segs = {tuv.get(XML_LANG): tuv.findtext("seg") or "" for tuv in element.iter("tuv")}
+    if src not in segs or tgt not in segs:
+        raise UnreadableBitext(f"{where}: no tuv for {src} or {tgt}")
+    numbers = {}
+    for prop in element.iter("prop"):
+        if prop.get("type") in ("score", "cosine"):
+            try:
+                numbers[prop.get("type")] = float(prop.text)
+            except (TypeError, ValueError) as exc:
+                raise UnreadableBitext(
+                    f"{where}: {prop.get('type')} {prop.text!r} is not a number"
+                ) from exc
+    return segs[src], segs[tgt], numbers.get("score"), numbers.get("cosine")

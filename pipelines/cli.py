@@ -13,6 +13,7 @@ import click
 
 from indexes.shards import SHARD_SIZE, IndexShardError
 from mining import __version__
+from mining.bitext_readers import UnreadableBitext
 from mining.extraction import ExtractConfig
 from mining.margin import MARGINS, MODES
 from mining.matching import MAX_ROUNDS
@@ -101,7 +102,12 @@ def parse_lid_thresholds(value: str) -> tuple[float, tuple[tuple[str, float], ..
 
 # Errors that are reported as one line (with this prefix) and exit status 2, also when a Beam
 # runner raised them in a worker and wrapped them in its own error.
-ONE_LINE_ERRORS = {BadInputError: "bad input", IndexShardError: "bad index", StageError: "error"}
+ONE_LINE_ERRORS = {
+    BadInputError: "bad input",
+    UnreadableBitext: "bad bitext",
+    IndexShardError: "bad index",
+    StageError: "error",
+}
 
 
 def _one_line_error(exc: BaseException) -> str | None:

@@ -307,6 +307,95 @@ def test_nmt_trains_from_every_export_that_names_its_languages(bitext, tmp_path)
         load_pairs(str(tmp_path / "c.tsv"), "en", "de")
 
 
+def damage_second_row_group(part):
+    """Rewrite a part in row groups of 4 rows and garble the first page header of the second
+    group's src_text (a deterministic error; garbled Snappy data can decode to wrong text)."""
+    pq.write_table(pq.read_table(part), part, row_group_size=4)
+    metadata = pq.read_metadata(part)
+    chunk = metadata.row_group(1).column(BITEXT_SCHEMA.get_field_index("src_text"))
+    start = chunk.dictionary_page_offset or chunk.data_page_offset
+    data = bytearray(part.read_bytes())
+    data[start : start + 8] = b"\xff" * 8
+    part.write_bytes(bytes(data))
+
+
+def test_a_damaged_part_stops_the_export_naming_it_and_leaves_no_output(tmp_path, monkeypatch):
+    monkeypatch.setattr(bitext_export, "BATCH_ROWS", 4)
+    bitext = write_parts(tmp_path / "de-en", PAIRS, rows_per_part=6)
+    damage_second_row_group(bitext / "part-00000.parquet")
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(UnreadableBitext, match=r"part-00000.parquet: unreadable from row 4 on: "):
+        export(str(bitext), "jsonl", str(out))
+    assert list(tmp_path.iterdir()) == [bitext]  # the 4 rows written were deleted
+
+    bitext = write_parts(tmp_path / "cut" / "de-en", PAIRS, rows_per_part=4)
+    second = bitext / "part-00001.parquet"
+    second.write_bytes(second.read_bytes()[:-100])
+    args = ["export", "--bitext", str(bitext), "--format", "moses", "--out", str(tmp_path / "m")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert f"{second}: unreadable from row 0 on: " in result.stderr
+    assert not list(tmp_path.glob("m.*"))
+
+
+def test_nmt_names_the_file_and_line_of_damaged_bitext(bitext, tmp_path):
+    def damaged(name, content: bytes):
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(UnreadableBitext) as error:
+            load_pairs(str(path).removesuffix(".de"), "de", "en")
+        return str(error.value)
+
+    good = b'{"translation": {"de": "Hallo", "en": "Hello"}}\n'
+    assert damaged("a.jsonl", good + b'{"translation": {"de": "x"\n').startswith(
+        f"{tmp_path / 'a.jsonl'}:2: not JSON"
+    )
+    assert damaged("b.jsonl", good + good.replace(b'"en"', b'"fr"')).startswith(
+        f"{tmp_path / 'b.jsonl'}:2: not a pair"
+    )
+    assert damaged("c.jsonl", good + b"\n" + good + b"[1, 2]\n").startswith(
+        f"{tmp_path / 'c.jsonl'}:4: not a pair"  # blank line 2 skipped, still numbered
+    )
+    cut = gzip.compress(good * 1000)[:-40]
+    assert "d.jsonl.gz: unreadable after line" in damaged("d.jsonl.gz", cut)
+    (tmp_path / "m.en").write_bytes(b"One\nTwo\nThree\n")
+    assert damaged("m.de", b"Eins\nZwei\n") == (
+        f"{tmp_path / 'm.de'} ends after line 2 but {tmp_path / 'm.en'} goes on: not line-aligned"
+    )
+    assert (
+        damaged("m.de", b"Eins\nZw\xffei\nDrei\n")
+        == f"{tmp_path / 'm.de'}:2: not UTF-8 (invalid start byte)"
+    )
+    export(str(bitext), "tmx", str(tmp_path / "whole.tmx"))
+    tmx = (tmp_path / "whole.tmx").read_bytes()
+    message = damaged("cut.tmx", tmx[:-30])
+    assert re.fullmatch(r".*cut\.tmx: not well-formed XML: .*: line \d+, column \d+", message)
+    bad_score = tmx.replace(b'<prop type="score">1.25<', b'<prop type="score">high<')
+    assert (
+        damaged("score.tmx", bad_score)
+        == f"{tmp_path / 'score.tmx'}: tu 2: score 'high' is not a number"
+    )
+    # A prop other than score and cosine, as other tools write, is not read as a number.
+    other = tmx.replace(b"<tu>\n", b'<tu>\n      <prop type="x-origin">OPUS</prop>\n')
+    (tmp_path / "other.tmx").write_bytes(other)
+    assert load_pairs(str(tmp_path / "other.tmx"), "de", "en")[2]["read"] == len(PAIRS)
+
+    hf = tmp_path / "hf.parquet"
+    export(str(bitext), "hf", str(hf))
+    with pytest.raises(UnreadableBitext, match="translations in de, en, not de and fr"):
+        load_pairs(str(hf), "de", "fr")
+    args = ["--pair", "de-en", "--test-src", "t.de", "--test-ref", "t.en", "--out", "o"]
+    damaged_part = write_parts(tmp_path / "damaged" / "de-en", PAIRS, rows_per_part=6)
+    damage_second_row_group(damaged_part / "part-00000.parquet")
+    result = CliRunner().invoke(cli, ["nmt", *args, "--bitext", str(damaged_part)])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        f"ccmine: bad bitext: {damaged_part / 'part-00000.parquet'}: not readable as Parquet: "
+    ), result.stderr
+    assert result.stderr.count("\n") == 1
+
+
 def test_version_everywhere(tmp_path):
     result = CliRunner().invoke(cli, ["--version"])
     assert result.output.strip() == f"ccmine, version {__version__}"
