@@ -25,7 +25,8 @@ READABLE = (
 
 
 class UnreadableBitext(ValueError):
-    pass
+    """Bitext (or a test set) that cannot be read, or holds too little to train on; the message
+    names the file and, where it can, the line or row."""
 
 
 def unreadable(where: str, exc: BaseException) -> UnreadableBitext:
@@ -101,7 +102,7 @@ def _parquet(path, src, tgt):
         yield from zip(a, b, score, cosine, strict=True)
 
 
-def _numbered_lines(path: str) -> Iterator[tuple[int, str]]:
+def numbered_lines(path: str) -> Iterator[tuple[int, str]]:
     """(line number, text without its line break) of a UTF-8 text file, gzip by suffix. Lines
     are split at line feeds only, as Moses tools split them, and decoded one by one, so that an
     invalid byte is reported at its own line."""
@@ -125,7 +126,7 @@ def _open_binary(path: str):
 def _moses(path, src, tgt):
     stem, gz = (path[:-3], ".gz") if path.endswith(".gz") else (path, "")
     names = (f"{stem}.{src}{gz}", f"{stem}.{tgt}{gz}")
-    sides = zip_longest(*(_numbered_lines(name) for name in names))
+    sides = zip_longest(*(numbered_lines(name) for name in names))
     for count, (line_a, line_b) in enumerate(sides):
         if line_a is None or line_b is None:
             ended, other = names if line_a is None else names[::-1]
@@ -136,7 +137,7 @@ def _moses(path, src, tgt):
 
 
 def _jsonl(path, src, tgt):
-    for number, line in _numbered_lines(path):
+    for number, line in numbered_lines(path):
         if not line.strip():
             continue
         where = f"{path}:{number}"

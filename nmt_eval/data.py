@@ -5,11 +5,16 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from mining.bitext_readers import iter_pairs
+from mining.bitext_readers import iter_pairs, numbered_lines
 
 
 def read_lines(path: str | Path) -> list[str]:
-    return Path(path).read_text(encoding="utf-8").rstrip("\n").split("\n")
+    """A text file's lines without trailing blank ones; a line that is not UTF-8 is reported
+    by number."""
+    lines = [text for _, text in numbered_lines(str(path))]
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
 
 
 def load_pairs(

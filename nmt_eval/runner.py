@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from mining.bitext_readers import UnreadableBitext
 from nmt_eval.data import load_pairs, read_lines, split_valid
 from nmt_eval.presets import PRESETS
 
@@ -227,13 +228,18 @@ def run(config: NmtConfig) -> dict:
     first, second = config.pair.split("-")
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    a, b, counts = load_pairs(config.bitext, first, second, config.min_score, config.min_cosine)
-    if len(a) < 20:
-        raise ValueError(f"only {len(a)} training pairs in {config.bitext} after filtering")
-    (train_a, train_b), (valid_a, valid_b) = split_valid(a, b, config.valid_size, config.seed)
     test_a, test_b = read_lines(config.test_src), read_lines(config.test_ref)
     if len(test_a) != len(test_b):
-        raise ValueError(f"{config.test_src} and {config.test_ref} differ in length")
+        raise UnreadableBitext(
+            f"test set: {config.test_src} has {len(test_a)} lines, {config.test_ref} "
+            f"{len(test_b)}: not line-aligned"
+        )
+    a, b, counts = load_pairs(config.bitext, first, second, config.min_score, config.min_cosine)
+    if len(a) < 20:
+        raise UnreadableBitext(
+            f"{config.bitext}: only {len(a)} training pairs after filtering, too few to train on"
+        )
+    (train_a, train_b), (valid_a, valid_b) = split_valid(a, b, config.valid_size, config.seed)
     sp = train_spm(train_a + train_b, out / "spm", PRESETS[config.preset]["vocab_size"])
     results = [
         train_direction(

@@ -385,7 +385,10 @@ def test_nmt_names_the_file_and_line_of_damaged_bitext(bitext, tmp_path):
     export(str(bitext), "hf", str(hf))
     with pytest.raises(UnreadableBitext, match="translations in de, en, not de and fr"):
         load_pairs(str(hf), "de", "fr")
-    args = ["--pair", "de-en", "--test-src", "t.de", "--test-ref", "t.en", "--out", "o"]
+    (tmp_path / "t.de").write_text("Eins.\n")
+    (tmp_path / "t.en").write_text("One.\n")
+    args = ["--pair", "de-en", "--test-src", str(tmp_path / "t.de"), "--out", str(tmp_path / "o")]
+    args += ["--test-ref", str(tmp_path / "t.en")]
     damaged_part = write_parts(tmp_path / "damaged" / "de-en", PAIRS, rows_per_part=6)
     damage_second_row_group(damaged_part / "part-00000.parquet")
     result = CliRunner().invoke(cli, ["nmt", *args, "--bitext", str(damaged_part)])

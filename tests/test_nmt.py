@@ -7,9 +7,11 @@ import re
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner
 
 from nmt_eval.data import load_pairs, split_valid
 from nmt_eval.runner import NmtConfig, parse_generate, resolve_device, run, score, summary
+from pipelines.cli import cli
 
 
 def write_bitext(path, src, tgt, pairs, scores, cosines=None):
@@ -84,6 +86,34 @@ def test_generate_parsing_and_scores(tmp_path):
         "data": {"train": 5},
     }
     assert summary(report) == "en-de: BLEU 1.23 chrF 20.00 (5 training pairs)"
+
+
+def test_cli_reports_a_bad_test_set_before_reading_the_bitext_and_too_few_pairs(tmp_path):
+    (tmp_path / "t.de").write_bytes(b"Eins.\nZwei.\n\n")  # trailing blank lines do not count
+    (tmp_path / "t.en").write_bytes(b"One.\n")
+    (tmp_path / "bitext.jsonl").write_text("not json\n")
+    args = ["nmt", "--pair", "de-en", "--bitext", str(tmp_path / "bitext.jsonl")]
+    args += ["--test-src", str(tmp_path / "t.de"), "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(cli, [*args, "--test-ref", str(tmp_path / "t.en")])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"ccmine: bad bitext: test set: {tmp_path / 't.de'} has 2 lines, "
+        f"{tmp_path / 't.en'} 1: not line-aligned\n"
+    )
+    (tmp_path / "t.en").write_bytes(b"One.\nTw\xf6.\n")
+    result = CliRunner().invoke(cli, [*args, "--test-ref", str(tmp_path / "t.en")])
+    assert (
+        result.stderr
+        == f"ccmine: bad bitext: {tmp_path / 't.en'}:2: not UTF-8 (invalid start byte)\n"
+    )
+    (tmp_path / "t.en").write_bytes(b"One.\nTwo.\n")
+    write_bitext(tmp_path / "few.parquet", "de", "en", [("Ja.", "Yes.")] * 30, [1.2] * 30)
+    args[4] = str(tmp_path / "few.parquet")
+    result = CliRunner().invoke(
+        cli, [*args, "--test-ref", str(tmp_path / "t.en"), "--min-score", "1.5"]
+    )
+    assert result.exit_code == 2
+    assert "only 0 training pairs after filtering, too few to train on" in result.stderr
 
 
 @pytest.mark.slow
