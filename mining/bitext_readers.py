@@ -119,6 +119,16 @@ def numbered_lines(path: str) -> Iterator[tuple[int, str]]:
             raise unreadable(f"{path}: unreadable after line {number}", exc) from exc
 
 
+def utf8_text(path: str | Path) -> str:
+    """A whole UTF-8 file's text; bytes that are not UTF-8 are reported with their line."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise UnreadableBitext(f"{path}:{line}: not UTF-8 ({exc.reason})") from exc
+
+
 def _open_binary(path: str):
     return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
 

@@ -629,7 +629,7 @@ def eval_tatoeba(encoder, data_dir, langs, limit, json_path, device):
     scores = []
     click.echo(f"{'lang':6} {'pairs':>6} {'xx->en':>7} {'en->xx':>7} {'mean':>7}")
     for code in codes:
-        score = tatoeba_score(model, Path(data_dir), code, limit)
+        score = _run_guarded(lambda c=code: tatoeba_score(model, Path(data_dir), c, limit))
         scores.append(score.as_dict())
         click.echo(
             f"{code:6} {score.pairs:6d} {score.xx_to_en:7.2%} {score.en_to_xx:7.2%} "
@@ -684,8 +684,10 @@ def eval_bucc(
     from mining.evaluation.bucc import evaluate
 
     model = _run_guarded(lambda: load_encoder(encoder, device))
-    result = evaluate(
-        model, Path(src_file), Path(tgt_file), Path(gold_file), k, margin_kind, mode, threshold
+    result = _run_guarded(
+        lambda: evaluate(
+            model, Path(src_file), Path(tgt_file), Path(gold_file), k, margin_kind, mode, threshold
+        )
     )
     click.echo(json.dumps(result, indent=2))
     if json_path:
@@ -743,10 +745,12 @@ def calibrate(encoder, devs, margin_kind, mode, k, device, write):
     from mining.evaluation.bucc import calibrate_filter, dev_candidates
 
     model = _run_guarded(lambda: load_encoder(encoder, device))
-    candidates = [
-        dev_candidates(model, *map(Path, dev_files(prefix)), k, margin_kind, mode)
-        for prefix in devs
-    ]
+    candidates = _run_guarded(
+        lambda: [
+            dev_candidates(model, *map(Path, dev_files(prefix)), k, margin_kind, mode)
+            for prefix in devs
+        ]
+    )
     chosen = calibrate_filter(candidates)
     floor = chosen["min_cosine"]
     click.echo(

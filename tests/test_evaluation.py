@@ -1,6 +1,9 @@
 import numpy as np
+import pytest
+from click.testing import CliRunner
 
-from mining.evaluation.bucc import at_threshold, best_threshold, evaluate
+from mining.bitext_readers import UnreadableBitext
+from mining.evaluation.bucc import at_threshold, best_threshold, evaluate, read_gold, read_sentences
 from mining.evaluation.tatoeba import available_languages, tatoeba_score
 from tests.toy_encoder import ToyEncoder
 
@@ -45,3 +48,33 @@ def test_bucc_evaluation_finds_hidden_pairs(tmp_path):
     (tmp_path / "g").write_text("".join(f"de-{i}\ten-{i + 1}\n" for i in range(4)))
     result = evaluate(ToyEncoder(), tmp_path / "s", tmp_path / "t", tmp_path / "g", k=2)
     assert result["best"]["f1"] == 1.0 and result["best"]["gold"] == 4
+
+
+def test_damaged_evaluation_files_are_named_with_their_line(tmp_path):
+    (tmp_path / "s").write_bytes(b"de-0\tDas rot Haus.\nde-1 Der klein Hund.\n")
+    with pytest.raises(UnreadableBitext, match=r"/s:2: expected 'id<TAB>sentence'$"):
+        read_sentences(tmp_path / "s")
+    (tmp_path / "g").write_bytes(b"de-0\ten-0\nde-1 en-1\n")
+    with pytest.raises(UnreadableBitext, match=r"/g:2: expected 'src_id<TAB>tgt_id'$"):
+        read_gold(tmp_path / "g")
+    (tmp_path / "tatoeba.deu-eng.deu").write_bytes(b"Das rot Haus.\nDer kl\xe9in Hund.\n")
+    (tmp_path / "tatoeba.deu-eng.eng").write_text("The red house.\nThe small dog.\n")
+    with pytest.raises(UnreadableBitext, match=r"deu-eng.deu:2: not UTF-8 \(invalid continuation"):
+        tatoeba_score(ToyEncoder(), tmp_path, "deu")
+    (tmp_path / "tatoeba.deu-eng.deu").write_text("Das rot Haus.\n")
+    with pytest.raises(UnreadableBitext, match=r"deu sides differ in length \(1, 2\)"):
+        tatoeba_score(ToyEncoder(), tmp_path, "deu")
+
+
+@pytest.mark.slow  # loads the bundled encoder: 6 s
+def test_calibrate_reports_a_damaged_dev_set_as_one_line(tmp_path):
+    from pipelines.cli import cli
+
+    (tmp_path / "de-en.de").write_text("de-0\tDas rot Haus.\n")
+    (tmp_path / "de-en.en").write_text("en-0\tThe red house.\n")
+    (tmp_path / "de-en.gold").write_text("de-0 en-0\n")
+    args = ["calibrate", "--encoder", "bundled", "--dev", str(tmp_path / "de-en")]
+    result = CliRunner().invoke(cli, [*args, "--device", "cpu"])
+    assert result.exit_code == 2
+    gold = tmp_path / "de-en.gold"
+    assert result.stderr == f"ccmine: bad bitext: {gold}:1: expected 'src_id<TAB>tgt_id'\n"

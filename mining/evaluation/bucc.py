@@ -12,17 +12,18 @@ from pathlib import Path
 import numpy as np
 
 from indexes import faiss_index
+from mining.bitext_readers import UnreadableBitext, utf8_text
 from mining.encoders.base import Encoder
 from mining.margin import Neighbours, Pairs, select_pairs
 
 
 def read_sentences(path: Path) -> tuple[list[str], list[str]]:
     ids, texts = [], []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(utf8_text(path).splitlines(), 1):
         if not line.strip():
             continue
         if "\t" not in line:
-            raise ValueError(f"{path}:{number}: expected 'id<TAB>sentence'")
+            raise UnreadableBitext(f"{path}:{number}: expected 'id<TAB>sentence'")
         sid, text = line.split("\t", 1)
         ids.append(sid)
         texts.append(text)
@@ -30,7 +31,14 @@ def read_sentences(path: Path) -> tuple[list[str], list[str]]:
 
 
 def read_gold(path: Path) -> set[tuple[str, str]]:
-    return {tuple(line.split("\t")[:2]) for line in Path(path).read_text().splitlines() if line}
+    gold = set()
+    for number, line in enumerate(utf8_text(path).splitlines(), 1):
+        if not line:
+            continue
+        if "\t" not in line:
+            raise UnreadableBitext(f"{path}:{number}: expected 'src_id<TAB>tgt_id'")
+        gold.add(tuple(line.split("\t")[:2]))
+    return gold
 
 
 def mine_vectors(x: np.ndarray, y: np.ndarray, k: int, kind: str, mode: str) -> Pairs:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mining.bitext_readers import UnreadableBitext, utf8_text
 from mining.encoders.base import Encoder
 
 
@@ -32,12 +33,12 @@ class TatoebaScore:
 
 def read_pair(data_dir: Path, lang: str) -> tuple[list[str], list[str]]:
     def lines(path: Path) -> list[str]:
-        return path.read_text(encoding="utf-8").rstrip("\n").split("\n")
+        return utf8_text(path).rstrip("\n").split("\n")
 
     xx = lines(data_dir / f"tatoeba.{lang}-eng.{lang}")
     en = lines(data_dir / f"tatoeba.{lang}-eng.eng")
     if len(xx) != len(en):
-        raise ValueError(f"{data_dir}: {lang} sides differ in length")
+        raise UnreadableBitext(f"{data_dir}: {lang} sides differ in length ({len(xx)}, {len(en)})")
     return xx, en
 
 
