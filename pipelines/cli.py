@@ -931,7 +931,7 @@ def train_encoder(
         seed=seed,
         model=model,
     )
-    trainer = Trainer(config)
+    trainer = _run_guarded(lambda: Trainer(config))
     history = trainer.train()
     if export_dir:
         trainer.export(

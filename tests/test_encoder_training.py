@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import torch
 
+from mining.bitext_readers import UnreadableBitext
 from mining.encoder_training import sources
 from mining.encoder_training.loss import additive_margin_ranking_loss
 from mining.encoder_training.model import ModelConfig
 from mining.encoder_training.prep import _catalog_string, overlap_key
-from mining.encoder_training.trainer import TrainConfig, Trainer
+from mining.encoder_training.trainer import Corpus, TrainConfig, Trainer
 from tests.toy_encoder import LEXICON
 
 
@@ -87,6 +88,17 @@ def write_mo(path, messages):
     header = struct.pack("Iiiiiii", 0x950412DE, 0, len(keys), 28, 28 + 8 * len(keys), 0, 0)
     table = b"".join(struct.pack("ii", n, o) for n, o in offsets)
     path.write_bytes(header + table + ids + strs)
+
+
+def test_training_corpus_names_a_damaged_line(tmp_path):
+    data = tmp_path / "train.tsv"
+    data.write_text("de\tdeb\t1.0\tThe cat.\tDie Katze.\nde\tdeb\tmany\tA dog.\tEin Hund.\n")
+    with pytest.raises(UnreadableBitext, match=r"train.tsv:2: expected lang, source, weight"):
+        Corpus.load(str(data))
+    data.write_text("de\tdeb\t1.0\tThe cat.\tDie Katze.\nde\tdeb\t3.0\tA dog.\tEin Hund.\n")
+    corpus = Corpus.load(str(data))
+    assert corpus.pairs["de"][1] == ("A dog.", "Ein Hund.")
+    assert corpus.probs["de"].tolist() == [0.25, 0.75]
 
 
 def test_gettext_catalog_and_markup_filter(tmp_path):

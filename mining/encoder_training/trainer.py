@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mining.bitext_readers import UnreadableBitext, numbered_lines
 from mining.encoder_training.loss import additive_margin_ranking_loss
 from mining.encoder_training.model import (
     DualEncoder,
@@ -63,11 +64,15 @@ class Corpus:
     @classmethod
     def load(cls, path: str) -> Corpus:
         pairs, weights = defaultdict(list), defaultdict(list)
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                lang, _source, weight, en, xx = line.rstrip("\n").split("\t")
-                pairs[lang].append((en, opencc_t2s(xx) if lang == "zh" else xx))
+        for number, line in numbered_lines(path):
+            try:
+                lang, _source, weight, en, xx = line.split("\t")
                 weights[lang].append(float(weight))
+            except ValueError as exc:
+                raise UnreadableBitext(
+                    f"{path}:{number}: expected lang, source, weight, en and xx, tab-separated"
+                ) from exc
+            pairs[lang].append((en, opencc_t2s(xx) if lang == "zh" else xx))
         probs = {lang: np.asarray(w) / np.sum(w) for lang, w in weights.items()}
         return cls(dict(pairs), probs)
 
