@@ -28,6 +28,11 @@ ID_SCHEMA = pa.schema(
 )
 
 
+class EmbeddingShardError(ValueError):
+    """An embedding shard (written by `embed` or dropped in) that does not hold what its header
+    or its vectors say: the message names the file."""
+
+
 def lang_dir(embeddings_dir: str, lang: str) -> str:
     return FileSystems.join(embeddings_dir, f"lang={lang}")
 
@@ -60,10 +65,15 @@ def embedded_languages(embeddings_dir: str) -> list[str]:
     return sorted(found)
 
 
+def _npy_files(embeddings_dir: str, lang: str) -> list:
+    """The metadata (path, size) of a language's .npy shards, in shard order."""
+    pattern = FileSystems.join(lang_dir(embeddings_dir, lang), "shard-*.npy")
+    return sorted(FileSystems.match([pattern])[0].metadata_list, key=lambda m: m.path)
+
+
 def list_shards(embeddings_dir: str, lang: str) -> list[tuple[str, str]]:
     """(npy, parquet) path pairs of a language, in shard order."""
-    pattern = FileSystems.join(lang_dir(embeddings_dir, lang), "shard-*.npy")
-    npys = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    npys = [m.path for m in _npy_files(embeddings_dir, lang)]
     return [(p, p[: -len(".npy")] + ".parquet") for p in npys]
 
 
@@ -123,6 +133,21 @@ class ShardLayout:
         """The shard holding each row id."""
         return np.searchsorted(np.asarray(self.starts[1:]), rows, side="right")
 
+    def read_ids(self, shard: int, columns: list[str] | None = None) -> pa.Table:
+        """A shard's id rows (`columns` of them), checked to be one per vector."""
+        path = self.parquets[shard]
+        try:
+            table = read_parquet(path, columns)
+        except (OSError, pa.ArrowException) as exc:
+            raise EmbeddingShardError(f"{path}: {' '.join(str(exc).split())}") from exc
+        vectors = self.starts[shard + 1] - self.starts[shard]
+        if table.num_rows != vectors:
+            raise EmbeddingShardError(
+                f"{path}: {table.num_rows:,} id rows for the {vectors:,} vectors of "
+                f"{self.npys[shard]}"
+            )
+        return table
+
     def read_rows(self, start: int, stop: int) -> np.ndarray:
         """Vectors of rows [start, stop), across shard boundaries."""
         parts = []
@@ -135,20 +160,43 @@ class ShardLayout:
 
 
 def shard_layout(embeddings_dir: str, lang: str) -> ShardLayout:
-    shards = list_shards(embeddings_dir, lang)
-    if not shards:
+    """A language's layout from its .npy headers, each checked against its file's size."""
+    files = _npy_files(embeddings_dir, lang)
+    if not files:
         raise FileNotFoundError(f"no embedding shards for {lang} in {embeddings_dir}")
-    shapes = [shard_shape(npy) for npy, _ in shards]
+    shapes = [_checked_shape(m.path, m.size_in_bytes) for m in files]
     dims = {shape[1] for shape in shapes}
     if len(dims) != 1:
         raise ValueError(f"{lang}: embedding shards of different dimensions {sorted(dims)}")
+    npys = tuple(m.path for m in files)
     return ShardLayout(
         lang,
-        tuple(npy for npy, _ in shards),
-        tuple(parquet for _, parquet in shards),
+        npys,
+        tuple(npy[: -len(".npy")] + ".parquet" for npy in npys),
         tuple(np.cumsum([0] + [shape[0] for shape in shapes]).tolist()),
         dims.pop(),
     )
+
+
+def _checked_shape(npy_path: str, size: int) -> tuple[int, int]:
+    """A shard's (rows, dim), once its header says float16 or float32 rows and the file holds
+    exactly the bytes that header needs (a shard cut short would misplace every later row)."""
+    try:
+        with FileSystems.open(npy_path) as stream:
+            shape, dtype, offset = _npy_header(stream)
+    except ValueError as exc:
+        raise EmbeddingShardError(f"{npy_path}: not a readable .npy file: {exc}") from exc
+    if len(shape) != 2 or dtype not in (np.float16, np.float32):
+        raise EmbeddingShardError(
+            f"{npy_path}: a {dtype} array of shape {shape}, not (rows, dim) float16 or float32"
+        )
+    needed = offset + shape[0] * shape[1] * dtype.itemsize
+    if size != needed:
+        raise EmbeddingShardError(
+            f"{npy_path}: {size:,} bytes where its header ({shape[0]:,} x {shape[1]} {dtype}) "
+            f"needs {needed:,}: cut short or damaged"
+        )
+    return shape
 
 
 def read_parquet(parquet_path: str, columns: list[str] | None = None) -> pa.Table:

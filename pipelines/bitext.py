@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from mining.embedding_store import ShardLayout, read_parquet
+from mining.embedding_store import ShardLayout
 from mining.matching import Edges, best_first, empty_edges
 from mining.pair_filters import KEEP, SCORE_REASONS, same_text, score_reasons
 from pipelines.select import split_by_shard
@@ -109,7 +109,7 @@ def _texts(layout: ShardLayout, rows: np.ndarray, columns: list[str]) -> dict[in
     shard_of = layout.shard_of(rows)
     for shard in np.unique(shard_of):
         wanted = rows[shard_of == shard]
-        table = read_parquet(layout.parquets[shard], columns).take(wanted - layout.starts[shard])
+        table = layout.read_ids(shard, columns).take(wanted - layout.starts[shard])
         for row, values in zip(wanted.tolist(), table.to_pylist(), strict=True):
             found[row] = values
     return found
@@ -140,7 +140,7 @@ class AttachSource(beam.DoFn):
     def process(self, keyed):
         shard, paths = keyed
         edges = Edges.concat([get(path) for path in paths])
-        ids = read_parquet(self.src.parquets[shard], ["hash", "text", "url"])
+        ids = self.src.read_ids(shard, ["hash", "text", "url"])
         ids = ids.take(edges.src - self.src.starts[shard])
         target_shard = self.tgt.shard_of(edges.tgt)
         for number in np.unique(target_shard):
@@ -173,7 +173,7 @@ class AttachTarget(beam.DoFn):
         shard, paths = keyed
         table = pa.concat_tables([get(path) for path in paths])
         local = table.column("tgt_row").to_numpy() - self.tgt.starts[shard]
-        ids = read_parquet(self.tgt.parquets[shard], ["hash", "text", "url"]).take(local)
+        ids = self.tgt.read_ids(shard, ["hash", "text", "url"]).take(local)
         identical = np.array(
             [
                 same_text(a, b)

@@ -14,6 +14,7 @@ import click
 from indexes.shards import SHARD_SIZE, IndexShardError
 from mining import __version__
 from mining.bitext_readers import UnreadableBitext
+from mining.embedding_store import EmbeddingShardError
 from mining.extraction import ExtractConfig
 from mining.margin import MARGINS, MODES
 from mining.matching import MAX_ROUNDS
@@ -105,6 +106,7 @@ def parse_lid_thresholds(value: str) -> tuple[float, tuple[tuple[str, float], ..
 ONE_LINE_ERRORS = {
     BadInputError: "bad input",
     UnreadableBitext: "bad bitext",
+    EmbeddingShardError: "bad embeddings",
     IndexShardError: "bad index",
     StageError: "error",
 }

@@ -2,10 +2,13 @@
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner
 
 from mining.embedding_store import (
     ID_SCHEMA,
+    EmbeddingShardError,
     list_shards,
     load_ids,
     load_vectors,
@@ -39,6 +42,52 @@ def test_shards_round_trip_and_headers_give_sizes(tmp_path):
     assert load_ids(str(tmp_path), "de", ["hash"]).column("hash").to_pylist() == list(range(12))
     with pytest.raises(ValueError, match="3 vectors but 2 id rows"):
         write_shard(str(tmp_path / "lang=en"), 0, vectors[:3], ids(0, 2))
+
+
+def test_damaged_or_mismatched_shards_are_named(tmp_path):
+    vectors = np.random.default_rng(0).normal(size=(12, 5)).astype(np.float16)
+    write_shard(str(tmp_path / "lang=de"), 0, vectors[:7], ids(0, 7))
+    write_shard(str(tmp_path / "lang=de"), 1, vectors[7:], ids(7, 5))
+    (npy0, parquet0), (npy1, _) = list_shards(str(tmp_path), "de")
+    whole = open(npy1, "rb").read()
+    open(npy1, "wb").write(whole[:-4])
+    with pytest.raises(EmbeddingShardError, match=r"shard-00001.npy: 174 bytes where its header"):
+        shard_layout(str(tmp_path), "de")
+    open(npy1, "wb").write(whole + b"\0\0")
+    with pytest.raises(EmbeddingShardError, match="cut short or damaged"):
+        shard_layout(str(tmp_path), "de")
+    np.save(npy1, np.zeros((5, 5), np.int8))
+    with pytest.raises(EmbeddingShardError, match=r"int8 array of shape \(5, 5\), not"):
+        shard_layout(str(tmp_path), "de")
+    open(npy1, "wb").write(b"not numpy at all")
+    with pytest.raises(EmbeddingShardError, match="shard-00001.npy: not a readable .npy file"):
+        shard_layout(str(tmp_path), "de")
+    open(npy1, "wb").write(whole)
+    layout = shard_layout(str(tmp_path), "de")
+    assert layout.read_ids(0, ["hash"]).column("hash").to_pylist() == list(range(7))
+    pq.write_table(ids(0, 6), parquet0)  # one id row short: every later text would shift
+    with pytest.raises(EmbeddingShardError, match=r"shard-00000.parquet: 6 id rows for the 7"):
+        layout.read_ids(0, ["text"])
+    open(parquet0, "wb").write(b"PAR1 cut")
+    with pytest.raises(EmbeddingShardError, match=r"shard-00000.parquet: .*magic bytes"):
+        layout.read_ids(0)
+
+
+def test_index_reports_a_cut_shard_as_one_line(tmp_path):
+    from pipelines.cli import cli
+    from pipelines.stage_dir import StageWriter
+
+    writer = StageWriter(str(tmp_path), "embeddings")
+    write_shard(writer.path("lang=de"), 0, np.ones((4, 8), np.float16), ids(0, 4))
+    writer.commit({}, {"encoder": "synthetic"})
+    ((npy, _),) = list_shards(str(tmp_path / "embeddings"), "de")
+    open(npy, "r+b").truncate(150)
+    result = CliRunner().invoke(cli, ["index", "--run", str(tmp_path), "--langs", "de"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"ccmine: bad embeddings: {npy}: 150 bytes where its header (4 x 8 float16) needs "
+        "192: cut short or damaged\n"
+    )
 
 
 def test_processes_that_read_parquet_exit_cleanly(tmp_path):
