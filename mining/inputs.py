@@ -9,6 +9,8 @@ import urllib.request
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from mining.warc_records import BadInputError
+
 CC_BASE_URL = "https://data.commoncrawl.org/"
 HTTP_TIMEOUT_S = 120
 
@@ -34,12 +36,20 @@ def crawl_manifest(crawl: str, fmt: str = "wet", base_url: str = CC_BASE_URL) ->
 
 
 def read_manifest(path: str, base_url: str = CC_BASE_URL) -> list[str]:
-    """Paths listed in a warc.paths.gz / wet.paths.gz manifest, made absolute against base_url."""
-    with open_input(path) as stream:
-        data = stream.read()
-    if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    lines = [line.strip() for line in io.StringIO(data.decode("utf-8")) if line.strip()]
+    """Paths listed in a warc.paths.gz / wet.paths.gz manifest, made absolute against base_url.
+    A manifest that cannot be fetched or decoded is a BadInputError naming it (a missing local
+    one stays a FileNotFoundError)."""
+    try:
+        with open_input(path) as stream:
+            data = stream.read()
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        text = data.decode("utf-8")
+    except FileNotFoundError:
+        raise
+    except (OSError, EOFError, UnicodeDecodeError) as exc:  # URLError and BadGzipFile among them
+        raise BadInputError(f"{path}: manifest not readable: {exc}") from exc
+    lines = [line.strip() for line in io.StringIO(text) if line.strip()]
     return [line if "://" in line else f"{base_url.rstrip('/')}/{line}" for line in lines]
 
 

@@ -250,7 +250,9 @@ def extract(
         max_units=max_words,
         html_main_content=html_text == "main",
     )
-    paths = resolve_inputs(list(inputs), crawl, crawl_format, max_files, cc_base_url)
+    paths = _run_guarded(
+        lambda: resolve_inputs(list(inputs), crawl, crawl_format, max_files, cc_base_url)
+    )
     stats = _run_guarded(
         lambda: stage.run(paths, run_dir, config, lid_model, strict, max_record_bytes, ctx.args)
     )
@@ -572,7 +574,7 @@ def run_command(
     check_langs((src, tgt), lid_languages(), "the language-ID model knows")
     check_covered(encoder, (src, tgt), any_language)
 
-    paths = resolve_inputs(list(inputs))
+    paths = _run_guarded(lambda: resolve_inputs(list(inputs)))
     config = ChainConfig(
         paths=paths,
         run_dir=run_dir,

@@ -1,8 +1,12 @@
 import gzip
 
 import pytest
+from click.testing import CliRunner
 
 from mining.inputs import crawl_manifest, read_manifest, resolve_inputs
+from mining.warc_records import BadInputError
+from pipelines.cli import cli
+from tests.conftest import free_port
 
 
 def test_glob_and_max_files(tmp_path):
@@ -18,6 +22,24 @@ def test_glob_and_max_files(tmp_path):
 def test_missing_input_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no input matches .*nothing-here"):
         resolve_inputs([str(tmp_path / "nothing-here*.warc.gz")])
+
+
+def test_missing_input_or_unreadable_manifest_is_one_line_from_the_cli(tmp_path):
+    missing = str(tmp_path / "nothing-here.warc.gz")
+    for command in (["run", "--src", "de"], ["extract"]):
+        args = [*command, "--input", missing, "--output", str(tmp_path / "run")]
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2
+        assert result.stderr == f"ccmine: error: no input matches {missing}\n"
+    cut = tmp_path / "cut.paths.gz"
+    cut.write_bytes(gzip.compress(b"crawl-data/X/a.wet.gz\n" * 50)[:-12])
+    result = CliRunner().invoke(cli, ["extract", "--input", str(cut), "--output", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"ccmine: bad input: {cut}: manifest not readable: ")
+    assert result.stderr.count("\n") == 1
+    url = f"http://127.0.0.1:{free_port()}/wet.paths.gz"  # loopback, nothing listening
+    with pytest.raises(BadInputError, match=f"{url}: manifest not readable: .*refused"):
+        read_manifest(url)
 
 
 def test_manifest_paths_are_made_absolute(tmp_path):
