@@ -5,13 +5,16 @@ batches per core are in flight), except with `--dedup`, which keeps one 64-bit h
 source sentence (or pair). Filters run while exporting, and every pair they drop is counted under
 its reason. Batches are read and filtered in order on one thread, rendered into the format on one
 thread per core (Arrow compute releases the GIL) and written in order on one more thread, so that
-writing (for `hf`, Parquet encoding) overlaps reading.
+writing (for `hf`, Parquet encoding) overlaps reading. A local export is written into
+OUT.incomplete/ and moved into place once complete.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
+import shutil
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -146,6 +149,10 @@ def export(
     parts = bitext_parts(bitext)
     src, tgt = languages(bitext, parts[0])
     filters = filters or ExportFilters()
+    staging = _staging_dir(out)
+    if staging:
+        shutil.rmtree(staging, ignore_errors=True)  # left by an export that was killed
+        out = os.path.join(staging, os.path.basename(out))
     writer = open_writer(fmt, out, src, tgt, columns or [], version)
     needed = columns_needed(fmt, columns or [], filters)
     pair_filter = PairFilter(filters)
@@ -169,9 +176,11 @@ def export(
     try:
         _emit_in_order(writer.emit, rendered)
     except BaseException:
-        _discard(writer)
+        _discard(writer, staging)
         raise
     written = writer.close()
+    if staging:
+        written = _published(written, staging)
     kept = read - sum(pair_filter.dropped.values())
     return {
         "read": read,
@@ -182,11 +191,33 @@ def export(
     }
 
 
-def _discard(writer) -> None:
-    """Close a failed export's files and delete them, so that none is left looking whole (a
-    part that turns out damaged stops an export after some batches are written)."""
+def _staging_dir(out: str) -> str | None:
+    """Where a local export is written until it is complete, OUT.incomplete/, so that an export
+    that fails or is killed leaves no file that looks whole; None for object stores (gs://),
+    which publish an object only once its upload completes."""
+    if FileSystems.get_scheme(out) is not None:
+        return None
+    return out.rstrip("/") + ".incomplete"
+
+
+def _published(paths: list[str], staging: str) -> list[str]:
+    """A complete export's files moved from its staging directory to beside it."""
+    finals = [os.path.join(os.path.dirname(staging), os.path.basename(p)) for p in paths]
+    for path, final in zip(paths, finals, strict=True):
+        os.replace(path, final)
+    os.rmdir(staging)
+    return finals
+
+
+def _discard(writer, staging: str | None) -> None:
+    """Close a failed export's files and delete them (a part that turns out damaged stops an
+    export after some batches are written; on gs:// closing publishes what was written)."""
     with contextlib.suppress(Exception):  # the export's own error is the one to report
-        FileSystems.delete(writer.close())
+        written = writer.close()
+        if not staging:
+            FileSystems.delete(written)
+    if staging:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _batches(

@@ -339,6 +339,27 @@ def test_a_damaged_part_stops_the_export_naming_it_and_leaves_no_output(tmp_path
     assert not list(tmp_path.glob("m.*"))
 
 
+def test_a_local_export_appears_only_when_complete(bitext, tmp_path, monkeypatch):
+    monkeypatch.setattr(bitext_export, "BATCH_ROWS", 2)
+    out = tmp_path / "out" / "corpus.gz"
+    staging = tmp_path / "out" / "corpus.gz.incomplete"
+    staging.mkdir(parents=True)
+    (staging / "corpus.de.gz").write_bytes(b"left by a killed export")
+    seen = []
+
+    def progress(rows):  # called after each batch is read
+        seen.append({str(p.relative_to(out.parent)) for p in out.parent.rglob("*")})
+
+    counts = export(str(bitext), "moses", str(out), progress=progress)
+    assert len(seen) == 3  # three batches of two pairs
+    for names in seen:
+        assert "corpus.gz.incomplete/corpus.de.gz" in names and "corpus.de.gz" not in names
+    assert sorted(p.name for p in out.parent.iterdir()) == ["corpus.de.gz", "corpus.en.gz"]
+    assert counts["written"] == [str(out.parent / "corpus.de.gz"), str(out.parent / "corpus.en.gz")]
+    with gzip.open(out.parent / "corpus.de.gz", "rt") as lines:
+        assert len(lines.readlines()) == len(PAIRS)
+
+
 def test_nmt_names_the_file_and_line_of_damaged_bitext(bitext, tmp_path):
     def damaged(name, content: bytes):
         path = tmp_path / name
