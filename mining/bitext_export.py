@@ -149,6 +149,8 @@ def export(
     parts = bitext_parts(bitext)
     src, tgt = languages(bitext, parts[0])
     filters = filters or ExportFilters()
+    if out.endswith("/") or (FileSystems.get_scheme(out) is None and os.path.isdir(out)):
+        raise ValueError(f"{out} is a directory; --out names a file (moses: a prefix)")
     staging = _staging_dir(out)
     if staging:
         shutil.rmtree(staging, ignore_errors=True)  # left by an export that was killed
@@ -197,7 +199,7 @@ def _staging_dir(out: str) -> str | None:
     which publish an object only once its upload completes."""
     if FileSystems.get_scheme(out) is not None:
         return None
-    return out.rstrip("/") + ".incomplete"
+    return out + ".incomplete"
 
 
 def _published(paths: list[str], staging: str) -> list[str]:

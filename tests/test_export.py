@@ -258,6 +258,14 @@ def test_export_cli_reports_counts(bitext, tmp_path):
     nothing = ["export", "--bitext", str(tmp_path), "--format", "tsv", "--out", "x"]
     result = CliRunner().invoke(cli, nothing)
     assert result.exit_code == 2 and "no bitext parts" in result.stderr
+    into_dir = ["export", "--bitext", str(bitext), "--format", "tsv", "--out", str(tmp_path)]
+    result = CliRunner().invoke(cli, into_dir)
+    assert result.exit_code == 2
+    assert (
+        result.stderr
+        == f"ccmine: error: {tmp_path} is a directory; --out names a file (moses: a prefix)\n"
+    )
+    assert not (tmp_path.parent / f"{tmp_path.name}.incomplete").exists()
 
 
 def test_export_reads_and_writes_gs_paths_through_beam(bitext, tmp_path, monkeypatch):
