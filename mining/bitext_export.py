@@ -177,10 +177,10 @@ def export(
         rendered = map(writer.render, batches)
     try:
         _emit_in_order(writer.emit, rendered)
+        written = writer.close()
     except BaseException:
         _discard(writer, staging)
         raise
-    written = writer.close()
     if staging:
         written = _published(written, staging)
     kept = read - sum(pair_filter.dropped.values())
