@@ -147,7 +147,10 @@ def export(
 ) -> dict:
     """Export a bitext directory (or Parquet file); returns counts and the paths written."""
     parts = bitext_parts(bitext)
-    src, tgt = languages(bitext, parts[0])
+    src, tgt, names = bitext_schema(bitext, parts[0])
+    unknown = [c for c in columns or [] if c not in names]
+    if unknown:
+        raise ValueError(f"no column {', '.join(unknown)} in the bitext; it has {', '.join(names)}")
     filters = filters or ExportFilters()
     if out.endswith("/") or (FileSystems.get_scheme(out) is None and os.path.isdir(out)):
         raise ValueError(f"{out} is a directory; --out names a file (moses: a prefix)")
@@ -296,24 +299,26 @@ def columns_needed(fmt: str, columns: list[str], filters: ExportFilters) -> list
     return list(dict.fromkeys(needed))
 
 
-def languages(bitext: str, first_part: str) -> tuple[str, str]:
-    """(source, target) language: from the first row, or for an empty bitext from its
-    directory's name (SRC-TGT)."""
+def bitext_schema(bitext: str, first_part: str) -> tuple[str, str, list[str]]:
+    """(source language, target language, column names): the languages from the first row, or
+    for an empty bitext from its directory's name (SRC-TGT)."""
     with FileSystems.open(first_part) as stream:
         try:
             parquet = pq.ParquetFile(stream)
         except (OSError, pa.ArrowException) as exc:
             raise unreadable(f"{first_part}: not readable as Parquet", exc) from exc
-        if not {"src_lang", "tgt_lang", "src_text", "tgt_text"} <= set(parquet.schema_arrow.names):
+        names = parquet.schema_arrow.names
+        if not {"src_lang", "tgt_lang", "src_text", "tgt_text"} <= set(names):
             raise ValueError(f"{first_part}: not ccmine bitext (no src_lang/tgt_lang columns)")
         if parquet.metadata.num_rows:
             first = parquet.read_row_group(0, columns=["src_lang", "tgt_lang"]).slice(0, 1)
-            return first.column("src_lang")[0].as_py(), first.column("tgt_lang")[0].as_py()
+            src, tgt = first.column("src_lang")[0].as_py(), first.column("tgt_lang")[0].as_py()
+            return src, tgt, names
     name = bitext.rstrip("/").rsplit("/", 1)[-1]
     if name.count("-") != 1:
         raise ValueError(f"{bitext}: no pairs, and no SRC-TGT directory name to say the languages")
     src, tgt = name.split("-")
-    return src, tgt
+    return src, tgt, names
 
 
 def _fill_null_text(batch: pa.RecordBatch) -> pa.RecordBatch:

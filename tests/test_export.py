@@ -258,6 +258,10 @@ def test_export_cli_reports_counts(bitext, tmp_path):
     nothing = ["export", "--bitext", str(tmp_path), "--format", "tsv", "--out", "x"]
     result = CliRunner().invoke(cli, nothing)
     assert result.exit_code == 2 and "no bitext parts" in result.stderr
+    unknown = ["export", "--bitext", str(bitext), "--format", "tsv", "--out", "x"]
+    result = CliRunner().invoke(cli, [*unknown, "--columns", "score,scroe"])
+    assert result.exit_code == 2
+    assert "no column scroe in the bitext; it has src_lang, tgt_lang, src_text" in result.stderr
     into_dir = ["export", "--bitext", str(bitext), "--format", "tsv", "--out", str(tmp_path)]
     result = CliRunner().invoke(cli, into_dir)
     assert result.exit_code == 2
