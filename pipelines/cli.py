@@ -32,6 +32,13 @@ SHARD_SIZE_HELP = "Rows per index shard (each mine worker holds one index shard 
 DEFAULT_ENCODER = "muse"
 
 
+def _language_pair(value: str) -> str:
+    first, dash, second = value.partition("-")
+    if not (first and dash and second) or "-" in second:
+        raise click.BadParameter(f"{value!r}: give two language codes, e.g. en-de")
+    return value
+
+
 def parse_langs(value: str) -> tuple[str, ...]:
     langs = tuple(lang.strip() for lang in value.split(",") if lang.strip())
     if not langs:
@@ -628,8 +635,10 @@ def eval_tatoeba(encoder, data_dir, langs, limit, json_path, device):
     from mining.encoders import load_encoder
     from mining.evaluation.tatoeba import available_languages, tatoeba_score
 
-    model = _run_guarded(lambda: load_encoder(encoder, device))
     codes = available_languages(Path(data_dir)) if langs == "all" else list(parse_langs(langs))
+    if not codes:
+        raise click.UsageError(f"no Tatoeba test sets (tatoeba.xxx-eng.xxx) in {data_dir}")
+    model = _run_guarded(lambda: load_encoder(encoder, device))
     scores = []
     click.echo(f"{'lang':6} {'pairs':>6} {'xx->en':>7} {'en->xx':>7} {'mean':>7}")
     for code in codes:
@@ -782,7 +791,12 @@ def calibrate(encoder, devs, margin_kind, mode, k, device, write):
 
 
 @cli.command()
-@click.option("--pair", required=True, help="e.g. en-de: trains en->de and de->en.")
+@click.option(
+    "--pair",
+    required=True,
+    callback=lambda _ctx, _param, value: _language_pair(value),
+    help="e.g. en-de: trains en->de and de->en.",
+)
 @click.option("--bitext", required=True, help="Mined bitext: a Parquet file or directory.")
 @click.option("--min-score", type=float, help="Keep pairs scoring at least this (margin).")
 @click.option("--min-cosine", type=float, help="Keep pairs whose cosine is at least this.")

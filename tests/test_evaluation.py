@@ -50,6 +50,15 @@ def test_bucc_evaluation_finds_hidden_pairs(tmp_path):
     assert result["best"]["f1"] == 1.0 and result["best"]["gold"] == 4
 
 
+def test_eval_tatoeba_says_when_a_directory_holds_no_test_sets(tmp_path):
+    from pipelines.cli import cli
+
+    args = ["eval", "tatoeba", "--data", str(tmp_path), "--langs", "all"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    assert f"no Tatoeba test sets (tatoeba.xxx-eng.xxx) in {tmp_path}" in result.output
+
+
 def test_damaged_evaluation_files_are_named_with_their_line(tmp_path):
     (tmp_path / "s").write_bytes(b"de-0\tDas rot Haus.\nde-1 Der klein Hund.\n")
     with pytest.raises(UnreadableBitext, match=r"/s:2: expected 'id<TAB>sentence'$"):

@@ -88,7 +88,7 @@ def test_generate_parsing_and_scores(tmp_path):
     assert summary(report) == "en-de: BLEU 1.23 chrF 20.00 (5 training pairs)"
 
 
-def test_cli_reports_a_bad_test_set_before_reading_the_bitext_and_too_few_pairs(tmp_path):
+def test_cli_reports_a_bad_pair_test_set_or_bitext_before_training(tmp_path):
     (tmp_path / "t.de").write_bytes(b"Eins.\nZwei.\n\n")  # trailing blank lines do not count
     (tmp_path / "t.en").write_bytes(b"One.\n")
     (tmp_path / "bitext.jsonl").write_text("not json\n")
@@ -114,6 +114,10 @@ def test_cli_reports_a_bad_test_set_before_reading_the_bitext_and_too_few_pairs(
     )
     assert result.exit_code == 2
     assert "only 0 training pairs after filtering, too few to train on" in result.stderr
+    args[2] = "de"
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    assert "Invalid value for '--pair': 'de': give two language codes, e.g. en-de" in result.output
 
 
 @pytest.mark.slow
