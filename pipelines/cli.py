@@ -876,7 +876,7 @@ def prepare_encoder_data(shared_dir, out_dir, debian_cache):
 
     from mining.encoder_training.prep import build_corpus
 
-    counts = build_corpus(Path(shared_dir), Path(out_dir), Path(debian_cache))
+    counts = _run_guarded(lambda: build_corpus(Path(shared_dir), Path(out_dir), Path(debian_cache)))
     click.echo(json.dumps(counts, indent=2, ensure_ascii=False))
 
 

@@ -101,6 +101,19 @@ def test_training_corpus_names_a_damaged_line(tmp_path):
     assert corpus.probs["de"].tolist() == [0.25, 0.75]
 
 
+def test_prepare_encoder_data_names_a_missing_shared_file_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from pipelines.cli import cli
+
+    args = ["prepare-encoder-data", "--shared", str(tmp_path), "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        f"ccmine: error: [Errno 2] No such file or directory: '{tmp_path}/"
+    )
+
+
 def test_gettext_catalog_and_markup_filter(tmp_path):
     write_mo(
         tmp_path / "x.mo",
