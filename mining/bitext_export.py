@@ -146,9 +146,10 @@ def export(
     progress=None,
 ) -> dict:
     """Export a bitext directory (or Parquet file); returns counts and the paths written."""
+    columns = columns or []
     parts = bitext_parts(bitext)
     src, tgt, names = bitext_schema(bitext, parts[0])
-    unknown = [c for c in columns or [] if c not in names]
+    unknown = [c for c in columns if c not in names]
     if unknown:
         raise ValueError(f"no column {', '.join(unknown)} in the bitext; it has {', '.join(names)}")
     filters = filters or ExportFilters()
@@ -158,8 +159,8 @@ def export(
     if staging:
         shutil.rmtree(staging, ignore_errors=True)  # left by an export that was killed
         out = os.path.join(staging, os.path.basename(out))
-    writer = open_writer(fmt, out, src, tgt, columns or [], version)
-    needed = columns_needed(fmt, columns or [], filters)
+    writer = open_writer(fmt, out, src, tgt, columns, version)
+    needed = columns_needed(fmt, columns, filters)
     pair_filter = PairFilter(filters)
     read = 0
 

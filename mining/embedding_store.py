@@ -71,10 +71,14 @@ def _npy_files(embeddings_dir: str, lang: str) -> list:
     return sorted(FileSystems.match([pattern])[0].metadata_list, key=lambda m: m.path)
 
 
+def _ids_path(npy_path: str) -> str:
+    """The id file beside a shard's vectors."""
+    return npy_path[: -len(".npy")] + ".parquet"
+
+
 def list_shards(embeddings_dir: str, lang: str) -> list[tuple[str, str]]:
     """(npy, parquet) path pairs of a language, in shard order."""
-    npys = [m.path for m in _npy_files(embeddings_dir, lang)]
-    return [(p, p[: -len(".npy")] + ".parquet") for p in npys]
+    return [(m.path, _ids_path(m.path)) for m in _npy_files(embeddings_dir, lang)]
 
 
 def read_vectors(npy_path: str) -> np.ndarray:
@@ -172,7 +176,7 @@ def shard_layout(embeddings_dir: str, lang: str) -> ShardLayout:
     return ShardLayout(
         lang,
         npys,
-        tuple(npy[: -len(".npy")] + ".parquet" for npy in npys),
+        tuple(_ids_path(npy) for npy in npys),
         tuple(np.cumsum([0] + [shape[0] for shape in shapes]).tolist()),
         dims.pop(),
     )

@@ -32,7 +32,8 @@ SHARD_SIZE_HELP = "Rows per index shard (each mine worker holds one index shard 
 DEFAULT_ENCODER = "muse"
 
 
-def _language_pair(value: str) -> str:
+def _language_pair(_ctx, _param, value: str) -> str:
+    """Click callback: `value` must be two language codes, SRC-TGT."""
     first, dash, second = value.partition("-")
     if not (first and dash and second) or "-" in second:
         raise click.BadParameter(f"{value!r}: give two language codes, e.g. en-de")
@@ -794,7 +795,7 @@ def calibrate(encoder, devs, margin_kind, mode, k, device, write):
 @click.option(
     "--pair",
     required=True,
-    callback=lambda _ctx, _param, value: _language_pair(value),
+    callback=_language_pair,
     help="e.g. en-de: trains en->de and de->en.",
 )
 @click.option("--bitext", required=True, help="Mined bitext: a Parquet file or directory.")
