@@ -33,7 +33,6 @@ RUNNER  ?= DirectRunner
 mine: install
 	$(RUN) $(BIN)/ccmine -v run --input $(INPUT) --output $(OUT) --src $(MINE_LANG) --tgt en \
 		--encoder $(ENCODER) --runner $(RUNNER)
-	@echo "bitext: $(OUT)/bitext/$(MINE_LANG)-en/  report: $(OUT)/report/index.md"
 
 lint: install
 	$(BIN)/ruff check mining pipelines indexes nmt_eval tests benchmarks scripts

@@ -1,5 +1,7 @@
 """`ccmine run`: extract, embed, index and mine in order, skipping stages that are complete for
-the same configuration (and the same upstream output); `force` reruns everything."""
+the same configuration (and the same upstream output); `force` reruns everything. Several source
+languages are mined against one target from one extraction, one embedding and one index of each
+language."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ log = logging.getLogger("ccmine")
 class ChainConfig:
     paths: list[str]
     run_dir: str
-    src: str
+    srcs: tuple[str, ...]
     tgt: str = "en"
     encoder: str = "muse"
     extract: ExtractConfig | None = None
@@ -42,8 +44,9 @@ class ChainConfig:
 
 
 def run_chain(c: ChainConfig) -> dict:
-    """Run (or skip) each stage; returns {stage: "ran" | "skipped"} and writes the report."""
-    langs = [c.src, c.tgt]
+    """Run (or skip) each stage; returns {stage: "ran" | "skipped"} (the mine stage of each pair
+    as "mine SRC-TGT") and writes the report."""
+    langs = [*c.srcs, c.tgt]
     extract_config = c.extract or ExtractConfig(langs=tuple(langs))
     done: dict[str, str] = {}
 
@@ -87,19 +90,22 @@ def run_chain(c: ChainConfig) -> dict:
         lambda: index.stage_config(c.run_dir, langs, c.index_args),
         lambda: index.run(c.run_dir, langs, c.index_args, c.beam_args),
     )
-    mine_args = (c.src, c.tgt, c.k, c.margin, c.mode)
     mine_filters = {
         "threshold": c.threshold,
         "max_score": c.max_score,
         "min_cosine": c.min_cosine,
         "candidates": c.candidates,
     }
-    step(
-        "mine",
-        os.path.join(c.run_dir, "bitext"),
-        f"{c.src}-{c.tgt}",
-        lambda: mine.stage_config(c.run_dir, *mine_args, **mine_filters),
-        lambda: mine.run(c.run_dir, *mine_args, **mine_filters, beam_args=c.beam_args),
-    )
-    done["report"] = write_report(c.run_dir, c.src, c.tgt)
+    for src in c.srcs:
+        mine_args = (src, c.tgt, c.k, c.margin, c.mode)
+        step(
+            f"mine {src}-{c.tgt}",
+            os.path.join(c.run_dir, "bitext"),
+            f"{src}-{c.tgt}",
+            lambda args=mine_args: mine.stage_config(c.run_dir, *args, **mine_filters),
+            lambda args=mine_args: mine.run(
+                c.run_dir, *args, **mine_filters, beam_args=c.beam_args
+            ),
+        )
+    done["report"] = write_report(c.run_dir, [(src, c.tgt) for src in c.srcs])
     return done

@@ -47,6 +47,13 @@ def parse_langs(value: str) -> tuple[str, ...]:
     return langs
 
 
+def two_languages(tgt: str) -> click.BadParameter:
+    """The usage error for a source language that is also the target."""
+    return click.BadParameter(
+        f"{tgt} is also --tgt; a pair needs two languages", param_hint="--src"
+    )
+
+
 def check_langs(langs, known: list[str], what: str) -> None:
     """Unknown codes stop the command in one line naming them and listing the known ones."""
     unknown = [lang for lang in langs if lang not in known]
@@ -451,6 +458,8 @@ def mine(
     from pipelines import mine as stage
     from pipelines.stage_dir import read_marker, require_complete
 
+    if src == tgt:
+        raise two_languages(tgt)
     embedded = _run_guarded(lambda: embedded_languages(require_complete(run_dir, "embeddings")))
     check_langs((src, tgt), embedded, "the run's embeddings hold")
     encoder = _run_guarded(lambda: read_marker(run_dir, "embeddings")["config"]["encoder"])
@@ -543,7 +552,12 @@ def export(bitext, fmt, out, columns, min_score, min_cosine, max_length_ratio, d
     help="WARC/WET path, glob, URL or manifest; repeatable.",
 )
 @click.option("--output", "run_dir", required=True, help="Run directory (local).")
-@click.option("--src", required=True, help="Language to mine, e.g. de or zh.")
+@click.option(
+    "--src",
+    required=True,
+    help="Language to mine against --tgt, e.g. de, or several: de,fr,zh (one extraction, "
+    "embedding and index of each language serve every pair).",
+)
 @click.option("--tgt", default="en", show_default=True)
 @click.option("--encoder", default=DEFAULT_ENCODER, show_default=True)
 @click.option("--device", default="auto", show_default=True)
@@ -579,14 +593,17 @@ def run_command(
     from mining.inputs import resolve_inputs
     from pipelines.chain import ChainConfig, run_chain
 
-    check_langs((src, tgt), lid_languages(), "the language-ID model knows")
-    check_covered(encoder, (src, tgt), any_language)
+    srcs = tuple(dict.fromkeys(parse_langs(src)))
+    if tgt in srcs:
+        raise two_languages(tgt)
+    check_langs((*srcs, tgt), lid_languages(), "the language-ID model knows")
+    check_covered(encoder, (*srcs, tgt), any_language)
 
     paths = _run_guarded(lambda: resolve_inputs(list(inputs)))
     config = ChainConfig(
         paths=paths,
         run_dir=run_dir,
-        src=src,
+        srcs=srcs,
         tgt=tgt,
         encoder=encoder,
         device=device,
@@ -600,7 +617,8 @@ def run_command(
     done = _run_guarded(lambda: run_chain(config))
     for stage, status in done.items():
         click.echo(f"{stage}: {status}")
-    click.echo(f"bitext: {run_dir}/bitext/{src}-{tgt}/")
+    for lang in srcs:
+        click.echo(f"bitext: {run_dir}/bitext/{lang}-{tgt}/")
 
 
 @cli.command()

@@ -70,18 +70,18 @@ def best_and_worst(bitext_dir: str, size: int) -> tuple[list[dict], list[dict]]:
     return first, last.slice(max(last.num_rows - size, 0)).to_pylist()[::-1]
 
 
-def write_report(run_dir: str, src: str, tgt: str, sample: int = 10) -> str:
-    """Write RUN/report/index.md and scores-SRC-TGT.png; returns the Markdown path."""
+def write_report(run_dir: str, pairs: list[tuple[str, str]], sample: int = 10) -> str:
+    """Write RUN/report/index.md and a scores-SRC-TGT.png per pair; returns the Markdown path."""
     out = os.path.join(run_dir, "report")
     os.makedirs(out, exist_ok=True)
-    pair = f"{src}-{tgt}"
-    bitext_dir = os.path.join(run_dir, "bitext", pair)
-    mine_stats = _stats(bitext_dir)
-    lines = [f"# ccmine run report: {pair}", "", f"Run directory: `{run_dir}`", ""]
+    names = [f"{src}-{tgt}" for src, tgt in pairs]
+    lines = [f"# ccmine run report: {', '.join(names)}", "", f"Run directory: `{run_dir}`", ""]
     lines += ["## Time per stage", "", "| stage | seconds |", "|---|---:|"]
     for stage in STAGES:
         lines.append(f"| {stage} | {_stats(stage_path(run_dir, stage)).get('seconds', '-')} |")
-    lines.append(f"| bitext/{pair} | {mine_stats.get('seconds', '-')} |")
+    for pair in names:
+        seconds = _stats(os.path.join(run_dir, "bitext", pair)).get("seconds", "-")
+        lines.append(f"| bitext/{pair} | {seconds} |")
     lines += ["", "## Counts", ""]
     for stage in STAGES[:2]:
         stats = {
@@ -93,38 +93,47 @@ def write_report(run_dir: str, src: str, tgt: str, sample: int = 10) -> str:
     for lang, meta in _stats(stage_path(run_dir, "indexes")).get("indexes", {}).items():
         lines.append(f"- index `{lang}`: {meta['count']} vectors, `{meta['factory']}`")
     lines.append("")
-    if not mine_stats:
-        lines.append("No bitext yet.")
-    else:
-        lines += [
-            "```",
-            format_table(
-                {
-                    "src_sentences": mine_stats["src_sentences"],
-                    "tgt_sentences": mine_stats["tgt_sentences"],
-                    "candidates": mine_stats["candidates"],
-                    "kept": mine_stats["kept"],
-                    "dropped": mine_stats["dropped"],
-                },
-                f"mine {pair}",
-            ),
-            "```",
-            "",
-        ]
-        png = f"scores-{pair}.png"
-        histogram_png(mine_stats, os.path.join(out, png), f"{pair} margin scores (all candidates)")
-        best, worst = best_and_worst(bitext_dir, sample)
-        lines += ["## Margin scores", "", f"![margin score histogram]({png})", ""]
-        lines += ["## Highest-scoring pairs", "", *_pair_rows(best), ""]
-        lines += ["## Lowest-scoring pairs kept", "", *_pair_rows(worst), ""]
-        lines += [
-            "## Just below the threshold (dropped)",
-            "",
-            *_pair_rows(mine_stats.get("below_threshold_sample", [])),
-            "",
-        ]
-        lines.append(f"Bitext: `{bitext_dir}/part-*.parquet`, {mine_stats['kept']} pairs.")
+    for pair in names:
+        lines += _pair_section(run_dir, pair, out, sample)
     path = os.path.join(out, "index.md")
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     return path
+
+
+def _pair_section(run_dir: str, pair: str, out: str, sample: int) -> list[str]:
+    """A mined pair's counts, margin histogram (written to OUT/scores-PAIR.png) and samples."""
+    bitext_dir = os.path.join(run_dir, "bitext", pair)
+    mine_stats = _stats(bitext_dir)
+    lines = [f"## {pair}", ""]
+    if not mine_stats:
+        return [*lines, "No bitext yet.", ""]
+    lines += [
+        "```",
+        format_table(
+            {
+                "src_sentences": mine_stats["src_sentences"],
+                "tgt_sentences": mine_stats["tgt_sentences"],
+                "candidates": mine_stats["candidates"],
+                "kept": mine_stats["kept"],
+                "dropped": mine_stats["dropped"],
+            },
+            f"mine {pair}",
+        ),
+        "```",
+        "",
+    ]
+    png = f"scores-{pair}.png"
+    histogram_png(mine_stats, os.path.join(out, png), f"{pair} margin scores (all candidates)")
+    best, worst = best_and_worst(bitext_dir, sample)
+    lines += ["### Margin scores", "", f"![{pair} margin score histogram]({png})", ""]
+    lines += ["### Highest-scoring pairs", "", *_pair_rows(best), ""]
+    lines += ["### Lowest-scoring pairs kept", "", *_pair_rows(worst), ""]
+    lines += [
+        "### Just below the threshold (dropped)",
+        "",
+        *_pair_rows(mine_stats.get("below_threshold_sample", [])),
+        "",
+    ]
+    lines.append(f"Bitext: `{bitext_dir}/part-*.parquet`, {mine_stats['kept']} pairs.")
+    return [*lines, ""]

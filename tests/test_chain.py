@@ -1,5 +1,6 @@
 """`ccmine run` end to end on a cut-down sample crawl: skip/redo logic, report, kill and resume."""
 
+import json
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ from tests.tiny_encoder import make_tiny_labse
 pytestmark = pytest.mark.slow
 SAMPLE = REPO / "data" / "sample" / "sample-crawl.warc.gz"
 STEMS = ("contributing", "redistributing", "faqinfo")
+STEPS = ("extract", "embed", "index", "mine de-en")
 
 
 def cut_sample(path: Path) -> Path:
@@ -40,33 +42,55 @@ def setup(tmp_path_factory):
     return tmp, sample, encoder
 
 
-def bitext(run_dir: Path):
-    rows = read_bitext(str(run_dir / "bitext" / "de-en")).to_pylist()
+def bitext(run_dir: Path, pair: str = "de-en"):
+    rows = read_bitext(str(run_dir / "bitext" / pair)).to_pylist()
     return sorted((r["src_text"], r["tgt_text"], round(r["score"], 4)) for r in rows)
 
 
 def test_chain_skips_complete_stages_and_reports(setup):
     tmp, sample, encoder = setup
     run_dir = tmp / "run"
-    config = ChainConfig([str(sample)], str(run_dir), "de", encoder=str(encoder), threshold=0.9)
+    config = ChainConfig([str(sample)], str(run_dir), ("de",), encoder=str(encoder), threshold=0.9)
     done = run_chain(config)
-    assert [done[s] for s in ("extract", "embed", "index", "mine")] == ["ran"] * 4
+    assert [done[s] for s in STEPS] == ["ran"] * 4
     first = bitext(run_dir)
     assert first, "no pairs mined"
     report = Path(done["report"]).read_text()
-    assert "## Highest-scoring pairs" in report and "scores-de-en.png" in report
+    assert "### Highest-scoring pairs" in report and "scores-de-en.png" in report
     assert (run_dir / "report" / "scores-de-en.png").stat().st_size > 1000
 
     again = run_chain(config)
-    assert [again[s] for s in ("extract", "embed", "index", "mine")] == ["skipped"] * 4
+    assert [again[s] for s in STEPS] == ["skipped"] * 4
 
     config.threshold = 1.0
     changed = run_chain(config)
-    assert [changed[s] for s in ("extract", "embed", "index", "mine")] == ["skipped"] * 3 + ["ran"]
+    assert [changed[s] for s in STEPS] == ["skipped"] * 3 + ["ran"]
     assert len(bitext(run_dir)) <= len(first)
 
     config.force = True
     assert run_chain(config)["extract"] == "ran"
+
+
+def test_several_sources_are_mined_from_one_extraction(setup):
+    """de-en and zh-en from one run: every language extracted, embedded and indexed once, and
+    the de-en bitext the same as a run that mines de-en alone."""
+    tmp, sample, encoder = setup
+    alone = ChainConfig([str(sample)], str(tmp / "de"), ("de",), encoder=str(encoder))
+    both = ChainConfig([str(sample)], str(tmp / "both"), ("de", "zh"), encoder=str(encoder))
+    for config in (alone, both):
+        config.threshold = 0.9
+    run_chain(alone)
+    done = run_chain(both)
+    assert done["mine de-en"] == done["mine zh-en"] == "ran"
+    run_dir = tmp / "both"
+    embedded = json.loads((run_dir / "embeddings" / "_SUCCESS.json").read_text())
+    assert embedded["config"]["langs"] == ["de", "zh", "en"]
+    assert bitext(run_dir) == bitext(tmp / "de")
+    zh = json.loads((run_dir / "bitext" / "zh-en" / "stats.json").read_text())
+    assert zh["src_sentences"] > 0 and zh["kept"] == len(bitext(run_dir, "zh-en"))
+    report = Path(done["report"]).read_text()
+    assert report.count("### Highest-scoring pairs") == 2
+    assert (run_dir / "report" / "scores-zh-en.png").stat().st_size > 1000
 
 
 def test_killed_run_resumes_to_the_same_bitext(setup):

@@ -247,8 +247,11 @@ def test_language_codes_are_checked_and_all_means_every_lid_label(tmp_path):
     result = CliRunner().invoke(cli, [*args, "--langs", "de,xx,qq"])
     assert result.exit_code == 2 and result.stderr.count("\n") == 1
     assert "unknown language code 'xx', 'qq'" in result.stderr and " de, " in result.stderr
-    result = CliRunner().invoke(cli, ["run", "--input", str(path), "--output", "x", "--src", "dd"])
+    run = ["run", "--input", str(path), "--output", "x", "--src"]
+    result = CliRunner().invoke(cli, [*run, "de,dd"])
     assert result.exit_code == 2 and "unknown language code 'dd'" in result.stderr
+    result = CliRunner().invoke(cli, [*run, "de,en"])
+    assert result.exit_code == 2 and "en is also --tgt; a pair needs two" in result.stderr
 
     from mining.langid import LanguageIdentifier
 
