@@ -293,7 +293,7 @@ def extract(
     type=int,
     default=1024,
     show_default=True,
-    help="Rows per RunInference call; sorted by length there, then batched.",
+    help="Rows per encoder call, cut from each shard's rows sorted by length, then batched.",
 )
 @click.option(
     "--dtype",

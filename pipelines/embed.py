@@ -1,7 +1,8 @@
 """Embed stage: sentences to embedding shards through Beam RunInference, resumable by shard.
 
-Rows are grouped by shard first; each shard's rows then go through RunInference together and
-the shard is written as soon as its last vector arrives, with a record under `_units/`. A
+Rows are grouped by shard first; each shard's rows then go through RunInference in chunks that
+depend only on the shard's rows (so a rerun writes the same vectors), and the shard is written
+as soon as its last vector arrives, with a record under `_units/`. A
 killed run leaves its finished shards in the stage's temporary place: a rerun with the same
 configuration drops the rows of those shards before encoding and encodes only the rest.
 """
@@ -12,6 +13,7 @@ import json
 import logging
 import math
 from collections import Counter
+from dataclasses import dataclass
 
 import apache_beam as beam
 import numpy as np
@@ -32,6 +34,7 @@ from pipelines.stage_dir import (
 )
 
 NAMESPACE = "embed"
+CHUNK_ROWS = 1024  # rows per encoder call; the encoder batches them by length
 log = logging.getLogger("ccmine")
 STAGE = "embeddings"
 ID_COLUMNS = [field.name for field in ID_SCHEMA]
@@ -45,16 +48,15 @@ def _count(name: str, n: int = 1) -> None:
 class SentenceEncoderHandler(ModelHandler):
     """RunInference handler: one encoder per worker process (one per machine on GPU).
 
-    RunInference hands over chunks of up to `chunk_size` rows; the encoder sorts each chunk by
-    length and runs it in batches of `batch_size`, so batches hold sentences of similar length.
+    Each element is a chunk of a shard's rows (see `_shard_chunks`), encoded in one call: the
+    vectors do not depend on how a runner happens to batch elements, so every run of the same
+    configuration writes the same shards. (A sentence's float32 vector moves by about 2e-7 with
+    the other sentences of its batch, enough to change a float16 value now and then and to flip
+    near-ties in mining, such as a Simplified and a Traditional Chinese copy of one sentence.)
     """
 
-    def __init__(self, encoder: str, device: str, batch_size: int, chunk_size: int, threads: int):
-        super().__init__(
-            min_batch_size=min(batch_size, chunk_size),
-            max_batch_size=chunk_size,
-            large_model=device.startswith("cuda"),
-        )
+    def __init__(self, encoder: str, device: str, batch_size: int, threads: int):
+        super().__init__(min_batch_size=1, max_batch_size=1, large_model=device.startswith("cuda"))
         self.encoder = encoder
         self.device = device
         self.batch_size = batch_size
@@ -71,17 +73,17 @@ class SentenceEncoderHandler(ModelHandler):
 
     def run_inference(self, batch, model, inference_args=None):
         before = Counter(model.stats)
-        vectors = model.encode([row["text"] for row in batch], self.batch_size)
+        encoded = [(chunk, model.encode(chunk.texts, self.batch_size)) for chunk in batch]
         for key, value in (model.stats - before).items():
             _count(key, value)
-        return list(zip(batch, vectors, strict=True))
+        return encoded
 
     def get_metrics_namespace(self) -> str:
         return "ccmine_embed_inference"
 
 
 class WriteShards(beam.DoFn):
-    """Collects each shard's encoded rows (they arrive together, in one bundle) and writes the
+    """Collects each shard's encoded chunks (they arrive together, in one bundle) and writes the
     shard, rows ordered by hash, as soon as it is complete; then records it as finished."""
 
     def __init__(self, out_dir: str, dtype: str):
@@ -92,11 +94,11 @@ class WriteShards(beam.DoFn):
         self.pending: dict = {}
 
     def process(self, item):
-        row, vector = item
-        key = (row["lang"], row["shard"])
+        chunk, vectors = item
+        key = (chunk.lang, chunk.shard)
         rows = self.pending.setdefault(key, [])
-        rows.append((row, vector))
-        if len(rows) == row["shard_rows"]:
+        rows.extend(zip(chunk.rows, vectors, strict=True))
+        if len(rows) == chunk.shard_rows:
             del self.pending[key]
             self.write(key, rows)
             yield key
@@ -141,12 +143,28 @@ def finished_shards(out_dir: str, shards: dict[str, int]) -> dict[tuple[str, int
     return found
 
 
-def _shard_rows(keyed):
-    """A shard's rows, each told its shard and how many rows the shard has."""
+@dataclass
+class Chunk:
+    """Rows of one shard that are encoded together; `shard_rows`: how many rows the shard has."""
+
+    lang: str
+    shard: int
+    shard_rows: int
+    rows: list[dict]
+
+    @property
+    def texts(self) -> list[str]:
+        return [row["text"] for row in self.rows]
+
+
+def _shard_chunks(keyed, chunk_size: int):
+    """A shard's rows in chunks of `chunk_size`, cut from the rows sorted by length (then hash):
+    each chunk holds sentences of similar length, and the chunks depend only on the shard's
+    rows, not on the order a runner delivers them in."""
     (lang, shard), rows = keyed
-    rows = list(rows)
-    for row in rows:
-        yield {**row, "shard": shard, "shard_rows": len(rows)}
+    rows = sorted(rows, key=lambda row: (len(row["text"]), row["hash"]))
+    for start in range(0, len(rows), chunk_size):
+        yield Chunk(lang, shard, len(rows), rows[start : start + chunk_size])
 
 
 def _keep_nonempty(row) -> bool:
@@ -185,10 +203,18 @@ def _unfinished(keyed, finished) -> bool:
 
 
 def build_pipeline(
-    pipeline, sentences_dir, out_dir, langs, handler, dtype, shards, finished=frozenset()
+    pipeline,
+    sentences_dir,
+    out_dir,
+    langs,
+    handler,
+    dtype,
+    shards,
+    finished=frozenset(),
+    chunk_size=CHUNK_ROWS,
 ):
     """Rows of every language, keyed by (language, hash % shards), less the finished shards,
-    grouped, encoded and written shard by shard."""
+    grouped, encoded chunk by chunk and written shard by shard."""
     tagged = []
     for lang in langs:
         tagged.append(
@@ -205,7 +231,7 @@ def build_pipeline(
         >> beam.Map(lambda row: ((row["lang"], row["hash"] % shards[row["lang"]]), row))
         | "SkipFinishedShards" >> beam.Filter(_unfinished, frozenset(finished))
         | "GroupShards" >> beam.GroupByKey()
-        | "ShardRows" >> beam.FlatMap(_shard_rows)
+        | "ShardChunks" >> beam.FlatMap(_shard_chunks, chunk_size)
         | "Encode" >> RunInference(handler)
         | "WriteShards" >> beam.ParDo(WriteShards(out_dir, dtype))
     )
@@ -217,7 +243,7 @@ def run(
     langs: list[str],
     device: str = "auto",
     batch_size: int = 64,
-    chunk_size: int = 1024,
+    chunk_size: int = CHUNK_ROWS,
     dtype: str = "float16",
     threads: int = 0,
     rows_per_shard: int = 100_000,
@@ -229,7 +255,7 @@ def run(
     sentences_dir = require_complete(run_dir, "sentences")
     device = "cpu" if cpu_only(encoder) and device == "auto" else pick_device(device)
     config = stage_config(run_dir, encoder, langs, dtype)  # resolves the encoder: fails early
-    handler = SentenceEncoderHandler(encoder, device, batch_size, chunk_size, threads)
+    handler = SentenceEncoderHandler(encoder, device, batch_size, threads)
     shards = shard_counts(sentences_dir, langs, rows_per_shard)
     writer = StageWriter(run_dir, STAGE, resume={**config, "shards": shards})
     finished = finished_shards(writer.path(), shards) if writer.resumed else {}
@@ -240,7 +266,15 @@ def run(
     stats = run_pipeline(
         writer,
         lambda p: build_pipeline(
-            p, sentences_dir, writer.path(), langs, handler, dtype, shards, set(finished)
+            p,
+            sentences_dir,
+            writer.path(),
+            langs,
+            handler,
+            dtype,
+            shards,
+            set(finished),
+            chunk_size,
         ),
         beam_args,
         NAMESPACE,

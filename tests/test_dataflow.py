@@ -43,7 +43,7 @@ def test_embed_builds_for_dataflow_with_gpu_options(tmp_path):
     import pyarrow.parquet as pq
 
     pq.write_table(extract.SENTENCE_SCHEMA.empty_table(), sentences / "part-0.parquet")
-    handler = embed.SentenceEncoderHandler("bundled", "cuda", 64, 1024, 0)
+    handler = embed.SentenceEncoderHandler("bundled", "cuda", 64, 0)
     pipeline = dataflow_pipeline(
         "--dataflow_service_options=worker_accelerator=type:nvidia-l4;count:1;install-nvidia-driver",
         "--machine_type=g2-standard-4",
@@ -129,7 +129,7 @@ def test_worker_code_pickles(tmp_path):
     for fn in (
         extract.ReadDocuments(1000, False),
         extract.ExtractSentences(ExtractConfig(), None, False),
-        embed.SentenceEncoderHandler("bundled", "cpu", 64, 1024, 2),
+        embed.SentenceEncoderHandler("bundled", "cpu", 64, 2),
         embed.WriteShards("gs://b/out", "float16"),
         index.SampleRows(),
         index.BuildIndexShard(layouts["de"], spec, "gs://b/idx", {"encoder": "e"}),

@@ -83,3 +83,35 @@ def test_empty_sentences_are_dropped_and_counted(monkeypatch):
     assert embed._keep_nonempty({"text": "Hallo Welt."})
     assert not embed._keep_nonempty({"text": "   "}) and not embed._keep_nonempty({"text": ""})
     assert counted == [("dropped:empty", 1), ("dropped:empty", 1)]
+
+
+def test_vectors_do_not_depend_on_how_the_runner_batches(extracted, tmp_path):
+    """Each shard is encoded in chunks cut from its rows sorted by length, whatever order the
+    rows arrive in; the stored vectors (float32 here, so that no difference rounds away) equal
+    encoding those chunks, bit for bit."""
+    import random
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(extracted[0] / "sentences", run_dir / "sentences")
+    model_dir = make_tiny_labse(tmp_path / "tiny", list(GERMAN + ENGLISH))
+    embed.run(
+        str(run_dir), str(model_dir), ["en"], "cpu", batch_size=8, chunk_size=64, dtype="float32"
+    )
+    npy, parquet = list_shards(str(run_dir / "embeddings"), "en")[0]
+    ids = read_parquet(parquet)
+    rows = [{"text": r["text"], "hash": r["hash"]} for r in ids.to_pylist()]
+    random.Random(0).shuffle(rows)
+    chunks = list(embed._shard_chunks((("en", 0), rows), 64))
+    assert [len(c.rows) for c in chunks[:-1]] == [64] * (len(chunks) - 1)
+    lengths = [len(text) for chunk in chunks for text in chunk.texts]
+    assert lengths == sorted(lengths) and len(lengths) == ids.num_rows
+
+    encoder = load_encoder(str(model_dir), device="cpu")
+    expected = {}
+    for chunk in chunks:
+        for row, vector in zip(chunk.rows, encoder.encode(chunk.texts, 8), strict=True):
+            expected[row["hash"]] = vector
+    stored = read_vectors(npy)
+    assert stored.dtype == np.float32
+    np.testing.assert_array_equal(stored, [expected[h] for h in ids.column("hash").to_pylist()])
