@@ -591,3 +591,28 @@ def test_non_ascii_line_breaks_are_found_without_ascii_controls_beside_them(tmp_
     assert counts["repaired"] == {"xml_invalid_removed": 1}
     segs = etree.parse(str(tmp_path / "c.tmx")).findall(".//seg")
     assert segs[4].text == "vier"
+
+
+def test_a_bitext_without_pairs_exports_empty_files_in_its_languages(tmp_path):
+    """A pair that mined nothing still exports: languages from the directory's name."""
+    empty = tmp_path / "bitext" / "zh-en"
+    empty.mkdir(parents=True)
+    pq.write_table(BITEXT_SCHEMA.empty_table(), empty / "part-00000.parquet")
+    counts = export(str(empty), "moses", str(tmp_path / "corpus"))
+    assert counts["read"] == counts["kept"] == 0
+    assert [open(p, encoding="utf-8").read() for p in counts["written"]] == ["", ""]
+    assert counts["written"] == [str(tmp_path / "corpus.zh"), str(tmp_path / "corpus.en")]
+    export(str(empty), "tmx", str(tmp_path / "empty.tmx"))
+    document = etree.parse(str(tmp_path / "empty.tmx"))
+    assert etree.DTD(io.StringIO(TMX_DTD)).validate(document)
+    assert document.find("header").get("srclang") == "zh" and not document.findall("body/tu")
+    export(str(empty), "hf", str(tmp_path / "empty.parquet"))
+    table = pq.read_table(tmp_path / "empty.parquet")
+    assert table.num_rows == 0
+    assert table.schema.field("translation").type.names == ["zh", "en"]
+
+    misnamed = tmp_path / "pairs"
+    misnamed.mkdir()
+    pq.write_table(BITEXT_SCHEMA.empty_table(), misnamed / "part-00000.parquet")
+    with pytest.raises(ValueError, match="no pairs, and no SRC-TGT directory name"):
+        export(str(misnamed), "moses", str(tmp_path / "x"))
