@@ -13,7 +13,7 @@ from mining.extraction import ExtractConfig
 from mining.warc_records import DEFAULT_MAX_RECORD_BYTES
 from pipelines import embed, extract, index, mine
 from pipelines.report import write_report
-from pipelines.stage_dir import is_complete
+from pipelines.stage_dir import STATS, StageError, is_complete, read_json, stage_path
 
 log = logging.getLogger("ccmine")
 
@@ -45,9 +45,9 @@ class ChainConfig:
 
 def run_chain(c: ChainConfig) -> dict:
     """Run (or skip) each stage; returns {stage: "ran" | "skipped"} (the mine stage of each pair
-    as "mine SRC-TGT") and writes the report."""
-    langs = [*c.srcs, c.tgt]
-    extract_config = c.extract or ExtractConfig(langs=tuple(langs))
+    as "mine SRC-TGT"; "no SRC sentences" for a source language the input lacks) and writes the
+    report."""
+    extract_config = c.extract or ExtractConfig(langs=(*c.srcs, c.tgt))
     done: dict[str, str] = {}
 
     def step(name, run_dir, stage, config_fn, run_fn):
@@ -68,6 +68,13 @@ def run_chain(c: ChainConfig) -> dict:
             c.paths, c.run_dir, extract_config, c.lid_model, False, c.max_record_bytes, c.beam_args
         ),
     )
+    srcs = with_sentences(c.run_dir, c.srcs, c.tgt)
+    for src in c.srcs:
+        if src not in srcs:
+            log.warning(
+                "extract: no %s sentences in the input; %s-%s is not mined", src, src, c.tgt
+            )
+    langs = [*srcs, c.tgt]
     step(
         "embed",
         c.run_dir,
@@ -97,6 +104,9 @@ def run_chain(c: ChainConfig) -> dict:
         "candidates": c.candidates,
     }
     for src in c.srcs:
+        if src not in srcs:
+            done[f"mine {src}-{c.tgt}"] = f"no {src} sentences"
+            continue
         mine_args = (src, c.tgt, c.k, c.margin, c.mode)
         step(
             f"mine {src}-{c.tgt}",
@@ -109,3 +119,15 @@ def run_chain(c: ChainConfig) -> dict:
         )
     done["report"] = write_report(c.run_dir, [(src, c.tgt) for src in c.srcs])
     return done
+
+
+def with_sentences(run_dir: str, srcs, tgt: str) -> list[str]:
+    """The source languages the extract stage kept sentences of; a StageError when there is
+    nothing to mine (no target sentences, or none in any source language)."""
+    kept = read_json(os.path.join(stage_path(run_dir, "sentences"), STATS))["sentences_kept"]
+    found = [src for src in srcs if kept.get(src)]
+    if not kept.get(tgt):
+        raise StageError(f"no {tgt} sentences in the input: nothing to mine against")
+    if not found:
+        raise StageError(f"no {', '.join(srcs)} sentences in the input: nothing to mine")
+    return found

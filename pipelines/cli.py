@@ -618,7 +618,8 @@ def run_command(
     for stage, status in done.items():
         click.echo(f"{stage}: {status}")
     for lang in srcs:
-        click.echo(f"bitext: {run_dir}/bitext/{lang}-{tgt}/")
+        if done[f"mine {lang}-{tgt}"] in ("ran", "skipped"):
+            click.echo(f"bitext: {run_dir}/bitext/{lang}-{tgt}/")
 
 
 @cli.command()

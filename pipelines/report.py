@@ -93,8 +93,12 @@ def write_report(run_dir: str, pairs: list[tuple[str, str]], sample: int = 10) -
     for lang, meta in _stats(stage_path(run_dir, "indexes")).get("indexes", {}).items():
         lines.append(f"- index `{lang}`: {meta['count']} vectors, `{meta['factory']}`")
     lines.append("")
-    for pair in names:
-        lines += _pair_section(run_dir, pair, out, sample)
+    kept = _stats(stage_path(run_dir, "sentences")).get("sentences_kept", {})
+    for src, tgt in pairs:
+        if not kept.get(src):
+            lines += [f"## {src}-{tgt}", "", f"No {src} sentences in the input: not mined.", ""]
+        else:
+            lines += _pair_section(run_dir, f"{src}-{tgt}", out, sample)
     path = os.path.join(out, "index.md")
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")

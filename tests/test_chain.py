@@ -14,6 +14,7 @@ from warcio.warcwriter import WARCWriter
 
 from pipelines.chain import ChainConfig, run_chain
 from pipelines.mine import read_bitext
+from pipelines.stage_dir import StageError
 from tests.conftest import REPO
 from tests.tiny_encoder import make_tiny_labse
 
@@ -73,16 +74,18 @@ def test_chain_skips_complete_stages_and_reports(setup):
 
 def test_several_sources_are_mined_from_one_extraction(setup):
     """de-en and zh-en from one run: every language extracted, embedded and indexed once, and
-    the de-en bitext the same as a run that mines de-en alone."""
+    the de-en bitext the same as a run that mines de-en alone. Thai, which the input lacks, is
+    reported and not mined; with no other source language there is nothing to mine."""
     tmp, sample, encoder = setup
     alone = ChainConfig([str(sample)], str(tmp / "de"), ("de",), encoder=str(encoder))
-    both = ChainConfig([str(sample)], str(tmp / "both"), ("de", "zh"), encoder=str(encoder))
-    for config in (alone, both):
+    several = ChainConfig([str(sample)], str(tmp / "all"), ("de", "th", "zh"), encoder=str(encoder))
+    for config in (alone, several):
         config.threshold = 0.9
     run_chain(alone)
-    done = run_chain(both)
+    done = run_chain(several)
     assert done["mine de-en"] == done["mine zh-en"] == "ran"
-    run_dir = tmp / "both"
+    assert done["mine th-en"] == "no th sentences"
+    run_dir = tmp / "all"
     embedded = json.loads((run_dir / "embeddings" / "_SUCCESS.json").read_text())
     assert embedded["config"]["langs"] == ["de", "zh", "en"]
     assert bitext(run_dir) == bitext(tmp / "de")
@@ -90,7 +93,12 @@ def test_several_sources_are_mined_from_one_extraction(setup):
     assert zh["src_sentences"] > 0 and zh["kept"] == len(bitext(run_dir, "zh-en"))
     report = Path(done["report"]).read_text()
     assert report.count("### Highest-scoring pairs") == 2
+    assert "## th-en\n\nNo th sentences in the input: not mined." in report
     assert (run_dir / "report" / "scores-zh-en.png").stat().st_size > 1000
+
+    several.srcs = ("th",)
+    with pytest.raises(StageError, match="^no th sentences in the input: nothing to mine$"):
+        run_chain(several)
 
 
 def test_killed_run_resumes_to_the_same_bitext(setup):
