@@ -2,9 +2,9 @@
 
 Rows are grouped by shard first; each shard's rows then go through RunInference in chunks that
 depend only on the shard's rows (so a rerun writes the same vectors), and the shard is written
-as soon as its last vector arrives, with a record under `_units/`. A
-killed run leaves its finished shards in the stage's temporary place: a rerun with the same
-configuration drops the rows of those shards before encoding and encodes only the rest.
+as soon as its last vector arrives, with a record under `_units/`. A killed run leaves its
+finished shards in the stage's temporary place: a rerun with the same configuration drops the
+rows of those shards before encoding and encodes only the rest.
 """
 
 from __future__ import annotations
