@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 
 from mining.extraction import ExtractConfig
-from pipelines import extract, index, mine
+from pipelines import embed, extract, index, mine
 from pipelines.mine import read_bitext
 from tests.conftest import REPO, free_port
 from tests.synthetic_run import planted, row_pairs, write_embeddings
+from tests.tiny_encoder import make_tiny_labse
+from tests.warc_factory import ENGLISH, GERMAN
 
 pytestmark = pytest.mark.slow
 
@@ -83,17 +85,25 @@ def test_sharded_index_and_mine_on_multiprocess_and_portable_runners(tmp_path, p
 
 
 def test_multiprocess_direct_runner_matches_single_process(shared_data, tmp_path):
+    """Extract keeps the same sentences, and embed writes the same shards byte for byte (float32
+    vectors, so that no difference rounds away), in one process and in two."""
     path = [str(shared_data / "warc" / "resiliparse" / "CC-MAIN-2020-34-excerpt.warc.gz")]
     config = ExtractConfig(langs=("de", "en", "zh", "ru"))
+    multiprocess = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
     single = extract.run(path, str(tmp_path / "one"), config)
-    multi = extract.run(
-        path,
-        str(tmp_path / "two"),
-        config,
-        beam_args=["--direct_num_workers=2", "--direct_running_mode=multi_processing"],
-    )
+    multi = extract.run(path, str(tmp_path / "two"), config, beam_args=multiprocess)
     assert multi["sentences_kept"] == single["sentences_kept"]
     assert multi["records_read"] == single["records_read"]
+
+    model = make_tiny_labse(tmp_path / "tiny", list(GERMAN + ENGLISH))
+    for run_dir, beam_args in (("one", None), ("two", multiprocess)):
+        args = (str(tmp_path / run_dir), str(model), ["zh", "de", "en"], "cpu")
+        embed.run(*args, chunk_size=32, dtype="float32", rows_per_shard=100, beam_args=beam_args)
+    shards = sorted((tmp_path / "one" / "embeddings").glob("lang=*/shard-*"))
+    assert len(shards) > 4
+    for shard in shards:
+        twin = tmp_path / "two" / shard.relative_to(tmp_path / "one")
+        assert shard.read_bytes() == twin.read_bytes(), shard.name
 
 
 # Measured with muse and its calibrated threshold and cosine floor, each language mined alone or
