@@ -69,11 +69,6 @@ def run_chain(c: ChainConfig) -> dict:
         ),
     )
     srcs = with_sentences(c.run_dir, c.srcs, c.tgt)
-    for src in c.srcs:
-        if src not in srcs:
-            log.warning(
-                "extract: no %s sentences in the input; %s-%s is not mined", src, src, c.tgt
-            )
     langs = [*srcs, c.tgt]
     step(
         "embed",
@@ -122,12 +117,16 @@ def run_chain(c: ChainConfig) -> dict:
 
 
 def with_sentences(run_dir: str, srcs, tgt: str) -> list[str]:
-    """The source languages the extract stage kept sentences of; a StageError when there is
-    nothing to mine (no target sentences, or none in any source language)."""
+    """The source languages the extract stage kept sentences of, with a warning for each other
+    one; a StageError when there is nothing to mine (no target sentences, or none in any source
+    language)."""
     kept = read_json(os.path.join(stage_path(run_dir, "sentences"), STATS))["sentences_kept"]
-    found = [src for src in srcs if kept.get(src)]
     if not kept.get(tgt):
         raise StageError(f"no {tgt} sentences in the input: nothing to mine against")
+    found = [src for src in srcs if kept.get(src)]
     if not found:
         raise StageError(f"no {', '.join(srcs)} sentences in the input: nothing to mine")
+    for src in srcs:
+        if src not in found:
+            log.warning("extract: no %s sentences in the input; %s-%s is not mined", src, src, tgt)
     return found
