@@ -26,6 +26,7 @@ from apache_beam.ml.inference.base import ModelHandler, RunInference
 from mining.embedding_store import ID_SCHEMA, lang_dir, shard_names, shard_shape, write_shard
 from pipelines.stage_dir import (
     UNITS,
+    StageError,
     StageWriter,
     read_json,
     require_complete,
@@ -178,7 +179,9 @@ def sentence_files(sentences_dir: str, lang: str) -> list[str]:
     pattern = FileSystems.join(sentences_dir, f"lang={lang}", "*.parquet")
     files = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
     if not files:
-        raise FileNotFoundError(f"no sentences for language {lang!r} in {sentences_dir}")
+        raise FileNotFoundError(
+            f"no {lang} sentences in {sentences_dir}: the extract stage was not asked for {lang}"
+        )
     return files
 
 
@@ -191,11 +194,15 @@ def count_rows(files: list[str]) -> int:
 
 
 def shard_counts(sentences_dir: str, langs: list[str], rows_per_shard: int) -> dict[str, int]:
-    """Shards per language (sentences per language / rows per shard, rounded up)."""
-    return {
-        lang: max(1, math.ceil(count_rows(sentence_files(sentences_dir, lang)) / rows_per_shard))
-        for lang in langs
-    }
+    """Shards per language (sentences per language / rows per shard, rounded up); a StageError
+    for a language the extract stage kept no sentences of, which would have no shards."""
+    shards = {}
+    for lang in langs:
+        rows = count_rows(sentence_files(sentences_dir, lang))
+        if not rows:
+            raise StageError(f"no {lang} sentences in {sentences_dir}: the extract stage kept none")
+        shards[lang] = math.ceil(rows / rows_per_shard)
+    return shards
 
 
 def _unfinished(keyed, finished) -> bool:

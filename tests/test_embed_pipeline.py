@@ -1,8 +1,10 @@
 """Extract then embed on the real CommonCrawl samples with the tiny LaBSE-layout model."""
 
 import json
+import shutil
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
@@ -75,6 +77,24 @@ def test_embed_cli_errors_in_one_line(extracted, tmp_path):
         cli, ["embed", "--run", str(tmp_path / "empty"), "--encoder", "x/y"]
     )
     assert result.exit_code == 2 and "run `ccmine extract` first" in result.stderr
+
+
+def test_a_language_without_sentences_is_refused_before_encoding(extracted, tmp_path):
+    """Asked for a language the extract stage kept none of (an empty lang= directory) or was not
+    asked for (no directory), embed stops with one line instead of leaving it out silently."""
+    run_dir = tmp_path / "run"
+    sentences = run_dir / "sentences"
+    shutil.copytree(extracted[0] / "sentences", sentences)
+    schema = pq.read_schema(next((sentences / "lang=de").glob("*.parquet")))
+    (sentences / "lang=th").mkdir()
+    pq.write_table(schema.empty_table(), sentences / "lang=th" / "part-00000-of-00001.parquet")
+    embed_cli = ["embed", "--run", str(run_dir), "--encoder", "muse", "--any-language"]
+    for lang, reason in (("th", "the extract stage kept none"), ("fr", "was not asked for fr")):
+        result = CliRunner().invoke(cli, [*embed_cli, "--langs", f"de,{lang}"])
+        assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert f"ccmine: error: no {lang} sentences in {sentences}: " in result.stderr
+        assert reason in result.stderr
+    assert not (run_dir / "embeddings").exists()
 
 
 def test_empty_sentences_are_dropped_and_counted(monkeypatch):
