@@ -54,13 +54,12 @@ def two_languages(tgt: str) -> click.BadParameter:
     )
 
 
-def check_langs(langs, known: list[str], what: str) -> None:
+def check_langs(langs, known: list[str], what: str, problem: str = "unknown language code") -> None:
     """Unknown codes stop the command in one line naming them and listing the known ones."""
     unknown = [lang for lang in langs if lang not in known]
     if unknown:
         click.echo(
-            f"ccmine: error: unknown language code {', '.join(map(repr, unknown))}; "
-            f"{what}: {', '.join(known)}",
+            f"ccmine: error: {problem} {', '.join(map(repr, unknown))}; {what}: {', '.join(known)}",
             err=True,
         )
         sys.exit(2)
@@ -461,7 +460,7 @@ def mine(
     if src == tgt:
         raise two_languages(tgt)
     embedded = _run_guarded(lambda: embedded_languages(require_complete(run_dir, "embeddings")))
-    check_langs((src, tgt), embedded, "the run's embeddings hold")
+    check_langs((src, tgt), embedded, "it has", problem="the run has no embeddings for")
     encoder = _run_guarded(lambda: read_marker(run_dir, "embeddings")["config"]["encoder"])
     check_covered(encoder, (src, tgt), any_language)
 

@@ -73,6 +73,9 @@ def test_mine_cli_and_upper_cut(run_dir):
     stats = mine.run(str(run_dir), "de", "en", threshold=1.0, max_score=1.2)
     assert stats["dropped"]["above_max_score"] > 0
     assert all(r["score"] <= 1.2 for r in read_bitext(run_dir))
+    result = CliRunner().invoke(cli, ["mine", "--run", str(run_dir), "--src", "th"])
+    assert result.exit_code == 2
+    assert result.stderr == "ccmine: error: the run has no embeddings for 'th'; it has: de, en\n"
 
 
 def test_mine_needs_indexes(tmp_path):
