@@ -6,8 +6,9 @@ language."""
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
+
+from apache_beam.io.filesystems import FileSystems
 
 from mining.extraction import ExtractConfig
 from mining.warc_records import DEFAULT_MAX_RECORD_BYTES
@@ -105,7 +106,7 @@ def run_chain(c: ChainConfig) -> dict:
         mine_args = (src, c.tgt, c.k, c.margin, c.mode)
         step(
             f"mine {src}-{c.tgt}",
-            os.path.join(c.run_dir, "bitext"),
+            stage_path(c.run_dir, "bitext"),
             f"{src}-{c.tgt}",
             lambda args=mine_args: mine.stage_config(c.run_dir, *args, **mine_filters),
             lambda args=mine_args: mine.run(
@@ -120,7 +121,7 @@ def with_sentences(run_dir: str, srcs, tgt: str) -> list[str]:
     """The source languages the extract stage kept sentences of, with a warning for each other
     one; a StageError when there is nothing to mine (no target sentences, or none in any source
     language)."""
-    kept = read_json(os.path.join(stage_path(run_dir, "sentences"), STATS))["sentences_kept"]
+    kept = read_json(FileSystems.join(stage_path(run_dir, "sentences"), STATS))["sentences_kept"]
     if not kept.get(tgt):
         raise StageError(f"no {tgt} sentences in the input: nothing to mine against")
     found = [src for src in srcs if kept.get(src)]

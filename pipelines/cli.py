@@ -550,7 +550,7 @@ def export(bitext, fmt, out, columns, min_score, min_cosine, max_length_ratio, d
     required=True,
     help="WARC/WET path, glob, URL or manifest; repeatable.",
 )
-@click.option("--output", "run_dir", required=True, help="Run directory (local).")
+@click.option("--output", "run_dir", required=True, help="Run directory (local or gs://...).")
 @click.option(
     "--src",
     required=True,

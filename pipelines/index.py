@@ -10,6 +10,8 @@ small records.
 
 from __future__ import annotations
 
+import inspect
+
 import apache_beam as beam
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
@@ -190,8 +192,14 @@ def run(
 
 
 def stage_config(run_dir: str, langs: list[str], index_args: dict | None) -> dict:
-    """What makes two index runs equal; the shard size is always recorded (its default too)."""
-    index_args = dict(index_args or {})
+    """What makes two index runs equal: the options not left at `choose_spec`'s defaults (so
+    that `ccmine index` with none set and `ccmine run` agree) and the shard size, always."""
+    unset = inspect.signature(faiss_index.choose_spec).parameters
+    index_args = {
+        name: value
+        for name, value in (index_args or {}).items()
+        if value is not None and (name not in unset or value != unset[name].default)
+    }
     index_args["shard_size"] = index_args.get("shard_size") or shards.SHARD_SIZE
     return {
         "embeddings": upstream_id(run_dir, "embeddings"),

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import glob
-import os
+import io
 
-import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
 
+from mining.embedding_store import read_parquet
 from pipelines.counts import format_table
 from pipelines.stage_dir import STATS, read_json, stage_path
 
@@ -14,8 +15,14 @@ STAGES = ("sentences", "embeddings", "indexes")
 
 
 def _stats(directory: str) -> dict:
-    path = os.path.join(directory, STATS)
-    return read_json(path) if os.path.exists(path) else {}
+    path = FileSystems.join(directory, STATS)
+    return read_json(path) if FileSystems.exists(path) else {}
+
+
+def _write(path: str, data: bytes) -> None:
+    """Write a file on any of Beam's file systems, as is (no compression by its suffix)."""
+    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as out:
+        out.write(data)
 
 
 def histogram_png(stats: dict, path: str, title: str) -> None:
@@ -46,8 +53,10 @@ def histogram_png(stats: dict, path: str, title: str) -> None:
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path)
+    png = io.BytesIO()
+    fig.savefig(png, format="png")
     plt.close(fig)
+    _write(path, png.getvalue())
 
 
 def _pair_rows(rows: list[dict]) -> list[str]:
@@ -62,25 +71,25 @@ def _pair_rows(rows: list[dict]) -> list[str]:
 def best_and_worst(bitext_dir: str, size: int) -> tuple[list[dict], list[dict]]:
     """The best pairs (from the first part) and the worst kept (from the last, worst first
     reversed): the parts are score ranges, best first, so no other part is read."""
-    parts = sorted(glob.glob(os.path.join(bitext_dir, "part-*.parquet")))
+    pattern = FileSystems.join(bitext_dir, "part-*.parquet")
+    parts = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
     if not parts:
         return [], []
-    first = pq.read_table(parts[0]).slice(0, size).to_pylist()
-    last = pq.read_table(parts[-1])
+    first = read_parquet(parts[0]).slice(0, size).to_pylist()
+    last = read_parquet(parts[-1])
     return first, last.slice(max(last.num_rows - size, 0)).to_pylist()[::-1]
 
 
 def write_report(run_dir: str, pairs: list[tuple[str, str]], sample: int = 10) -> str:
     """Write RUN/report/index.md and a scores-SRC-TGT.png per pair; returns the Markdown path."""
-    out = os.path.join(run_dir, "report")
-    os.makedirs(out, exist_ok=True)
+    out = FileSystems.join(run_dir, "report")
     names = [f"{src}-{tgt}" for src, tgt in pairs]
     lines = [f"# ccmine run report: {', '.join(names)}", "", f"Run directory: `{run_dir}`", ""]
     lines += ["## Time per stage", "", "| stage | seconds |", "|---|---:|"]
     for stage in STAGES:
         lines.append(f"| {stage} | {_stats(stage_path(run_dir, stage)).get('seconds', '-')} |")
     for pair in names:
-        seconds = _stats(os.path.join(run_dir, "bitext", pair)).get("seconds", "-")
+        seconds = _stats(FileSystems.join(run_dir, "bitext", pair)).get("seconds", "-")
         lines.append(f"| bitext/{pair} | {seconds} |")
     lines += ["", "## Counts", ""]
     for stage in STAGES[:2]:
@@ -99,15 +108,14 @@ def write_report(run_dir: str, pairs: list[tuple[str, str]], sample: int = 10) -
             lines += [f"## {src}-{tgt}", "", f"No {src} sentences in the input: not mined.", ""]
         else:
             lines += _pair_section(run_dir, f"{src}-{tgt}", out, sample)
-    path = os.path.join(out, "index.md")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
+    path = FileSystems.join(out, "index.md")
+    _write(path, ("\n".join(lines) + "\n").encode())
     return path
 
 
 def _pair_section(run_dir: str, pair: str, out: str, sample: int) -> list[str]:
     """A mined pair's counts, margin histogram (written to OUT/scores-PAIR.png) and samples."""
-    bitext_dir = os.path.join(run_dir, "bitext", pair)
+    bitext_dir = FileSystems.join(run_dir, "bitext", pair)
     mine_stats = _stats(bitext_dir)
     lines = [f"## {pair}", ""]
     if not mine_stats:
@@ -128,7 +136,7 @@ def _pair_section(run_dir: str, pair: str, out: str, sample: int) -> list[str]:
         "",
     ]
     png = f"scores-{pair}.png"
-    histogram_png(mine_stats, os.path.join(out, png), f"{pair} margin scores (all candidates)")
+    histogram_png(mine_stats, FileSystems.join(out, png), f"{pair} margin scores (all candidates)")
     best, worst = best_and_worst(bitext_dir, sample)
     lines += ["### Margin scores", "", f"![{pair} margin score histogram]({png})", ""]
     lines += ["### Highest-scoring pairs", "", *_pair_rows(best), ""]
