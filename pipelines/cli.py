@@ -83,6 +83,27 @@ def check_covered(encoder: str, langs, any_language: bool) -> None:
         sys.exit(2)
 
 
+def all_sources(encoder: str, tgt: str, lid_known: list[str]) -> tuple[str, ...]:
+    """`--src all`: every language the encoder declares, less the target; the ones the
+    language-ID model does not know (so extract could not find) are named on stderr and left
+    out. A usage error for an encoder that declares no languages."""
+    from mining.encoders.loading import encoder_languages
+
+    declared = encoder_languages(encoder)
+    if declared is None:
+        raise click.BadParameter(
+            f"encoder {encoder!r} declares no languages; name them, e.g. de,fr", param_hint="--src"
+        )
+    unknown = [lang for lang in declared if lang not in lid_known]
+    if unknown:
+        click.echo(
+            f"ccmine: --src all: the language-ID model does not know {', '.join(unknown)} "
+            f"(which {encoder} covers): not mined",
+            err=True,
+        )
+    return tuple(lang for lang in declared if lang != tgt and lang in lid_known)
+
+
 def lid_languages(lid_model: str | None = None) -> list[str]:
     from mining.langid import LanguageIdentifier
 
@@ -555,7 +576,7 @@ def export(bitext, fmt, out, columns, min_score, min_cosine, max_length_ratio, d
     "--src",
     required=True,
     help="Language to mine against --tgt, e.g. de, or several: de,fr,zh (one extraction, "
-    "embedding and index of each language serve every pair).",
+    "embedding and index of each language serve every pair), or all the encoder covers.",
 )
 @click.option("--tgt", default="en", show_default=True)
 @click.option("--encoder", default=DEFAULT_ENCODER, show_default=True)
@@ -592,10 +613,14 @@ def run_command(
     from mining.inputs import resolve_inputs
     from pipelines.chain import ChainConfig, run_chain
 
-    srcs = tuple(dict.fromkeys(parse_langs(src)))
+    lid_known = lid_languages()
+    if src.strip() == "all":
+        srcs = all_sources(encoder, tgt, lid_known)
+    else:
+        srcs = tuple(dict.fromkeys(parse_langs(src)))
     if tgt in srcs:
         raise two_languages(tgt)
-    check_langs((*srcs, tgt), lid_languages(), "the language-ID model knows")
+    check_langs((*srcs, tgt), lid_known, "the language-ID model knows")
     check_covered(encoder, (*srcs, tgt), any_language)
 
     paths = _run_guarded(lambda: resolve_inputs(list(inputs)))

@@ -151,3 +151,28 @@ def test_killed_run_resumes_to_the_same_bitext(setup):
     )
     assert "extract: skipped" in result.stdout and "embed: ran" in result.stdout
     assert bitext(killed) == bitext(reference)
+
+
+def test_src_all_mines_every_language_the_encoder_covers(setup, tmp_path):
+    """`--src all` with the bundled encoder (de, en, zh) mines de-en and zh-en; an encoder that
+    declares no languages is a usage error; LaBSE's languages that the language-ID model does
+    not know are named and left out (the run then stops at its missing input, before loading)."""
+    from click.testing import CliRunner
+
+    from pipelines.cli import cli
+
+    _, sample, tiny = setup
+    run = ["run", "--input", str(sample), "--output", str(tmp_path / "run"), "--src", "all"]
+    result = CliRunner().invoke(cli, [*run, "--encoder", "bundled"])
+    assert result.exit_code == 0, result.output
+    assert "mine de-en: ran\nmine zh-en: ran\n" in result.output
+    assert len(bitext(tmp_path / "run", "zh-en")) > 10
+
+    result = CliRunner().invoke(cli, [*run, "--encoder", str(tiny)])
+    assert result.exit_code == 2 and f"encoder '{tiny}' declares no languages" in result.stderr
+
+    run[2] = str(tmp_path / "nowhere.warc.gz")
+    result = CliRunner().invoke(cli, [*run, "--encoder", "labse"])
+    assert result.exit_code == 2
+    assert "the language-ID model does not know ha, haw, hmn, ig, mi, ny" in result.stderr
+    assert "no input matches" in result.stderr
