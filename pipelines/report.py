@@ -84,13 +84,12 @@ def write_report(run_dir: str, pairs: list[tuple[str, str]], sample: int = 10) -
     """Write RUN/report/index.md and a scores-SRC-TGT.png per pair; returns the Markdown path."""
     out = FileSystems.join(run_dir, "report")
     names = [f"{src}-{tgt}" for src, tgt in pairs]
+    kept = _stats(stage_path(run_dir, "sentences")).get("sentences_kept", {})
     lines = [f"# ccmine run report: {', '.join(names)}", "", f"Run directory: `{run_dir}`", ""]
+    lines += _pairs_table(run_dir, pairs, kept)
     lines += ["## Time per stage", "", "| stage | seconds |", "|---|---:|"]
     for stage in STAGES:
         lines.append(f"| {stage} | {_stats(stage_path(run_dir, stage)).get('seconds', '-')} |")
-    for pair in names:
-        seconds = _stats(FileSystems.join(run_dir, "bitext", pair)).get("seconds", "-")
-        lines.append(f"| bitext/{pair} | {seconds} |")
     lines += ["", "## Counts", ""]
     for stage in STAGES[:2]:
         stats = {
@@ -102,7 +101,6 @@ def write_report(run_dir: str, pairs: list[tuple[str, str]], sample: int = 10) -
     for lang, meta in _stats(stage_path(run_dir, "indexes")).get("indexes", {}).items():
         lines.append(f"- index `{lang}`: {meta['count']} vectors, `{meta['factory']}`")
     lines.append("")
-    kept = _stats(stage_path(run_dir, "sentences")).get("sentences_kept", {})
     for src, tgt in pairs:
         if not kept.get(src):
             lines += [f"## {src}-{tgt}", "", f"No {src} sentences in the input: not mined.", ""]
@@ -111,6 +109,28 @@ def write_report(run_dir: str, pairs: list[tuple[str, str]], sample: int = 10) -
     path = FileSystems.join(out, "index.md")
     _write(path, ("\n".join(lines) + "\n").encode())
     return path
+
+
+def _pairs_table(run_dir: str, pairs: list[tuple[str, str]], kept: dict) -> list[str]:
+    """One row per pair: its sentences, candidates, pairs kept, threshold and mining time."""
+    lines = ["## Pairs", ""]
+    lines += [
+        "| pair | source sentences | target sentences | candidates | kept | threshold | seconds |"
+    ]
+    lines += ["|---|---:|---:|---:|---:|---:|---:|"]
+    for src, tgt in pairs:
+        stats = _stats(FileSystems.join(run_dir, "bitext", f"{src}-{tgt}"))
+        if not kept.get(src):
+            lines.append(f"| {src}-{tgt} | 0 | | | not mined | | |")
+        elif not stats:
+            lines.append(f"| {src}-{tgt} | {kept[src]:,} | | | no bitext yet | | |")
+        else:
+            counts = [stats[key] for key in ("src_sentences", "tgt_sentences", "candidates")]
+            lines.append(
+                f"| {src}-{tgt} | " + " | ".join(f"{n:,}" for n in counts) + f" | "
+                f"{stats['kept']:,} | {stats['threshold']} | {stats['seconds']} |"
+            )
+    return [*lines, ""]
 
 
 def _pair_section(run_dir: str, pair: str, out: str, sample: int) -> list[str]:
