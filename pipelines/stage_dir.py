@@ -54,9 +54,15 @@ def read_marker(run_dir: str, stage: str) -> dict | None:
 
 
 def is_complete(run_dir: str, stage: str, config: dict) -> bool:
-    """True when the stage finished with exactly this configuration."""
+    """True when the stage finished with this configuration, or with the same one for more
+    languages: a language's sentences, embeddings and index do not depend on the others kept."""
     marker = read_marker(run_dir, stage)
-    return marker is not None and marker["config"] == json.loads(json.dumps(config))
+    if marker is None:
+        return False
+    done, wanted = marker["config"], json.loads(json.dumps(config))
+    if "langs" in done and "langs" in wanted and set(wanted["langs"]) <= set(done["langs"]):
+        done, wanted = {**done, "langs": None}, {**wanted, "langs": None}
+    return done == wanted
 
 
 def upstream_id(run_dir: str, stage: str) -> str:

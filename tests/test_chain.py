@@ -75,7 +75,8 @@ def test_chain_skips_complete_stages_and_reports(setup):
 def test_several_sources_are_mined_from_one_extraction(setup):
     """de-en and zh-en from one run: every language extracted, embedded and indexed once, and
     the de-en bitext the same as a run that mines de-en alone. Thai, which the input lacks, is
-    reported and not mined; with no other source language there is nothing to mine."""
+    reported and not mined; with no other source language there is nothing to mine. A run for
+    zh alone then reruns nothing."""
     tmp, sample, encoder = setup
     alone = ChainConfig([str(sample)], str(tmp / "de"), ("de",), encoder=str(encoder))
     several = ChainConfig([str(sample)], str(tmp / "all"), ("de", "th", "zh"), encoder=str(encoder))
@@ -98,6 +99,12 @@ def test_several_sources_are_mined_from_one_extraction(setup):
     row = f"| zh-en | {zh['src_sentences']:,} | {zh['tgt_sentences']:,} | {zh['candidates']:,} | "
     assert f"{row}{zh['kept']:,} | {zh['threshold']} | {zh['seconds']} |" in report
     assert (run_dir / "report" / "scores-zh-en.png").stat().st_size > 1000
+
+    # A later run for fewer languages finds every stage complete: each language's sentences,
+    # embeddings and index do not depend on the others.
+    several.srcs = ("zh",)
+    assert set(run_chain(several).values()) == {"skipped", done["report"]}
+    assert (run_dir / "bitext" / "de-en" / "_SUCCESS.json").exists()
 
     several.srcs = ("th",)
     with pytest.raises(StageError, match="^no th sentences in the input: nothing to mine$"):
