@@ -125,11 +125,10 @@ def _pairs_table(run_dir: str, pairs: list[tuple[str, str]], kept: dict) -> list
         elif not stats:
             lines.append(f"| {src}-{tgt} | {kept[src]:,} | | | no bitext yet | | |")
         else:
-            counts = [stats[key] for key in ("src_sentences", "tgt_sentences", "candidates")]
-            lines.append(
-                f"| {src}-{tgt} | " + " | ".join(f"{n:,}" for n in counts) + f" | "
-                f"{stats['kept']:,} | {stats['threshold']} | {stats['seconds']} |"
-            )
+            counts = ("src_sentences", "tgt_sentences", "candidates", "kept")
+            cells = [f"{stats[key]:,}" for key in counts]
+            cells += [str(stats["threshold"]), str(stats["seconds"])]
+            lines.append(f"| {src}-{tgt} | " + " | ".join(cells) + " |")
     return [*lines, ""]
 
 
