@@ -84,42 +84,42 @@ def write_report(run_dir: str, pairs: list[tuple[str, str]], sample: int = 10) -
     """Write RUN/report/index.md and a scores-SRC-TGT.png per pair; returns the Markdown path."""
     out = FileSystems.join(run_dir, "report")
     names = [f"{src}-{tgt}" for src, tgt in pairs]
-    kept = _stats(stage_path(run_dir, "sentences")).get("sentences_kept", {})
+    stage_stats = {stage: _stats(stage_path(run_dir, stage)) for stage in STAGES}
+    mined = {name: _stats(FileSystems.join(run_dir, "bitext", name)) for name in names}
+    kept = stage_stats["sentences"].get("sentences_kept", {})
     lines = [f"# ccmine run report: {', '.join(names)}", "", f"Run directory: `{run_dir}`", ""]
-    lines += _pairs_table(run_dir, pairs, kept)
+    lines += _pairs_table(pairs, kept, mined)
     lines += ["## Time per stage", "", "| stage | seconds |", "|---|---:|"]
     for stage in STAGES:
-        lines.append(f"| {stage} | {_stats(stage_path(run_dir, stage)).get('seconds', '-')} |")
+        lines.append(f"| {stage} | {stage_stats[stage].get('seconds', '-')} |")
     lines += ["", "## Counts", ""]
     for stage in STAGES[:2]:
-        stats = {
-            k: v
-            for k, v in _stats(stage_path(run_dir, stage)).items()
-            if isinstance(v, (int, dict))
-        }
+        stats = {k: v for k, v in stage_stats[stage].items() if isinstance(v, (int, dict))}
         lines += ["```", format_table(stats, stage), "```", ""]
-    for lang, meta in _stats(stage_path(run_dir, "indexes")).get("indexes", {}).items():
+    for lang, meta in stage_stats["indexes"].get("indexes", {}).items():
         lines.append(f"- index `{lang}`: {meta['count']} vectors, `{meta['factory']}`")
     lines.append("")
     for src, tgt in pairs:
+        pair = f"{src}-{tgt}"
         if not kept.get(src):
-            lines += [f"## {src}-{tgt}", "", f"No {src} sentences in the input: not mined.", ""]
+            lines += [f"## {pair}", "", f"No {src} sentences in the input: not mined.", ""]
         else:
-            lines += _pair_section(run_dir, f"{src}-{tgt}", out, sample)
+            lines += _pair_section(run_dir, pair, mined[pair], out, sample)
     path = FileSystems.join(out, "index.md")
     _write(path, ("\n".join(lines) + "\n").encode())
     return path
 
 
-def _pairs_table(run_dir: str, pairs: list[tuple[str, str]], kept: dict) -> list[str]:
-    """One row per pair: its sentences, candidates, pairs kept, threshold and mining time."""
+def _pairs_table(pairs: list[tuple[str, str]], kept: dict, mined: dict) -> list[str]:
+    """One row per pair: its sentences, candidates, pairs kept, threshold and mining time
+    (`mined`: each pair's mine stats, {} before it is mined)."""
     lines = ["## Pairs", ""]
     lines += [
         "| pair | source sentences | target sentences | candidates | kept | threshold | seconds |"
     ]
     lines += ["|---|---:|---:|---:|---:|---:|---:|"]
     for src, tgt in pairs:
-        stats = _stats(FileSystems.join(run_dir, "bitext", f"{src}-{tgt}"))
+        stats = mined[f"{src}-{tgt}"]
         if not kept.get(src):
             lines.append(f"| {src}-{tgt} | 0 | | | not mined | | |")
         elif not stats:
@@ -132,10 +132,9 @@ def _pairs_table(run_dir: str, pairs: list[tuple[str, str]], kept: dict) -> list
     return [*lines, ""]
 
 
-def _pair_section(run_dir: str, pair: str, out: str, sample: int) -> list[str]:
+def _pair_section(run_dir: str, pair: str, mine_stats: dict, out: str, sample: int) -> list[str]:
     """A mined pair's counts, margin histogram (written to OUT/scores-PAIR.png) and samples."""
     bitext_dir = FileSystems.join(run_dir, "bitext", pair)
-    mine_stats = _stats(bitext_dir)
     lines = [f"## {pair}", ""]
     if not mine_stats:
         return [*lines, "No bitext yet.", ""]
