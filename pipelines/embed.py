@@ -25,13 +25,17 @@ from apache_beam.ml.inference.base import ModelHandler, RunInference
 
 from mining.embedding_store import ID_SCHEMA, lang_dir, shard_names, shard_shape, write_shard
 from pipelines.stage_dir import (
+    STATS,
     UNITS,
     StageError,
     StageWriter,
+    content_id,
+    output_ids,
     read_json,
     require_complete,
+    reusable_langs,
     run_pipeline,
-    upstream_id,
+    stage_path,
 )
 
 NAMESPACE = "embed"
@@ -255,55 +259,85 @@ def run(
     threads: int = 0,
     rows_per_shard: int = 100_000,
     beam_args: list[str] | None = None,
+    reuse: bool = True,
 ) -> dict:
-    """Run the embed stage and commit RUN_DIR/embeddings; returns its stats."""
+    """Run the embed stage and commit RUN_DIR/embeddings; returns its stats. With `reuse`, the
+    languages whose embeddings the current output holds for the same sentences and encoder
+    are taken over, not encoded again (a run that adds a language encodes only that one)."""
     from mining.encoders.loading import cpu_only, pick_device
 
     sentences_dir = require_complete(run_dir, "sentences")
     device = "cpu" if cpu_only(encoder) and device == "auto" else pick_device(device)
     config = stage_config(run_dir, encoder, langs, dtype)  # resolves the encoder: fails early
+    reused = reusable_langs(run_dir, STAGE, config) if reuse else []
+    reused_rows = _embedded_rows(run_dir, reused)
+    if reused:
+        log.info("embed: %s unchanged, their embeddings reused", ", ".join(reused))
+    todo = [lang for lang in langs if lang not in reused]
     handler = SentenceEncoderHandler(encoder, device, batch_size, threads)
-    shards = shard_counts(sentences_dir, langs, rows_per_shard)
-    writer = StageWriter(run_dir, STAGE, resume={**config, "shards": shards})
+    shards = shard_counts(sentences_dir, todo, rows_per_shard)
+    writer = StageWriter(
+        run_dir,
+        STAGE,
+        resume={**config, "shards": shards},
+        keep=[f"lang={lang}" for lang in reused],
+    )
     finished = finished_shards(writer.path(), shards) if writer.resumed else {}
     if finished:
         log.info(
             "embed: resuming, %d shards of %d already finished", len(finished), sum(shards.values())
         )
-    stats = run_pipeline(
-        writer,
-        lambda p: build_pipeline(
-            p,
-            sentences_dir,
-            writer.path(),
-            langs,
-            handler,
-            dtype,
-            shards,
-            set(finished),
-            chunk_size,
-        ),
-        beam_args,
-        NAMESPACE,
-    )
+    stats = {}
+    if todo:
+        stats = run_pipeline(
+            writer,
+            lambda p: build_pipeline(
+                p,
+                sentences_dir,
+                writer.path(),
+                todo,
+                handler,
+                dtype,
+                shards,
+                set(finished),
+                chunk_size,
+            ),
+            beam_args,
+            NAMESPACE,
+        )
     encoded = dict(stats.get("embedded", {}))
     for (lang, _shard), rows in finished.items():
         stats.setdefault("embedded", {})[lang] = stats.get("embedded", {}).get(lang, 0) + rows
     if finished:
         stats["resumed"] = {"shards_reused": len(finished), "rows_reused": sum(finished.values())}
         stats["encoded_now"] = encoded
-    writer.commit({**stats, "encoder": encoder, "dtype": dtype}, config)
+    if reused:
+        stats.setdefault("embedded", {}).update(reused_rows)
+        stats["reused"] = reused_rows
+    outputs = {
+        lang: content_id(sentences, encoder, config["encoder_dir"], dtype)
+        for lang, sentences in config["langs"].items()
+    }
+    writer.commit({**stats, "encoder": encoder, "dtype": dtype}, config, outputs)
     return stats
 
 
+def _embedded_rows(run_dir: str, langs: list[str]) -> dict[str, int]:
+    """Rows per language of the current output's stats (read before a rerun replaces it)."""
+    if not langs:
+        return {}
+    embedded = read_json(FileSystems.join(stage_path(run_dir, STAGE), STATS))["embedded"]
+    return {lang: embedded[lang] for lang in langs}
+
+
 def stage_config(run_dir: str, encoder: str, langs: list[str], dtype: str) -> dict:
-    """What makes two embed runs equal: the sentences they read, the encoder, languages, dtype."""
+    """What makes two embed runs equal: the encoder, the dtype, and per language the sentences
+    read (their content id)."""
     from mining.encoders.loading import resolve_encoder
 
     return {
-        "sentences": upstream_id(run_dir, "sentences"),
         "encoder": encoder,
         "encoder_dir": resolve_encoder(encoder),
-        "langs": list(langs),
+        "langs": output_ids(run_dir, "sentences", langs),
         "dtype": dtype,
     }

@@ -9,6 +9,7 @@ units, then de-duplicates all of them: the result equals an uninterrupted run's.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections import Counter
@@ -27,10 +28,11 @@ from mining.langid import LanguageIdentifier
 from mining.warc_records import DEFAULT_MAX_RECORD_BYTES, BadInputError, Skipped, iter_records
 from pipelines.counts import add_counts
 from pipelines.progress import Progress
-from pipelines.stage_dir import UNITS, StageWriter, read_json, run_pipeline
+from pipelines.stage_dir import UNITS, StageWriter, read_json, run_pipeline, write_json
 
 NAMESPACE = "extract"
 STAGE = "sentences"
+CONTENT_IDS = "_content_ids.json"  # written by the pipeline, moved into the marker
 log = logging.getLogger("ccmine")
 
 SENTENCE_SCHEMA = pa.schema(
@@ -258,6 +260,31 @@ def _count_duplicates(kept_and_count):
     return row
 
 
+def row_id(row: dict) -> int:
+    """A 64-bit id of what the embed stage reads of a sentence row."""
+    fields = [row[name] for name in ("hash", "text", "url", "record_id", "position")]
+    digest = hashlib.blake2b(json.dumps(fields).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+class ContentId(beam.CombineFn):
+    """A language's content id: its row count and the sum of its rows' ids modulo 2**64, which
+    does not depend on the order the rows arrive in (nor on the files they are written to)."""
+
+    def create_accumulator(self):
+        return 0, 0
+
+    def add_input(self, acc, row_id_):
+        return acc[0] + 1, (acc[1] + row_id_) % 2**64
+
+    def merge_accumulators(self, accs):
+        counts, sums = zip(*accs, strict=True)
+        return sum(counts), sum(sums) % 2**64
+
+    def extract_output(self, acc):
+        return f"{acc[0]}:{acc[1]:016x}"
+
+
 def build_pipeline(
     pipeline: beam.Pipeline,
     paths: list[str],
@@ -272,6 +299,7 @@ def build_pipeline(
     langs = list(config.langs)
     finished = finished or {}
     units_dir = FileSystems.join(out_dir, UNITS)
+    content_ids_path = FileSystems.join(out_dir, CONTENT_IDS)
     numbers = {path: number for number, path in enumerate(paths)}
     new = (
         pipeline
@@ -294,6 +322,13 @@ def build_pipeline(
         | "Deduplicate" >> beam.CombinePerKey(FirstOccurrence())
         | "DropKey" >> beam.Values()
         | "CountKept" >> beam.Map(_count_duplicates)
+    )
+    _ = (
+        sentences
+        | "RowIds" >> beam.Map(lambda row: (row["lang"], row_id(row)))
+        | "ContentIds" >> beam.CombinePerKey(ContentId())
+        | "AllContentIds" >> beam.combiners.ToDict()
+        | "WriteContentIds" >> beam.Map(lambda ids: write_json(content_ids_path, ids))
     )
     per_lang = sentences | "ByLanguage" >> beam.Partition(
         lambda row, n: langs.index(row["lang"]), len(langs)
@@ -329,12 +364,14 @@ def run(
         beam_args,
         NAMESPACE,
     )
+    content_ids = read_json(writer.path(CONTENT_IDS))
+    FileSystems.delete([writer.path(CONTENT_IDS)])
     for record in finished.values():  # the finished files' own counts, as if read now
         add_counts(stats, record["counts"])
     if finished:
         stats["resumed"] = {"files_reused": len(finished)}
     stats["inputs"] = paths
-    writer.commit(stats, config_record)
+    writer.commit(stats, config_record, outputs=content_ids)
     return stats
 
 

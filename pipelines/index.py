@@ -11,6 +11,7 @@ small records.
 from __future__ import annotations
 
 import inspect
+import logging
 
 import apache_beam as beam
 import numpy as np
@@ -20,15 +21,21 @@ from apache_beam.metrics import Metrics
 from indexes import faiss_index, shards
 from mining.embedding_store import ShardLayout, read_vectors, shard_layout
 from pipelines.stage_dir import (
+    STATS,
     StageWriter,
+    content_id,
+    output_ids,
+    read_json,
     read_marker,
     require_complete,
+    reusable_langs,
     run_pipeline,
-    upstream_id,
+    stage_path,
 )
 
 STAGE = "indexes"
 NAMESPACE = "index"
+log = logging.getLogger("ccmine")
 
 
 def sample_counts(layout: ShardLayout, size: int) -> list[int]:
@@ -144,36 +151,44 @@ def run(
     langs: list[str],
     index_args: dict | None = None,
     beam_args: list[str] | None = None,
+    reuse: bool = True,
 ) -> dict:
-    """Build RUN_DIR/indexes/LANG.json and LANG/shard-*.faiss for each language; returns stats."""
+    """Build RUN_DIR/indexes/LANG.json and LANG/shard-*.faiss for each language; returns stats.
+    With `reuse`, the languages whose index the current output holds, built the same way from
+    the same embeddings, are taken over, not built again."""
     emb_dir = require_complete(run_dir, "embeddings")
     config = stage_config(run_dir, langs, index_args)
     index_args = dict(config["index_args"])
     shard_size = index_args.pop("shard_size")
     encoder = read_marker(run_dir, "embeddings")["config"].get("encoder")
-    embeddings_run = upstream_id(run_dir, "embeddings")
+    reused = reusable_langs(run_dir, STAGE, config) if reuse else []
+    stats: dict = {"indexes": _reused_stats(run_dir, reused)}
+    if reused:
+        log.info("index: %s unchanged, their indexes reused", ", ".join(reused))
+        stats["reused"] = {lang: stats["indexes"][lang]["count"] for lang in reused}
     gpu = faiss_index.gpu_available()
     plans = []
-    for lang in langs:
+    for lang in (lang for lang in langs if lang not in reused):
         layout = shard_layout(emb_dir, lang)
         spec = faiss_index.choose_spec(
             layout.rows, layout.dim, **index_args, shard_size=shard_size, gpu=gpu
         )
         record = {
             "encoder": encoder,
-            "embeddings": embeddings_run,
+            "embeddings": config["langs"][lang],
             "dim": layout.dim,
             "factory": spec.factory(),
         }
         plans.append((layout, spec, record))
-    writer = StageWriter(run_dir, STAGE)
+    keep = [path for lang in reused for path in (lang, f"{lang}.json")]
+    writer = StageWriter(run_dir, STAGE, keep=keep)
 
     def build(pipeline):
         for layout, spec, record in plans:
             build_language_pipeline(pipeline, layout, spec, writer.path(), record, shard_size)
 
-    counters = run_pipeline(writer, build, beam_args, NAMESPACE)
-    stats: dict = {"indexes": {}, **counters}
+    if plans:
+        stats.update(run_pipeline(writer, build, beam_args, NAMESPACE))
     try:
         for layout, spec, record in plans:
             meta = language_meta(writer.path(), layout, spec, record, shard_size)
@@ -187,13 +202,26 @@ def run(
     except BaseException:
         writer.abandon()
         raise
-    writer.commit(stats, config)
+    outputs = {
+        lang: content_id(embeddings, config["index_args"])
+        for lang, embeddings in config["langs"].items()
+    }
+    writer.commit(stats, config, outputs)
     return stats
+
+
+def _reused_stats(run_dir: str, langs: list[str]) -> dict:
+    """Each language's entry of the current output's stats (read before a rerun replaces it)."""
+    if not langs:
+        return {}
+    indexes = read_json(FileSystems.join(stage_path(run_dir, STAGE), STATS))["indexes"]
+    return {lang: indexes[lang] for lang in langs}
 
 
 def stage_config(run_dir: str, langs: list[str], index_args: dict | None) -> dict:
     """What makes two index runs equal: the options not left at `choose_spec`'s defaults (so
-    that `ccmine index` with none set and `ccmine run` agree) and the shard size, always."""
+    that `ccmine index` with none set and `ccmine run` agree), the shard size, always, and per
+    language the embeddings read (their content id)."""
     unset = inspect.signature(faiss_index.choose_spec).parameters
     index_args = {
         name: value
@@ -201,8 +229,4 @@ def stage_config(run_dir: str, langs: list[str], index_args: dict | None) -> dic
         if value is not None and (name not in unset or value != unset[name].default)
     }
     index_args["shard_size"] = index_args.get("shard_size") or shards.SHARD_SIZE
-    return {
-        "embeddings": upstream_id(run_dir, "embeddings"),
-        "langs": list(langs),
-        "index_args": index_args,
-    }
+    return {"langs": output_ids(run_dir, "embeddings", langs), "index_args": index_args}

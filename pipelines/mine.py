@@ -28,11 +28,11 @@ from pipelines.dataset_card import write_card
 from pipelines.stage_dir import (
     StageError,
     StageWriter,
+    output_ids,
     read_json,
     read_marker,
     require_complete,
     run_pipeline,
-    upstream_id,
 )
 
 STAGE = "bitext"
@@ -62,22 +62,17 @@ def read_bitext(bitext_dir: str) -> pa.Table:
 
 
 def checked_inputs(run_dir: str, src: str, tgt: str):
-    """Embedding layouts and index metadata of both languages, after checking that the indexes
-    were built from these embeddings and every index shard is there and complete."""
+    """Embedding layouts and index metadata of both languages, after checking that each index
+    was built from the language's current embeddings and every index shard is there and
+    complete."""
     emb_dir = require_complete(run_dir, "embeddings")
     index_dir = require_complete(run_dir, "indexes")
-    embeddings_run = upstream_id(run_dir, "embeddings")
-    built_from = read_marker(run_dir, "indexes")["config"].get("embeddings")
-    if built_from != embeddings_run:
-        raise shards.IndexShardError(
-            index_dir,
-            "built from other embeddings than the run's current ones: rerun `ccmine index`",
-        )
+    embeddings = output_ids(run_dir, "embeddings", (src, tgt))
     layouts, metas = {}, {}
     for lang in (src, tgt):
         layouts[lang] = shard_layout(emb_dir, lang)
         metas[lang] = shards.check_language(
-            index_dir, lang, embeddings_run, layouts[lang].rows, layouts[lang].dim
+            index_dir, lang, embeddings[lang], layouts[lang].rows, layouts[lang].dim
         )
     return index_dir, layouts, metas
 
@@ -226,8 +221,8 @@ def stage_config(
 ) -> dict:
     """`threshold` as asked for (None: the encoder's or the margin's default)."""
     return {
-        "embeddings": upstream_id(run_dir, "embeddings"),
-        "indexes": upstream_id(run_dir, "indexes"),
+        "embeddings": output_ids(run_dir, "embeddings", (src, tgt)),
+        "indexes": output_ids(run_dir, "indexes", (src, tgt)),
         "src": src,
         "tgt": tgt,
         "k": k,

@@ -12,6 +12,7 @@ units (shards) that were finished and recorded under `_units/`.
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 import shutil
@@ -38,7 +39,7 @@ def stage_path(run_dir: str, stage: str) -> str:
     return FileSystems.join(run_dir, stage)
 
 
-def _write_json(path: str, payload: dict) -> None:
+def write_json(path: str, payload: dict) -> None:
     with FileSystems.create(path) as out:
         out.write(json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False).encode())
 
@@ -55,22 +56,54 @@ def read_marker(run_dir: str, stage: str) -> dict | None:
 
 def is_complete(run_dir: str, stage: str, config: dict) -> bool:
     """True when the stage finished with this configuration, or with the same one for more
-    languages: a language's sentences, embeddings and index do not depend on the others kept."""
+    languages: a language's sentences, embeddings and index do not depend on the others kept.
+    `langs` is a list, or {language: id of its input} for a stage that reads per language."""
+    marker = read_marker(run_dir, stage)
+    return marker is not None and covers(marker["config"], config)
+
+
+def covers(done: dict, wanted: dict) -> bool:
+    """Whether output made with config `done` holds what config `wanted` asks for: the same
+    configuration, for the same languages or more (with the same inputs, where recorded)."""
+    done, wanted = json.loads(json.dumps(done)), json.loads(json.dumps(wanted))
+    have, asked = done.get("langs"), wanted.get("langs")
+    if isinstance(have, dict) and isinstance(asked, dict):
+        held = asked.items() <= have.items()
+    elif isinstance(have, list) and isinstance(asked, list):
+        held = set(asked) <= set(have)
+    else:
+        held = have == asked
+    return held and {**done, "langs": None} == {**wanted, "langs": None}
+
+
+def reusable_langs(run_dir: str, stage: str, config: dict) -> list[str]:
+    """The languages of `config` whose output the stage's complete output already holds: made
+    with the same configuration from the same input. A stage reruns only the others."""
     marker = read_marker(run_dir, stage)
     if marker is None:
-        return False
-    done, wanted = marker["config"], json.loads(json.dumps(config))
-    if "langs" in done and "langs" in wanted and set(wanted["langs"]) <= set(done["langs"]):
-        done, wanted = {**done, "langs": None}, {**wanted, "langs": None}
-    return done == wanted
+        return []
+    return [
+        lang
+        for lang, input_id in config["langs"].items()
+        if covers(marker["config"], {**config, "langs": {lang: input_id}})
+    ]
 
 
-def upstream_id(run_dir: str, stage: str) -> str:
-    """The run_id of a completed stage, recorded by the stages that read its output."""
+def output_ids(run_dir: str, stage: str, langs) -> dict[str, str]:
+    """{language: id of what a completed stage holds for it}: the content id the stage
+    recorded for that language (equal ids, equal output), or else the stage's run id (output
+    dropped in by hand records none)."""
     marker = read_marker(run_dir, stage)
     if marker is None:
         raise FileNotFoundError(f"{stage_path(run_dir, stage)} is incomplete")
-    return marker["run_id"]
+    recorded = marker.get("outputs", {})
+    return {lang: recorded.get(lang, marker["run_id"]) for lang in langs}
+
+
+def content_id(*parts) -> str:
+    """A short id of JSON-able parts: what a language's output was made from."""
+    text = json.dumps(parts, sort_keys=True, ensure_ascii=False)
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
 def require_complete(run_dir: str, stage: str) -> str:
@@ -129,9 +162,12 @@ class StageWriter:
 
     With `resume` (the stage's configuration), an unfinished place made for the same
     configuration is continued (`resumed`), and a failure keeps the place for the next run.
+    `keep`: paths inside the stage's current output (a reused language's directory) that the
+    new output takes over unchanged: hard-linked (or copied) into a local place; on an object
+    store, where the output is rewritten in place, the only files not deleted.
     """
 
-    def __init__(self, run_dir: str, stage: str, resume: dict | None = None):
+    def __init__(self, run_dir: str, stage: str, resume: dict | None = None, keep: list[str] = ()):
         self.run_dir = run_dir
         self.stage = stage
         self.final = stage_path(run_dir, stage)
@@ -144,13 +180,34 @@ class StageWriter:
                 run_dir, f".{stage}.tmp-{uuid.uuid4().hex[:8]}"
             )
             os.makedirs(self.work, exist_ok=True)
+            for path in keep:
+                _link_tree(os.path.join(self.final, path), os.path.join(self.work, path))
         else:
             self.work = self.final
             self.resumed = self._made_for_this(self.final) and read_marker(run_dir, stage) is None
             if FileSystems.exists(self.final) and not self.resumed:
-                FileSystems.delete([self.final])
+                self._clear_remote(keep)
         if self.resume is not None and not self.resumed:
-            _write_json(self.path(RESUME), self.resume)
+            write_json(self.path(RESUME), self.resume)
+
+    def _clear_remote(self, keep) -> None:
+        """Delete the current output but the kept paths, the marker first: from then on the
+        stage is incomplete."""
+        marker = self.path(MARKER)
+        if FileSystems.exists(marker):
+            FileSystems.delete([marker])
+        if not keep:
+            FileSystems.delete([self.final])
+            return
+        kept = [FileSystems.join(self.final, path).rstrip("/") for path in keep]
+        found = FileSystems.match([FileSystems.join(self.final, "**")])[0].metadata_list
+        doomed = [
+            m.path
+            for m in found
+            if not any(m.path == k or m.path.startswith(k + "/") for k in kept)
+        ]
+        if doomed:
+            FileSystems.delete(doomed)
 
     def _made_for_this(self, place: str) -> bool:
         path = FileSystems.join(place, RESUME)
@@ -174,9 +231,11 @@ class StageWriter:
     def path(self, *parts: str) -> str:
         return FileSystems.join(self.work, *parts)
 
-    def commit(self, stats: dict, config: dict) -> str:
+    def commit(self, stats: dict, config: dict, outputs: dict | None = None) -> str:
+        """Write the stats and, last, the marker. `outputs`: {language: content id of what the
+        stage wrote for it}, which the stages reading this output record as their input."""
         stats = {**stats, "seconds": round(time.time() - self.started, 3)}
-        _write_json(self.path(STATS), stats)
+        write_json(self.path(STATS), stats)
         from mining import __version__
 
         marker = {
@@ -186,10 +245,12 @@ class StageWriter:
             "time": time.time(),
             "run_id": uuid.uuid4().hex,
         }
+        if outputs is not None:
+            marker["outputs"] = outputs
         for leftover in (self.path(RESUME), self.path(UNITS)):
             if FileSystems.exists(leftover):
                 FileSystems.delete([leftover])
-        _write_json(self.path(MARKER), marker)
+        write_json(self.path(MARKER), marker)
         if self.work != self.final:
             if os.path.exists(self.final):
                 shutil.rmtree(self.final)
@@ -202,3 +263,24 @@ class StageWriter:
             return
         if self.work != self.final and os.path.exists(self.work):
             shutil.rmtree(self.work, ignore_errors=True)
+
+
+def _link_tree(source: str, target: str) -> None:
+    """Hard-link (or, across file systems, copy) a file or a directory's files to `target`;
+    files already there (a resumed place) are left."""
+    files = (
+        [source]
+        if os.path.isfile(source)
+        else glob.glob(os.path.join(source, "**", "*"), recursive=True)
+    )
+    for path in files:
+        if os.path.isdir(path):
+            continue
+        to = os.path.join(target, os.path.relpath(path, source)) if path != source else target
+        if os.path.exists(to):
+            continue
+        os.makedirs(os.path.dirname(to), exist_ok=True)
+        try:
+            os.link(path, to)
+        except OSError:
+            shutil.copy2(path, to)

@@ -38,10 +38,18 @@ def gcs_bucket(monkeypatch) -> Iterator[str]:
         log.setLevel(level)
 
 
-def download(path: str) -> bytes:
-    """An object's bytes as stored, through the storage client itself (not Beam)."""
+def _blob(path: str):
     from google.cloud import storage
 
     bucket, name = path.removeprefix("gs://").split("/", 1)
-    client = storage.Client.create_anonymous_client()
-    return client.bucket(bucket).blob(name).download_as_bytes()
+    return storage.Client.create_anonymous_client().bucket(bucket).get_blob(name)
+
+
+def download(path: str) -> bytes:
+    """An object's bytes as stored, through the storage client itself (not Beam)."""
+    return _blob(path).download_as_bytes()
+
+
+def generation(path: str) -> int:
+    """An object's generation: it changes whenever the object is written."""
+    return _blob(path).generation

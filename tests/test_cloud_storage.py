@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from pipelines.cli import cli
 from pipelines.mine import read_bitext
 from pipelines.stage_dir import read_json
-from tests.gcs_emulator import download, gcs_bucket
+from tests.gcs_emulator import download, gcs_bucket, generation
 from tests.test_chain import cut_sample
 
 pytestmark = pytest.mark.slow
@@ -81,3 +81,19 @@ def test_stages_run_with_input_and_run_directory_on_cloud_storage(tmp_path, monk
         report = download(f"{run}/report/index.md").decode()
         assert "## de-en" in report and "### Highest-scoring pairs" in report
         assert download(f"{run}/report/scores-de-en.png").startswith(b"\x89PNG")
+
+        # Asked for zh too, it extracts again but takes over the de and en embeddings and
+        # indexes where they lie (a bucket has no rename: the rest is deleted, then rewritten).
+        shard = f"{run}/embeddings/lang=de/shard-00000.npy"
+        before = generation(shard)
+        result = CliRunner().invoke(
+            cli, ["run", "--input", crawl, "--output", run, "--src", "de,zh", "--tgt", "en"]
+        )
+        assert result.exit_code == 0, result.output
+        for stage, done in (("embed", "ran"), ("mine de-en", "skipped"), ("mine zh-en", "ran")):
+            assert f"{stage}: {done}\n" in result.output
+        assert set(read_json(f"{run}/embeddings/stats.json")["reused"]) == {"de", "en"}
+        assert set(read_json(f"{run}/indexes/stats.json")["reused"]) == {"de", "en"}
+        assert generation(shard) == before
+        assert scored_pairs(read_bitext(f"{run}/bitext/de-en")) == scored_pairs(local)
+        assert read_bitext(f"{run}/bitext/zh-en").num_rows > 0

@@ -64,6 +64,11 @@ def test_real_commoncrawl_samples(shared_data, tmp_path):
     assert len(german) == stats["sentences_kept"]["de"] > 0
     assert len(chinese) == stats["sentences_kept"]["zh"] > 50
     assert any("live-radsport.ch" in row["url"] for row in german)
+    # Each language's content id, in the marker: its rows' count and the sum of their ids,
+    # which later stages record as their input to tell which languages changed.
+    outputs = json.loads((tmp_path / "sentences" / MARKER).read_text())["outputs"]
+    for lang, rows in (("en", english), ("de", german), ("zh", chinese)):
+        assert outputs[lang] == f"{len(rows)}:{sum(map(extract.row_id, rows)) % 2**64:016x}"
     # Under the LID threshold only sentences the document vouched for, each counted (before
     # de-duplication, which drops some of them again).
     unsure = [row for row in english + german + chinese if row["lid_prob"] < 0.5]
