@@ -25,17 +25,16 @@ from apache_beam.ml.inference.base import ModelHandler, RunInference
 
 from mining.embedding_store import ID_SCHEMA, lang_dir, shard_names, shard_shape, write_shard
 from pipelines.stage_dir import (
-    STATS,
     UNITS,
     StageError,
     StageWriter,
     content_id,
     output_ids,
+    output_stats,
     read_json,
     require_complete,
     reusable_langs,
     run_pipeline,
-    stage_path,
 )
 
 NAMESPACE = "embed"
@@ -270,7 +269,7 @@ def run(
     device = "cpu" if cpu_only(encoder) and device == "auto" else pick_device(device)
     config = stage_config(run_dir, encoder, langs, dtype)  # resolves the encoder: fails early
     reused = reusable_langs(run_dir, STAGE, config) if reuse else []
-    reused_rows = _embedded_rows(run_dir, reused)
+    reused_rows = output_stats(run_dir, STAGE, "embedded", reused)
     if reused:
         log.info("embed: %s unchanged, their embeddings reused", ", ".join(reused))
     todo = [lang for lang in langs if lang not in reused]
@@ -320,14 +319,6 @@ def run(
     }
     writer.commit({**stats, "encoder": encoder, "dtype": dtype}, config, outputs)
     return stats
-
-
-def _embedded_rows(run_dir: str, langs: list[str]) -> dict[str, int]:
-    """Rows per language of the current output's stats (read before a rerun replaces it)."""
-    if not langs:
-        return {}
-    embedded = read_json(FileSystems.join(stage_path(run_dir, STAGE), STATS))["embedded"]
-    return {lang: embedded[lang] for lang in langs}
 
 
 def stage_config(run_dir: str, encoder: str, langs: list[str], dtype: str) -> dict:

@@ -21,16 +21,14 @@ from apache_beam.metrics import Metrics
 from indexes import faiss_index, shards
 from mining.embedding_store import ShardLayout, read_vectors, shard_layout
 from pipelines.stage_dir import (
-    STATS,
     StageWriter,
     content_id,
     output_ids,
-    read_json,
+    output_stats,
     read_marker,
     require_complete,
     reusable_langs,
     run_pipeline,
-    stage_path,
 )
 
 STAGE = "indexes"
@@ -162,7 +160,7 @@ def run(
     shard_size = index_args.pop("shard_size")
     encoder = read_marker(run_dir, "embeddings")["config"].get("encoder")
     reused = reusable_langs(run_dir, STAGE, config) if reuse else []
-    stats: dict = {"indexes": _reused_stats(run_dir, reused)}
+    stats: dict = {"indexes": output_stats(run_dir, STAGE, "indexes", reused)}
     if reused:
         log.info("index: %s unchanged, their indexes reused", ", ".join(reused))
         stats["reused"] = {lang: stats["indexes"][lang]["count"] for lang in reused}
@@ -208,14 +206,6 @@ def run(
     }
     writer.commit(stats, config, outputs)
     return stats
-
-
-def _reused_stats(run_dir: str, langs: list[str]) -> dict:
-    """Each language's entry of the current output's stats (read before a rerun replaces it)."""
-    if not langs:
-        return {}
-    indexes = read_json(FileSystems.join(stage_path(run_dir, STAGE), STATS))["indexes"]
-    return {lang: indexes[lang] for lang in langs}
 
 
 def stage_config(run_dir: str, langs: list[str], index_args: dict | None) -> dict:

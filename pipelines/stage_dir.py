@@ -100,6 +100,15 @@ def output_ids(run_dir: str, stage: str, langs) -> dict[str, str]:
     return {lang: recorded.get(lang, marker["run_id"]) for lang in langs}
 
 
+def output_stats(run_dir: str, stage: str, key: str, langs: list[str]) -> dict:
+    """{language: its entry under `key` in a completed stage's stats}, for the languages a
+    rerun takes over (read before the rerun replaces the output)."""
+    if not langs:
+        return {}
+    entries = read_json(FileSystems.join(stage_path(run_dir, stage), STATS))[key]
+    return {lang: entries[lang] for lang in langs}
+
+
 def content_id(*parts) -> str:
     """A short id of JSON-able parts: what a language's output was made from."""
     text = json.dumps(parts, sort_keys=True, ensure_ascii=False)
