@@ -15,7 +15,6 @@ bitext best first.
 
 from __future__ import annotations
 
-import json
 import math
 
 import apache_beam as beam
@@ -29,6 +28,7 @@ from mining.embedding_store import ShardLayout
 from mining.matching import Edges, best_first, empty_edges
 from mining.pair_filters import KEEP, SCORE_REASONS, same_text, score_reasons
 from pipelines.select import split_by_shard
+from pipelines.stage_dir import write_json
 from pipelines.work_files import get, name_of, put
 
 NAMESPACE = "mine"
@@ -250,11 +250,6 @@ def write_table(table: pa.Table, path: str) -> None:
         out.write(sink.getvalue().to_pybytes())
 
 
-def write_json(payload, path: str) -> None:
-    with FileSystems.create(path) as out:
-        out.write(json.dumps(payload, ensure_ascii=False).encode())
-
-
 def score_range(path: str):
     edges = get(path)
     if len(edges):
@@ -304,12 +299,14 @@ def build_assembly(
         | "ScoreRanges" >> beam.FlatMap(score_range)
         | "Widest" >> beam.CombineGlobally(widest)
     )
+    histogram_path = FileSystems.join(work_dir, "histogram.json")
+    sample_path = FileSystems.join(work_dir, "sample.json")
     _ = (
         selected
         | "Histograms" >> beam.Map(block_histogram, bounds)
         | "SumHistograms" >> beam.CombineGlobally(sum_counts)
         | "HistogramJson" >> beam.Map(histogram_json, bounds)
-        | "WriteHistogram" >> beam.Map(write_json, FileSystems.join(work_dir, "histogram.json"))
+        | "WriteHistogram" >> beam.Map(lambda h: write_json(histogram_path, h))
     )
     cut = selected | "ScoreCuts" >> beam.ParDo(
         ScoreCuts(threshold, max_score, min_cosine, layouts[src], work_dir)
@@ -318,7 +315,7 @@ def build_assembly(
         cut.below
         | "BestBelowThreshold" >> beam.CombineGlobally(BestEdges(SAMPLE_SIZE))
         | "SampleTexts" >> beam.Map(sample_rows, layouts[src], layouts[tgt])
-        | "WriteSample" >> beam.Map(write_json, FileSystems.join(work_dir, "sample.json"))
+        | "WriteSample" >> beam.Map(lambda s: write_json(sample_path, s))
     )
     rows = (
         cut.kept

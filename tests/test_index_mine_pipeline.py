@@ -42,6 +42,10 @@ def test_flat_index_and_mining(run_dir):
     assert scores == sorted(scores, reverse=True) and min(scores) >= 1.05
     assert rows[0]["src_lang"] == "de" and rows[0]["src_url"].startswith("http://de.example/")
     assert rows[0]["src_hash"] == 1000 + int(rows[0]["src_text"].split()[-1])
+    # The histogram counts every candidate; the sample holds the best ones below the threshold.
+    assert sum(stats["score_histogram"]["counts"]) == stats["candidates"]
+    sample = [s["score"] for s in stats["below_threshold_sample"]]
+    assert len(sample) == 10 and sample == sorted(sample, reverse=True) and max(sample) < 1.05
 
 
 @pytest.mark.parametrize("bits,codes", [(4, "PQ8x4fsr"), (8, "PQ8np")])
