@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from warcio.archiveiterator import ArchiveIterator
 
 from mining.embedding_store import list_shards, read_parquet, read_vectors
 from mining.extraction import ExtractConfig
@@ -91,12 +92,28 @@ def kill_when(process, pattern_root, pattern, count):
     process.wait()
 
 
+def sample_thirds(directory) -> list:
+    """The sample cut into three files of about a third of its records each (cut between
+    records, each of which is its own gzip member)."""
+    data = SAMPLE.read_bytes()
+    with open(SAMPLE, "rb") as stream:
+        records = ArchiveIterator(stream)
+        offsets = [records.get_record_offset() for _ in records]
+    cuts = [offsets[len(offsets) * i // 3] for i in range(3)] + [len(data)]
+    thirds = []
+    for i in range(3):
+        thirds.append(directory / f"third-{i}.warc.gz")
+        thirds[-1].write_bytes(data[cuts[i] : cuts[i + 1]])
+    return thirds
+
+
 def test_a_killed_extract_reads_only_the_unfinished_files_when_rerun(tmp_path):
-    inputs = []
-    for copy in range(6):  # six files: their sentences repeat, de-duplication keeps one each
-        inputs.append(tmp_path / f"crawl-{copy}.warc.gz")
-        shutil.copy(SAMPLE, inputs[-1])
-    paths = [str(p) for p in inputs]
+    # Six files, each third of the sample twice: their sentences repeat, de-duplication keeps
+    # one of each.
+    paths = []
+    for copy, third in enumerate(sample_thirds(tmp_path) * 2):
+        paths.append(str(tmp_path / f"crawl-{copy}.warc.gz"))
+        shutil.copy(third, paths[-1])
     config = ExtractConfig(langs=("de", "en"))
     start = time.perf_counter()
     uninterrupted = extract.run(paths, str(tmp_path / "full"), config)
