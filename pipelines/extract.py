@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 
 import apache_beam as beam
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
@@ -33,6 +34,10 @@ from pipelines.stage_dir import UNITS, StageWriter, read_json, run_pipeline, wri
 NAMESPACE = "extract"
 STAGE = "sentences"
 CONTENT_IDS = "_content_ids.json"  # written by the pipeline, moved into the marker
+# Sentences per Parquet part of a language: a language of N sentences is cut into
+# ceil(N / ROWS_PER_PART) parts by hash. A part is held while it is sorted and written: 250,000
+# sentences of the bundled sample are 68 MB as Arrow, twice that while sorted.
+ROWS_PER_PART = 250_000
 log = logging.getLogger("ccmine")
 
 SENTENCE_SCHEMA = pa.schema(
@@ -330,15 +335,67 @@ def build_pipeline(
         | "AllContentIds" >> beam.combiners.ToDict()
         | "WriteContentIds" >> beam.Map(lambda ids: write_json(content_ids_path, ids))
     )
-    per_lang = sentences | "ByLanguage" >> beam.Partition(
-        lambda row, n: langs.index(row["lang"]), len(langs)
+    counts = beam.pvalue.AsDict(
+        sentences
+        | "Languages" >> beam.Map(lambda row: row["lang"])
+        | "CountPerLanguage" >> beam.combiners.Count.PerElement()
     )
-    for lang, rows in zip(langs, per_lang, strict=True):
-        _ = rows | f"Write_{lang}" >> beam.io.WriteToParquet(
-            f"{out_dir}/lang={lang}/part",
-            SENTENCE_SCHEMA,
-            file_name_suffix=".parquet",
-        )
+    _ = (
+        sentences
+        | "KeyByPart" >> beam.Map(_keyed_by_part, counts)
+        | "GroupParts" >> beam.GroupByKey()
+        | "WriteParts" >> beam.ParDo(WriteSentencePart(out_dir), counts)
+    )
+    _ = (
+        pipeline
+        | "RequestedLanguages" >> beam.Create(langs)
+        | "WriteEmptyLanguages" >> beam.Map(_write_if_empty, out_dir, counts)
+    )
+
+
+def part_count(rows: int) -> int:
+    return max(1, -(-rows // ROWS_PER_PART))
+
+
+def part_path(out_dir: str, lang: str, part: int, parts: int) -> str:
+    return FileSystems.join(out_dir, f"lang={lang}", f"part-{part:05d}-of-{parts:05d}.parquet")
+
+
+def _keyed_by_part(row: dict, counts: dict[str, int]):
+    return (row["lang"], row["hash"] % part_count(counts[row["lang"]])), row
+
+
+class WriteSentencePart(beam.DoFn):
+    """Writes one part of a language, `lang=XX/part-PPPPP-of-NNNNN.parquet`, its rows sorted
+    by page and position: the name and the content depend only on the sentences, so a retried
+    part overwrites itself with the same file, and reruns write identical files."""
+
+    def __init__(self, out_dir: str):
+        self.out_dir = out_dir
+
+    def process(self, keyed, counts):
+        (lang, part), rows = keyed
+        batches, pending = [], []
+        for row in rows:
+            pending.append(row)
+            if len(pending) == WriteFileUnits.BATCH:
+                batches.append(pa.RecordBatch.from_pylist(pending, SENTENCE_SCHEMA))
+                pending = []
+        batches.append(pa.RecordBatch.from_pylist(pending, SENTENCE_SCHEMA))
+        table = pa.Table.from_batches(batches)
+        order = [(name, "ascending") for name in ("url", "record_id", "position", "hash")]
+        table = table.take(pc.sort_indices(table, order))
+        path = part_path(self.out_dir, lang, part, part_count(counts[lang]))
+        with FileSystems.create(path) as stream:
+            pq.write_table(table, stream)
+
+
+def _write_if_empty(lang: str, out_dir: str, counts: dict[str, int]) -> None:
+    """An empty part for a requested language no sentence was kept of, so that the language's
+    directory says it was asked for."""
+    if lang not in counts:
+        with FileSystems.create(part_path(out_dir, lang, 0, 1)) as stream:
+            pq.write_table(SENTENCE_SCHEMA.empty_table(), stream)
 
 
 def run(

@@ -36,15 +36,19 @@ def check_balances(stats):
     )
 
 
-def test_real_commoncrawl_samples(shared_data, tmp_path):
+def real_samples(shared_data) -> list[str]:
     warc = shared_data / "warc"
-    paths = [
+    return [
         str(warc / "resiliparse" / "CC-MAIN-2020-34-excerpt.warc.gz"),
         str(warc / "dolma" / "sample-0000.warc.gz"),
         str(warc / "whirlwind" / "whirlwind.warc.gz"),
         str(warc / "whirlwind" / "whirlwind.warc.wet.gz"),
         str(warc / "cc_net" / "sample.warc.wet.txt"),  # hand-made: LF, wrong Content-Lengths
     ]
+
+
+def test_real_commoncrawl_samples(shared_data, tmp_path):
+    paths = real_samples(shared_data)
     stats = extract.run(paths, str(tmp_path), ExtractConfig(langs=("de", "en", "zh", "ru")))
     check_balances(stats)
     assert stats["files_read"] == 5 and "files_with_errors" not in stats
@@ -78,6 +82,34 @@ def test_real_commoncrawl_samples(shared_data, tmp_path):
     assert len({row["hash"] for row in english}) == len(english)
     # Plausible LID: the German sample sentences are German, the English ones English.
     assert sum(row["url"].startswith("https://www.semanticscholar.org") for row in english) > 50
+
+
+def test_each_language_is_cut_into_parts_by_hash_that_reruns_write_alike(
+    shared_data, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(extract, "ROWS_PER_PART", 200)
+    paths = real_samples(shared_data)
+    config = ExtractConfig(langs=("en", "de", "sw"))
+    stats = extract.run(paths, str(tmp_path / "a"), config)
+    extract.run(paths, str(tmp_path / "b"), config)
+    kept = stats["sentences_kept"]["en"]
+    parts = -(-kept // 200)
+    assert parts >= 3
+    files = sorted((tmp_path / "a" / "sentences" / "lang=en").iterdir())
+    assert [f.name for f in files] == [f"part-{k:05d}-of-{parts:05d}.parquet" for k in range(parts)]
+    rows = 0
+    for k, path in enumerate(files):
+        part = pq.read_table(path).to_pylist()
+        rows += len(part)
+        assert all(row["hash"] % parts == k for row in part)
+        order = [(row["url"], row["record_id"], row["position"]) for row in part]
+        assert order == sorted(order)
+        assert path.read_bytes() == (tmp_path / "b" / path.relative_to(tmp_path / "a")).read_bytes()
+    assert rows == kept
+    # A language asked for and not found: one empty part says it was asked for.
+    empty = list((tmp_path / "a" / "sentences" / "lang=sw").iterdir())
+    assert [f.name for f in empty] == ["part-00000-of-00001.parquet"]
+    assert pq.read_metadata(empty[0]).num_rows == 0 and "sw" not in stats["sentences_kept"]
 
 
 def test_counts_and_skips_on_damaged_files(tmp_path):
