@@ -1,6 +1,7 @@
 """Export throughput and memory beside reading the same Parquet with pyarrow alone.
 
     python benchmarks/bench_export.py [--sizes 250000,1000000] [--formats moses,tsv,jsonl,tmx,hf]
+        [--references duckdb|none]
 
 Writes synthetic mined bitext of N pairs (parts of 250,000 rows, realistic sentence lengths,
 German words with umlauts and English words, 40 pairs per pair of URLs, sentence hashes that
@@ -11,6 +12,8 @@ and the formats are timed over the same minutes), the fastest run of each method
            on all cores, nothing converted)
   pyrows   the same, each batch turned into Python rows (what a Python consumer pays)
   FORMAT   `ccmine export` to that format (the Python API, no filters)
+  duckdb   the same parts to JSON lines with DuckDB's COPY, on all cores (a reference for
+           jsonl: what a fast SQL engine a user might reach for instead does with the same rows)
   floor    for each format, writing as many bytes as its export wrote, in 64 MB blocks from
            memory to a file beside it (the disk's share of the export's time)
 Before each run the page cache's dirty pages are flushed (os.sync, not timed), so that no run
@@ -116,6 +119,8 @@ def run_method(method: str, bitext: str, out: str) -> tuple[float, int, int]:
         seconds = time.perf_counter() - start
         Path(out + ".floor").unlink()
         return seconds, 0, 0
+    if method == "duckdb":
+        return _duckdb_jsonl(bitext, out + ".duckdb.jsonl")
     start = time.perf_counter()
     written = []
     if method in ("pyarrow", "pyrows"):
@@ -133,10 +138,27 @@ def run_method(method: str, bitext: str, out: str) -> tuple[float, int, int]:
     return seconds, rows, size
 
 
+def _duckdb_jsonl(bitext: str, path: str) -> tuple[float, int, int]:
+    import duckdb
+
+    connection = duckdb.connect()
+    parts = str(Path(bitext) / "part-*.parquet")
+    start = time.perf_counter()
+    query = f"COPY (SELECT * FROM read_parquet('{parts}')) TO '{path}' (FORMAT JSON)"
+    rows = connection.execute(query).fetchone()[0]
+    seconds = time.perf_counter() - start
+    size = Path(path).stat().st_size
+    Path(path).unlink()
+    return seconds, rows, size
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="250000,1000000")
     parser.add_argument("--formats", default="moses,tsv,jsonl,tmx,hf")
+    parser.add_argument(
+        "--references", default="duckdb", help="Other tools timed beside (duckdb, or none)"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
         "--cold",
@@ -149,7 +171,8 @@ def main() -> None:
         *args, warmup = options.child
         child(*args, warmup == "warm")
         return
-    methods = ["pyarrow", "pyrows", *options.formats.split(",")]
+    references = [] if options.references == "none" else options.references.split(",")
+    methods = ["pyarrow", "pyrows", *options.formats.split(","), *references]
     with tempfile.TemporaryDirectory(prefix="bench_export-") as work:
         results = measure(options, methods, Path(work))
     report(results)
