@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass
 
@@ -39,6 +40,7 @@ from pipelines.stage_dir import (
 
 NAMESPACE = "embed"
 CHUNK_ROWS = 1024  # rows per encoder call; the encoder batches them by length
+LANG_DIR = re.compile(r"lang=([^/\\]+)[/\\][^/\\]+$")  # RUN/sentences/lang=XX/FILE
 log = logging.getLogger("ccmine")
 STAGE = "embeddings"
 ID_COLUMNS = [field.name for field in ID_SCHEMA]
@@ -171,6 +173,11 @@ def _shard_chunks(keyed, chunk_size: int):
         yield Chunk(lang, shard, len(rows), rows[start : start + chunk_size])
 
 
+def _tagged(path: str, row: dict) -> dict:
+    """The row with the language its directory (`lang=XX`) names."""
+    return {**row, "lang": LANG_DIR.search(path).group(1)}
+
+
 def _keep_nonempty(row) -> bool:
     if row["text"] and row["text"].strip():
         return True
@@ -225,17 +232,12 @@ def build_pipeline(
 ):
     """Rows of every language, keyed by (language, hash % shards), less the finished shards,
     grouped, encoded chunk by chunk and written shard by shard."""
-    tagged = []
-    for lang in langs:
-        tagged.append(
-            pipeline
-            | f"Read_{lang}"
-            >> beam.io.ReadFromParquet(FileSystems.join(sentences_dir, f"lang={lang}", "*.parquet"))
-            | f"Tag_{lang}" >> beam.Map(lambda row, lang=lang: {**row, "lang": lang})
-        )
+    patterns = [FileSystems.join(sentences_dir, f"lang={lang}", "*.parquet") for lang in langs]
     _ = (
-        tagged
-        | "AllLanguages" >> beam.Flatten()
+        pipeline
+        | "SentenceFiles" >> beam.Create(patterns)
+        | "ReadSentences" >> beam.io.ReadAllFromParquet(with_filename=True)
+        | "TagLanguage" >> beam.MapTuple(_tagged)
         | "DropEmpty" >> beam.Filter(_keep_nonempty)
         | "KeyByShard"
         >> beam.Map(lambda row: ((row["lang"], row["hash"] % shards[row["lang"]]), row))
