@@ -37,6 +37,45 @@ def test_extract_builds_for_dataflow():
     assert pipeline.run().state == "DONE"
 
 
+def transform_count(build) -> int:
+    pipeline = beam.Pipeline()
+    build(pipeline)
+    return len(pipeline.to_runner_api().components.transforms)
+
+
+def test_extract_and_embed_have_as_many_steps_for_176_languages_as_for_two(tmp_path):
+    """A step per language made --langs all a graph of thousands of transforms (3,046 for
+    extract) that Dataflow has to take and show."""
+    from mining.langid import LanguageIdentifier
+
+    every = LanguageIdentifier().languages()
+    assert len(every) == 176
+
+    def extract_for(langs):
+        return lambda p: extract.build_pipeline(
+            p, ["gs://cc/x.warc.gz"], "gs://b/run/sentences", ExtractConfig(langs=tuple(langs))
+        )
+
+    assert transform_count(extract_for(every)) == transform_count(extract_for(["de", "en"]))
+
+    import pyarrow.parquet as pq
+
+    for lang in every:
+        (tmp_path / f"lang={lang}").mkdir()
+        pq.write_table(
+            extract.SENTENCE_SCHEMA.empty_table(), tmp_path / f"lang={lang}" / "p.parquet"
+        )
+    handler = embed.SentenceEncoderHandler("bundled", "cpu", 64, 0)
+
+    def embed_for(langs):
+        shards = {lang: 1 for lang in langs}
+        return lambda p: embed.build_pipeline(
+            p, str(tmp_path), "gs://b/run/embeddings", langs, handler, "float16", shards
+        )
+
+    assert transform_count(embed_for(every)) == transform_count(embed_for(["de", "en"]))
+
+
 def test_embed_builds_for_dataflow_with_gpu_options(tmp_path):
     sentences = tmp_path / "sentences" / "lang=de"
     sentences.mkdir(parents=True)
