@@ -49,72 +49,82 @@ class SampleRows(beam.DoFn):
     """Draws `count` rows of one embedding shard (seeded by the shard, so reruns agree)."""
 
     def process(self, item):
-        number, npy, count = item
+        lang, number, npy, count = item
         vectors = read_vectors(npy)
         rows = np.random.default_rng([0, number]).choice(len(vectors), count, replace=False)
-        yield np.asarray(vectors[np.sort(rows)], dtype=np.float32)
+        yield lang, (number, np.asarray(vectors[np.sort(rows)], dtype=np.float32))
 
 
-def train_and_write(samples, spec: faiss_index.IndexSpec, path: str) -> str:
-    """Train the empty index on the gathered sample (one worker, once per language)."""
-    index = faiss_index.train_index(np.concatenate(list(samples)), spec)
+def train_and_write(gathered, plans: dict, index_dir: str) -> tuple[str, str]:
+    """Train a language's empty index on its gathered sample, in shard order (one worker, once
+    per language); (language, path of the trained index)."""
+    lang, samples = gathered
+    _, spec, _ = plans[lang]
+    ordered = [vectors for _, vectors in sorted(samples, key=lambda sample: sample[0])]
+    index = faiss_index.train_index(np.concatenate(ordered), spec)
+    path = FileSystems.join(index_dir, lang, "trained-empty.faiss")
     faiss_index.write_index(index, path)
-    return path
+    return lang, path
 
 
 class BuildIndexShard(beam.DoFn):
     """Adds rows [start, stop) of a language to an empty (trained) index and writes the shard
-    with its record."""
+    with its record. `plans`: {language: (layout, spec, record)}, the record being what every
+    shard of the language records (encoder, embeddings...)."""
 
-    def __init__(self, layout: ShardLayout, spec: faiss_index.IndexSpec, index_dir: str, record):
-        self.layout = layout
-        self.spec = spec
+    def __init__(self, plans: dict, index_dir: str):
+        self.plans = plans
         self.index_dir = index_dir
-        self.record = record  # what every shard of the language records: encoder, embeddings...
 
-    def process(self, shard, trained_path=None):
-        number, start, stop = shard
+    def process(self, shard, trained: dict):
+        lang, number, start, stop = shard
+        layout, spec, record = self.plans[lang]
         index = (
-            faiss_index.load_index(trained_path)
-            if trained_path
-            else faiss_index.new_index(self.spec)
+            faiss_index.new_index(spec)
+            if spec.index_type == "flat"
+            else faiss_index.load_index(trained[lang])
         )
-        faiss_index.add_vectors(index, self.layout.read_rows(start, stop))
-        path = shards.shard_path(self.index_dir, self.layout.lang, number)
+        faiss_index.add_vectors(index, layout.read_rows(start, stop))
+        path = shards.shard_path(self.index_dir, lang, number)
         size = faiss_index.write_index(index, path)
         shards.write_json(
             shards.shard_record_path(path),
-            {**self.record, "number": number, "start": start, "stop": stop, "bytes": size},
+            {**record, "number": number, "start": start, "stop": stop, "bytes": size},
         )
-        Metrics.counter(NAMESPACE, f"indexed:{self.layout.lang}").inc(stop - start)
-        yield number
+        Metrics.counter(NAMESPACE, f"indexed:{lang}").inc(stop - start)
+        yield lang, number
 
 
-def build_language_pipeline(pipeline, layout, spec, index_dir, record, shard_size) -> None:
-    lang = layout.lang
-    trained = None
-    if spec.index_type != "flat":
-        counts = sample_counts(layout, faiss_index.sample_size(spec, layout.rows))
-        items = [(n, layout.npys[n], c) for n, c in enumerate(counts) if c]
-        trained = beam.pvalue.AsSingleton(
-            pipeline
-            | f"SampleShards_{lang}" >> beam.Create(items)
-            | f"SpreadSamples_{lang}" >> beam.Reshuffle()
-            | f"Sample_{lang}" >> beam.ParDo(SampleRows())
-            | f"GatherSample_{lang}" >> beam.combiners.ToList()
-            | f"Train_{lang}"
-            >> beam.Map(
-                train_and_write, spec, FileSystems.join(index_dir, lang, "trained-empty.faiss")
-            )
+def build_pipeline(pipeline, plans: dict, index_dir: str, shard_size: int) -> None:
+    """Every language's index shards in one set of steps (as many for 100 languages as for
+    one). `plans`: {language: (layout, spec, record)}."""
+    samples = [
+        (lang, number, layout.npys[number], count)
+        for lang, (layout, spec, _) in plans.items()
+        if spec.index_type != "flat"
+        for number, count in enumerate(
+            sample_counts(layout, faiss_index.sample_size(spec, layout.rows))
         )
+        if count
+    ]
+    trained = beam.pvalue.AsDict(
+        pipeline
+        | "SampleShards" >> beam.Create(samples)
+        | "SpreadSamples" >> beam.Reshuffle()
+        | "Sample" >> beam.ParDo(SampleRows())
+        | "GatherSamples" >> beam.GroupByKey()
+        | "Train" >> beam.Map(train_and_write, plans, index_dir)
+    )
+    items = [
+        (lang, *shard)
+        for lang, (layout, _, _) in plans.items()
+        for shard in shards.plan_shards(layout.rows, shard_size)
+    ]
     _ = (
         pipeline
-        | f"IndexShards_{lang}" >> beam.Create(shards.plan_shards(layout.rows, shard_size))
-        | f"SpreadShards_{lang}" >> beam.Reshuffle()
-        | f"Build_{lang}"
-        >> beam.ParDo(
-            BuildIndexShard(layout, spec, index_dir, record), *([trained] * bool(trained))
-        )
+        | "IndexShards" >> beam.Create(items)
+        | "SpreadShards" >> beam.Reshuffle()
+        | "Build" >> beam.ParDo(BuildIndexShard(plans, index_dir), trained)
     )
 
 
@@ -165,7 +175,7 @@ def run(
         log.info("index: %s unchanged, their indexes reused", ", ".join(reused))
         stats["reused"] = {lang: stats["indexes"][lang]["count"] for lang in reused}
     gpu = faiss_index.gpu_available()
-    plans = []
+    plans = {}
     for lang in (lang for lang in langs if lang not in reused):
         layout = shard_layout(emb_dir, lang)
         spec = faiss_index.choose_spec(
@@ -177,18 +187,21 @@ def run(
             "dim": layout.dim,
             "factory": spec.factory(),
         }
-        plans.append((layout, spec, record))
+        plans[lang] = (layout, spec, record)
     keep = [path for lang in reused for path in (lang, f"{lang}.json")]
     writer = StageWriter(run_dir, STAGE, keep=keep)
 
-    def build(pipeline):
-        for layout, spec, record in plans:
-            build_language_pipeline(pipeline, layout, spec, writer.path(), record, shard_size)
-
     if plans:
-        stats.update(run_pipeline(writer, build, beam_args, NAMESPACE))
+        stats.update(
+            run_pipeline(
+                writer,
+                lambda p: build_pipeline(p, plans, writer.path(), shard_size),
+                beam_args,
+                NAMESPACE,
+            )
+        )
     try:
-        for layout, spec, record in plans:
+        for layout, spec, record in plans.values():
             meta = language_meta(writer.path(), layout, spec, record, shard_size)
             shards.write_json(shards.meta_path(writer.path(), layout.lang), meta)
             trained = FileSystems.join(writer.path(), layout.lang, "trained-empty.faiss")

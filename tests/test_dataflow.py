@@ -43,8 +43,8 @@ def transform_count(build) -> int:
     return len(pipeline.to_runner_api().components.transforms)
 
 
-def test_extract_and_embed_have_as_many_steps_for_176_languages_as_for_two(tmp_path):
-    """A step per language made --langs all a graph of thousands of transforms (3,046 for
+def test_extract_embed_and_index_have_as_many_steps_for_176_languages_as_for_two(tmp_path):
+    """Steps per language made --langs all a graph of thousands of transforms (3,046 for
     extract) that Dataflow has to take and show."""
     from mining.langid import LanguageIdentifier
 
@@ -74,6 +74,17 @@ def test_extract_and_embed_have_as_many_steps_for_176_languages_as_for_two(tmp_p
         )
 
     assert transform_count(embed_for(every)) == transform_count(embed_for(["de", "en"]))
+
+    from indexes import faiss_index
+
+    layout = _layouts(tmp_path / "embeddings")["de"]
+    spec = faiss_index.choose_spec(6, 8, "ivfpq", nlist=2, pq_m=4)
+
+    def index_for(langs):
+        plans = {lang: (layout, spec, {}) for lang in langs}
+        return lambda p: index.build_pipeline(p, plans, "gs://b/run/indexes", 4)
+
+    assert transform_count(index_for(every)) == transform_count(index_for(["de", "en"]))
 
 
 def test_embed_builds_for_dataflow_with_gpu_options(tmp_path):
@@ -132,9 +143,9 @@ def test_index_and_mine_build_for_dataflow(tmp_path):
     layouts = _layouts(tmp_path)
     spec = faiss_index.choose_spec(6, 8, "ivfpq", nlist=2, pq_m=4)
     pipeline = dataflow_pipeline()
-    index.build_language_pipeline(
-        pipeline, layouts["de"], spec, "gs://b/run/indexes", {"encoder": "e"}, 4
-    )
+    flat = faiss_index.choose_spec(6, 8, "flat")
+    plans = {"de": (layouts["de"], spec, {"encoder": "e"}), "en": (layouts["en"], flat, {})}
+    index.build_pipeline(pipeline, plans, "gs://b/run/indexes", 4)
     assert pipeline.run().state == "DONE"
 
     shard = {"number": 0, "start": 0, "stop": 6, "path": "x/shard-00000.faiss", "bytes": 1}
@@ -171,7 +182,7 @@ def test_worker_code_pickles(tmp_path):
         embed.SentenceEncoderHandler("bundled", "cpu", 64, 2),
         embed.WriteShards("gs://b/out", "float16"),
         index.SampleRows(),
-        index.BuildIndexShard(layouts["de"], spec, "gs://b/idx", {"encoder": "e"}),
+        index.BuildIndexShard({"de": (layouts["de"], spec, {"encoder": "e"})}, "gs://b/idx"),
         knn.SearchIndexShard(
             "gs://b/idx", layouts["en"], spec.as_dict(), layouts["de"], 4, 32, "gs://b/w"
         ),
