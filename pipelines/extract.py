@@ -4,7 +4,9 @@ Each input file is read and split into sentences in one chain of steps, and its 
 written as a work unit (`_units/file-N.parquet`, with the file's counts) when its last document
 is done. A killed or failed extract keeps its temporary place; a rerun with the same
 configuration reads only the files not finished and takes the others' sentences from their
-units, then de-duplicates all of them: the result equals an uninterrupted run's.
+units, then de-duplicates all of them: the result equals an uninterrupted run's. One step writes
+every language's sentences, in parts cut by hash, so the pipeline has the same steps for any
+number of languages.
 """
 
 from __future__ import annotations
