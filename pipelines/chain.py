@@ -6,6 +6,7 @@ target from one extraction, one embedding and one index of each language."""
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from apache_beam.io.filesystems import FileSystems
@@ -42,6 +43,7 @@ class ChainConfig:
     candidates: int | None = None  # IVF-PQ: faiss_index.CANDIDATES
     force: bool = False
     beam_args: list[str] = field(default_factory=list)
+    parallel_pairs: int = 1  # pairs mined at the same time, each in its own Beam jobs
 
 
 def run_chain(c: ChainConfig) -> dict:
@@ -51,16 +53,15 @@ def run_chain(c: ChainConfig) -> dict:
     extract_config = c.extract or ExtractConfig(langs=(*c.srcs, c.tgt))
     done: dict[str, str] = {}
 
-    def step(name, run_dir, stage, config_fn, run_fn):
+    def step(name, run_dir, stage, config_fn, run_fn) -> str:
         if not c.force and is_complete(run_dir, stage, config_fn()):
             log.info("%s: complete for this configuration, skipped", name)
-            done[name] = "skipped"
-        else:
-            log.info("%s: running", name)
-            run_fn()
-            done[name] = "ran"
+            return "skipped"
+        log.info("%s: running", name)
+        run_fn()
+        return "ran"
 
-    step(
+    done["extract"] = step(
         "extract",
         c.run_dir,
         "sentences",
@@ -71,7 +72,7 @@ def run_chain(c: ChainConfig) -> dict:
     )
     srcs = with_sentences(c.run_dir, c.srcs, c.tgt)
     langs = [*srcs, c.tgt]
-    step(
+    done["embed"] = step(
         "embed",
         c.run_dir,
         "embeddings",
@@ -87,7 +88,7 @@ def run_chain(c: ChainConfig) -> dict:
             reuse=not c.force,
         ),
     )
-    step(
+    done["index"] = step(
         "index",
         c.run_dir,
         "indexes",
@@ -100,22 +101,39 @@ def run_chain(c: ChainConfig) -> dict:
         "min_cosine": c.min_cosine,
         "candidates": c.candidates,
     }
-    for src in c.srcs:
-        if src not in srcs:
-            done[f"mine {src}-{c.tgt}"] = f"no {src} sentences"
-            continue
-        mine_args = (src, c.tgt, c.k, c.margin, c.mode)
-        step(
+
+    def mine_pair(src: str) -> str:
+        args = (src, c.tgt, c.k, c.margin, c.mode)
+        return step(
             f"mine {src}-{c.tgt}",
             stage_path(c.run_dir, "bitext"),
             f"{src}-{c.tgt}",
-            lambda args=mine_args: mine.stage_config(c.run_dir, *args, **mine_filters),
-            lambda args=mine_args: mine.run(
-                c.run_dir, *args, **mine_filters, beam_args=c.beam_args
-            ),
+            lambda: mine.stage_config(c.run_dir, *args, **mine_filters),
+            lambda: mine.run(c.run_dir, *args, **mine_filters, beam_args=c.beam_args),
         )
+
+    mined = [src for src in c.srcs if src in srcs]
+    statuses = mine_pairs(mine_pair, mined, c.parallel_pairs)
+    for src in c.srcs:
+        done[f"mine {src}-{c.tgt}"] = statuses.get(src, f"no {src} sentences")
     done["report"] = write_report(c.run_dir, [(src, c.tgt) for src in c.srcs])
     return done
+
+
+def mine_pairs(mine_pair, srcs: list[str], parallel: int) -> dict[str, str]:
+    """{source: mine_pair(source)}: one pair after another, stopping at the first failure, or
+    `parallel` pairs at a time (on Dataflow their jobs' start-up and runs overlap), where a
+    failure lets the running and queued pairs finish and is raised after them, the first in
+    pair order; an interrupt starts no further pair."""
+    if parallel <= 1 or len(srcs) < 2:
+        return {src: mine_pair(src) for src in srcs}
+    pool = ThreadPoolExecutor(parallel, thread_name_prefix="mine")
+    futures = {src: pool.submit(mine_pair, src) for src in srcs}
+    try:
+        wait(futures.values())
+    finally:
+        pool.shutdown(cancel_futures=True)
+    return {src: future.result() for src, future in futures.items()}
 
 
 def with_sentences(run_dir: str, srcs, tgt: str) -> list[str]:

@@ -592,6 +592,14 @@ def export(bitext, fmt, out, columns, min_score, min_cosine, max_length_ratio, d
 )
 @click.option("--force", is_flag=True, help="Rerun every stage, complete or not.")
 @click.option("--any-language", is_flag=True, help=ANY_LANGUAGE_HELP)
+@click.option(
+    "--parallel-pairs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Pairs mined at the same time, each in its own Beam jobs (on Dataflow their start-up "
+    "and runs overlap; locally they share the machine's cores).",
+)
 @click.pass_context
 def run_command(
     ctx,
@@ -608,6 +616,7 @@ def run_command(
     index_shard_size,
     force,
     any_language,
+    parallel_pairs,
 ):
     """Extract, embed, index and mine in one go; complete stages are skipped."""
     from mining.inputs import resolve_inputs
@@ -637,6 +646,7 @@ def run_command(
         index_args={"index_type": index_type, "shard_size": index_shard_size},
         force=force,
         beam_args=list(ctx.args),
+        parallel_pairs=parallel_pairs,
     )
     done = _run_guarded(lambda: run_chain(config))
     for stage, status in done.items():

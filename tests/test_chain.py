@@ -12,7 +12,7 @@ import pytest
 from warcio.archiveiterator import ArchiveIterator
 from warcio.warcwriter import WARCWriter
 
-from pipelines.chain import ChainConfig, run_chain
+from pipelines.chain import ChainConfig, mine_pairs, run_chain
 from pipelines.mine import read_bitext
 from pipelines.stage_dir import StageError
 from tests.conftest import REPO
@@ -74,19 +74,30 @@ def test_chain_skips_complete_stages_and_reports(setup):
 
 def test_several_sources_are_mined_from_one_extraction(setup):
     """de-en and zh-en from one run: every language extracted, embedded and indexed once, and
-    the de-en bitext the same as a run that mines de-en alone. Thai, which the input lacks, is
-    reported and not mined; with no other source language there is nothing to mine. A run for
-    zh alone then reruns nothing."""
+    the de-en bitext the same as a run that mines de-en alone. The two pairs are mined at the
+    same time (--parallel-pairs 2). Thai, which the input lacks, is reported and not mined;
+    with no other source language there is nothing to mine. A run for zh alone then reruns
+    nothing."""
     tmp, sample, encoder = setup
     alone = ChainConfig([str(sample)], str(tmp / "de"), ("de",), encoder=str(encoder))
     several = ChainConfig([str(sample)], str(tmp / "all"), ("de", "th", "zh"), encoder=str(encoder))
+    several.parallel_pairs = 2
     for config in (alone, several):
         config.threshold = 0.9
     run_chain(alone)
     done = run_chain(several)
+    assert list(done) == ["extract", "embed", "index", "mine de-en", "mine th-en", "mine zh-en"] + [
+        "report"
+    ]
     assert done["mine de-en"] == done["mine zh-en"] == "ran"
     assert done["mine th-en"] == "no th sentences"
     run_dir = tmp / "all"
+    spans = []  # when each pair's stage ran: they overlap
+    for pair in ("de-en", "zh-en"):
+        ended = json.loads((run_dir / "bitext" / pair / "_SUCCESS.json").read_text())["time"]
+        seconds = json.loads((run_dir / "bitext" / pair / "stats.json").read_text())["seconds"]
+        spans.append((ended - seconds, ended))
+    assert spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1]
     embedded = json.loads((run_dir / "embeddings" / "_SUCCESS.json").read_text())
     assert set(embedded["config"]["langs"]) == {"de", "zh", "en"}
     assert bitext(run_dir) == bitext(tmp / "de")
@@ -217,3 +228,22 @@ def test_src_all_mines_every_language_the_encoder_covers(setup, tmp_path):
     assert result.exit_code == 2
     assert "the language-ID model does not know ha, haw, hmn, ig, mi, ny" in result.stderr
     assert "no input matches" in result.stderr
+
+
+def test_pairs_mined_in_parallel_all_finish_before_the_first_failure_is_raised():
+    finished = []
+
+    def mine_pair(src):
+        if src in ("de", "fr"):
+            raise StageError(f"{src} failed")
+        time.sleep(0.2)
+        finished.append(src)
+        return "ran"
+
+    with pytest.raises(StageError, match="^de failed$"):
+        mine_pairs(mine_pair, ["zh", "de", "ja", "fr", "ko"], parallel=2)
+    assert sorted(finished) == ["ja", "ko", "zh"]
+    finished.clear()
+    with pytest.raises(StageError, match="^de failed$"):  # one at a time: stops at the first
+        mine_pairs(mine_pair, ["zh", "de", "ja"], parallel=1)
+    assert finished == ["zh"]
