@@ -55,14 +55,15 @@ def write_shard(directory: str, index: int, vectors: np.ndarray, ids: pa.Table) 
         out.write(sink.getvalue().to_pybytes())
 
 
+def lang_of(path: str) -> str:
+    """The language that a file's `lang=XX` directory names."""
+    return path.rsplit("lang=", 1)[1].split("/", 1)[0]
+
+
 def embedded_languages(embeddings_dir: str) -> list[str]:
     """The languages that have shards in an embeddings directory."""
     pattern = FileSystems.join(embeddings_dir, "lang=*", "shard-*.npy")
-    found = {
-        m.path.rsplit("lang=", 1)[1].split("/", 1)[0]
-        for m in FileSystems.match([pattern])[0].metadata_list
-    }
-    return sorted(found)
+    return sorted({lang_of(m.path) for m in FileSystems.match([pattern])[0].metadata_list})
 
 
 def _npy_files(embeddings_dir: str, lang: str) -> list:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 from collections import Counter
 from dataclasses import dataclass
 
@@ -24,7 +23,14 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, RunInference
 
-from mining.embedding_store import ID_SCHEMA, lang_dir, shard_names, shard_shape, write_shard
+from mining.embedding_store import (
+    ID_SCHEMA,
+    lang_dir,
+    lang_of,
+    shard_names,
+    shard_shape,
+    write_shard,
+)
 from pipelines.stage_dir import (
     UNITS,
     StageError,
@@ -40,7 +46,6 @@ from pipelines.stage_dir import (
 
 NAMESPACE = "embed"
 CHUNK_ROWS = 1024  # rows per encoder call; the encoder batches them by length
-LANG_DIR = re.compile(r"lang=([^/\\]+)[/\\][^/\\]+$")  # RUN/sentences/lang=XX/FILE
 log = logging.getLogger("ccmine")
 STAGE = "embeddings"
 ID_COLUMNS = [field.name for field in ID_SCHEMA]
@@ -175,7 +180,7 @@ def _shard_chunks(keyed, chunk_size: int):
 
 def _tagged(path: str, row: dict) -> dict:
     """The row with the language its directory (`lang=XX`) names."""
-    return {**row, "lang": LANG_DIR.search(path).group(1)}
+    return {**row, "lang": lang_of(path)}
 
 
 def _keep_nonempty(row) -> bool:
