@@ -62,9 +62,15 @@ def train_and_write(gathered, plans: dict, index_dir: str) -> tuple[str, str]:
     _, spec, _ = plans[lang]
     ordered = [vectors for _, vectors in sorted(samples, key=lambda sample: sample[0])]
     index = faiss_index.train_index(np.concatenate(ordered), spec)
-    path = FileSystems.join(index_dir, lang, "trained-empty.faiss")
+    path = trained_path(index_dir, lang)
     faiss_index.write_index(index, path)
     return lang, path
+
+
+def trained_path(index_dir: str, lang: str) -> str:
+    """Where a language's trained empty index waits for the shards (deleted once they are
+    built)."""
+    return FileSystems.join(index_dir, lang, "trained-empty.faiss")
 
 
 class BuildIndexShard(beam.DoFn):
@@ -204,7 +210,7 @@ def run(
         for layout, spec, record in plans.values():
             meta = language_meta(writer.path(), layout, spec, record, shard_size)
             shards.write_json(shards.meta_path(writer.path(), layout.lang), meta)
-            trained = FileSystems.join(writer.path(), layout.lang, "trained-empty.faiss")
+            trained = trained_path(writer.path(), layout.lang)
             if FileSystems.exists(trained):
                 FileSystems.delete([trained])
             stats["indexes"][layout.lang] = {
