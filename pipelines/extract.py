@@ -346,7 +346,7 @@ def build_pipeline(
         sentences
         | "KeyByPart" >> beam.Map(_keyed_by_part, counts)
         | "GroupParts" >> beam.GroupByKey()
-        | "WriteParts" >> beam.ParDo(WriteSentencePart(out_dir), counts)
+        | "WriteParts" >> beam.ParDo(WriteSentencePart(out_dir))
     )
     _ = (
         pipeline
@@ -364,7 +364,9 @@ def part_path(out_dir: str, lang: str, part: int, parts: int) -> str:
 
 
 def _keyed_by_part(row: dict, counts: dict[str, int]):
-    return (row["lang"], row["hash"] % part_count(counts[row["lang"]])), row
+    """((language, part, parts), row)."""
+    parts = part_count(counts[row["lang"]])
+    return (row["lang"], row["hash"] % parts, parts), row
 
 
 class WriteSentencePart(beam.DoFn):
@@ -375,8 +377,8 @@ class WriteSentencePart(beam.DoFn):
     def __init__(self, out_dir: str):
         self.out_dir = out_dir
 
-    def process(self, keyed, counts):
-        (lang, part), rows = keyed
+    def process(self, keyed):
+        (lang, part, parts), rows = keyed
         batches, pending = [], []
         for row in rows:
             pending.append(row)
@@ -387,7 +389,7 @@ class WriteSentencePart(beam.DoFn):
         table = pa.Table.from_batches(batches)
         order = [(name, "ascending") for name in ("url", "record_id", "position", "hash")]
         table = table.take(pc.sort_indices(table, order))
-        path = part_path(self.out_dir, lang, part, part_count(counts[lang]))
+        path = part_path(self.out_dir, lang, part, parts)
         with FileSystems.create(path) as stream:
             pq.write_table(table, stream)
 
