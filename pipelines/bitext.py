@@ -31,7 +31,6 @@ from pipelines.select import split_by_shard
 from pipelines.stage_dir import write_json
 from pipelines.work_files import get, name_of, put
 
-NAMESPACE = "mine"
 BITEXT_SCHEMA = pa.schema(
     [
         ("src_lang", pa.string()),
@@ -53,9 +52,9 @@ SAMPLE_SIZE = 10
 ORDER = [("score", "descending"), ("direction", "ascending"), ("query", "ascending")]
 
 
-def _count(name: str, n: int) -> None:
+def _count(namespace: str, name: str, n: int) -> None:
     if n:
-        Metrics.counter(NAMESPACE, name).inc(int(n))
+        Metrics.counter(namespace, name).inc(int(n))
 
 
 class ScoreCuts(beam.DoFn):
@@ -63,18 +62,20 @@ class ScoreCuts(beam.DoFn):
     rest on by source shard, and sends each block's best pairs below the threshold to the
     `below` output for the sample."""
 
-    def __init__(self, threshold, max_score, min_cosine, src: ShardLayout, work_dir: str):
+    def __init__(
+        self, threshold, max_score, min_cosine, src: ShardLayout, work_dir: str, namespace: str
+    ):
         self.threshold, self.max_score, self.min_cosine = threshold, max_score, min_cosine
-        self.src, self.work_dir = src, work_dir
+        self.src, self.work_dir, self.namespace = src, work_dir, namespace
 
     def process(self, path: str):
         edges = get(path)
-        _count("candidates", len(edges))
+        _count(self.namespace, "candidates", len(edges))
         reasons = score_reasons(
             edges.score, edges.cos, self.threshold, self.max_score, self.min_cosine
         )
         for code, name in enumerate(SCORE_REASONS):
-            _count(f"dropped:{name}", np.count_nonzero(reasons == code))
+            _count(self.namespace, f"dropped:{name}", np.count_nonzero(reasons == code))
         below = edges.take(reasons == 0)
         yield beam.pvalue.TaggedOutput("below", below.take(best_first(below)[:SAMPLE_SIZE]))
         for shard, part in split_by_shard(edges.take(reasons == KEEP), self.src, "src"):
@@ -166,8 +167,9 @@ class AttachTarget(beam.DoFn):
     are dropped (counted). Writes the bitext rows plus the ordering columns; sends their scores
     to the `scores` output (for the part boundaries)."""
 
-    def __init__(self, tgt: ShardLayout, src_lang: str, work_dir: str):
+    def __init__(self, tgt: ShardLayout, src_lang: str, work_dir: str, namespace: str):
         self.tgt, self.src_lang, self.work_dir = tgt, src_lang, work_dir
+        self.namespace = namespace
 
     def process(self, keyed):
         shard, paths = keyed
@@ -185,8 +187,8 @@ class AttachTarget(beam.DoFn):
             ],
             dtype=bool,
         )
-        _count("dropped:identical_text", identical.sum())
-        _count("kept", (~identical).sum())
+        _count(self.namespace, "dropped:identical_text", identical.sum())
+        _count(self.namespace, "kept", (~identical).sum())
         keep = pa.array(~identical)
         rows = len(table)
         kept = pa.table(
@@ -289,10 +291,9 @@ def histogram_json(counts, bounds) -> dict:
     return {"counts": np.asarray(counts).tolist(), "edges": edges.round(4).tolist()}
 
 
-def build_assembly(
-    pipeline, blocks, layouts, src, tgt, threshold, max_score, min_cosine, out_dir, work_dir
-):
-    """Selected pair blocks (paths) to Parquet parts in out_dir; stats JSON files in work_dir."""
+def build_assembly(pipeline, blocks, layouts, src, tgt, cuts, out_dir, work_dir, namespace):
+    """Selected pair blocks (paths) to Parquet parts in out_dir; stats JSON files in work_dir;
+    cuts = (threshold, max score, min cosine); counters in `namespace`."""
     selected = pipeline | "SelectedBlocks" >> beam.Create(blocks) | "Spread" >> beam.Reshuffle()
     bounds = beam.pvalue.AsSingleton(
         selected
@@ -309,7 +310,7 @@ def build_assembly(
         | "WriteHistogram" >> beam.Map(lambda h: write_json(histogram_path, h))
     )
     cut = selected | "ScoreCuts" >> beam.ParDo(
-        ScoreCuts(threshold, max_score, min_cosine, layouts[src], work_dir)
+        ScoreCuts(*cuts, layouts[src], work_dir, namespace)
     ).with_outputs("below", main="kept")
     _ = (
         cut.below
@@ -323,7 +324,7 @@ def build_assembly(
         | "AttachSource" >> beam.ParDo(AttachSource(layouts[src], layouts[tgt], work_dir))
         | "GroupByTarget" >> beam.GroupByKey()
         | "AttachTarget"
-        >> beam.ParDo(AttachTarget(layouts[tgt], src, work_dir)).with_outputs(
+        >> beam.ParDo(AttachTarget(layouts[tgt], src, work_dir, namespace)).with_outputs(
             "scores", main="tables"
         )
     )

@@ -1,12 +1,12 @@
 """`ccmine run`: extract, embed, index and mine in order, skipping stages that are complete for
 the same configuration and input, and letting embed and index take over the languages whose
 input did not change; `force` reruns everything. Several source languages are mined against one
-target from one extraction, one embedding and one index of each language."""
+target from one extraction, one embedding and one index of each language, and the pairs not
+complete are mined in shared Beam jobs (`pairs_per_job` pairs to a job)."""
 
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from apache_beam.io.filesystems import FileSystems
@@ -43,7 +43,7 @@ class ChainConfig:
     candidates: int | None = None  # IVF-PQ: faiss_index.CANDIDATES
     force: bool = False
     beam_args: list[str] = field(default_factory=list)
-    parallel_pairs: int = 1  # pairs mined at the same time, each in its own Beam jobs
+    pairs_per_job: int = mine.PAIRS_PER_JOB  # pairs whose mining shares Beam jobs
 
 
 def run_chain(c: ChainConfig) -> dict:
@@ -102,38 +102,31 @@ def run_chain(c: ChainConfig) -> dict:
         "candidates": c.candidates,
     }
 
-    def mine_pair(src: str) -> str:
-        args = (src, c.tgt, c.k, c.margin, c.mode)
-        return step(
-            f"mine {src}-{c.tgt}",
-            stage_path(c.run_dir, "bitext"),
-            f"{src}-{c.tgt}",
-            lambda: mine.stage_config(c.run_dir, *args, **mine_filters),
-            lambda: mine.run(c.run_dir, *args, **mine_filters, beam_args=c.beam_args),
-        )
-
     mined = [src for src in c.srcs if src in srcs]
-    statuses = mine_pairs(mine_pair, mined, c.parallel_pairs)
+    statuses = {}
+    for src in mined:
+        config = mine.stage_config(c.run_dir, src, c.tgt, c.k, c.margin, c.mode, **mine_filters)
+        if not c.force and is_complete(stage_path(c.run_dir, "bitext"), f"{src}-{c.tgt}", config):
+            log.info("mine %s-%s: complete for this configuration, skipped", src, c.tgt)
+            statuses[src] = "skipped"
+    pending = [src for src in mined if src not in statuses]
+    for start in range(0, len(pending), c.pairs_per_job):
+        group = pending[start : start + c.pairs_per_job]
+        log.info("mine %s: running", ", ".join(f"{src}-{c.tgt}" for src in group))
+        mine.run_pairs(
+            c.run_dir,
+            [(src, c.tgt) for src in group],
+            c.k,
+            c.margin,
+            c.mode,
+            **mine_filters,
+            beam_args=c.beam_args,
+        )
+        statuses.update(dict.fromkeys(group, "ran"))
     for src in c.srcs:
         done[f"mine {src}-{c.tgt}"] = statuses.get(src, f"no {src} sentences")
     done["report"] = write_report(c.run_dir, [(src, c.tgt) for src in c.srcs])
     return done
-
-
-def mine_pairs(mine_pair, srcs: list[str], parallel: int) -> dict[str, str]:
-    """{source: mine_pair(source)}: one pair after another, stopping at the first failure, or
-    `parallel` pairs at a time (on Dataflow their jobs' start-up and runs overlap), where a
-    failure lets the running and queued pairs finish and is raised after them, the first in
-    pair order; an interrupt starts no further pair."""
-    if parallel <= 1 or len(srcs) < 2:
-        return {src: mine_pair(src) for src in srcs}
-    pool = ThreadPoolExecutor(parallel, thread_name_prefix="mine")
-    futures = {src: pool.submit(mine_pair, src) for src in srcs}
-    try:
-        wait(futures.values())
-    finally:
-        pool.shutdown(cancel_futures=True)
-    return {src: future.result() for src, future in futures.items()}
 
 
 def with_sentences(run_dir: str, srcs, tgt: str) -> list[str]:

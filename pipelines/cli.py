@@ -19,6 +19,7 @@ from mining.extraction import ExtractConfig
 from mining.margin import MARGINS, MODES
 from mining.matching import MAX_ROUNDS
 from mining.warc_records import DEFAULT_MAX_RECORD_BYTES, BadInputError
+from pipelines.mine import PAIRS_PER_JOB
 from pipelines.stage_dir import StageError
 
 BEAM_PASSTHROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
@@ -416,7 +417,11 @@ def index(ctx, run_dir, langs, index_type, nlist, pq_m, pq_bits, opq, nprobe, in
 
 @cli.command(context_settings=BEAM_PASSTHROUGH)
 @click.option("--run", "run_dir", required=True, help="Run directory with embeddings and indexes.")
-@click.option("--src", required=True, help="Source language, e.g. de.")
+@click.option(
+    "--src",
+    required=True,
+    help="Source language, e.g. de, or several (de,fr,zh), mined against --tgt in shared jobs.",
+)
 @click.option("--tgt", default="en", show_default=True)
 @click.option("-k", "--k", "k", type=int, default=4, show_default=True, help="Neighbours per side.")
 @click.option(
@@ -478,18 +483,18 @@ def mine(
     from pipelines import mine as stage
     from pipelines.stage_dir import read_marker, require_complete
 
-    if src == tgt:
+    srcs = tuple(dict.fromkeys(parse_langs(src)))
+    if tgt in srcs:
         raise two_languages(tgt)
     embedded = _run_guarded(lambda: embedded_languages(require_complete(run_dir, "embeddings")))
-    check_langs((src, tgt), embedded, "it has", problem="the run has no embeddings for")
+    check_langs((*srcs, tgt), embedded, "it has", problem="the run has no embeddings for")
     encoder = _run_guarded(lambda: read_marker(run_dir, "embeddings")["config"]["encoder"])
-    check_covered(encoder, (src, tgt), any_language)
+    check_covered(encoder, (*srcs, tgt), any_language)
 
-    stats = _run_guarded(
-        lambda: stage.run(
+    mined = _run_guarded(
+        lambda: stage.run_pairs(
             run_dir,
-            src,
-            tgt,
+            [(lang, tgt) for lang in srcs],
             k,
             margin_kind,
             mode,
@@ -501,11 +506,12 @@ def mine(
             max_rounds=max_rounds,
         )
     )
-    click.echo(
-        f"{stats['kept']} pairs kept of {stats['candidates']} candidates "
-        f"(threshold {stats['threshold']}); dropped {stats['dropped']}"
-    )
-    click.echo(f"bitext written to {run_dir}/bitext/{src}-{tgt}/")
+    for (lang, _), stats in mined.items():
+        click.echo(
+            f"{lang}-{tgt}: {stats['kept']} pairs kept of {stats['candidates']} candidates "
+            f"(threshold {stats['threshold']}); dropped {stats['dropped']}"
+        )
+        click.echo(f"bitext written to {run_dir}/bitext/{lang}-{tgt}/")
 
 
 @cli.command()
@@ -593,12 +599,11 @@ def export(bitext, fmt, out, columns, min_score, min_cosine, max_length_ratio, d
 @click.option("--force", is_flag=True, help="Rerun every stage, complete or not.")
 @click.option("--any-language", is_flag=True, help=ANY_LANGUAGE_HELP)
 @click.option(
-    "--parallel-pairs",
+    "--pairs-per-job",
     type=click.IntRange(min=1),
-    default=1,
+    default=PAIRS_PER_JOB,
     show_default=True,
-    help="Pairs mined at the same time, each in its own Beam jobs (on Dataflow their start-up "
-    "and runs overlap; locally they share the machine's cores).",
+    help="Pairs mined in the same Beam jobs (more pairs, fewer jobs, a larger job graph).",
 )
 @click.pass_context
 def run_command(
@@ -616,7 +621,7 @@ def run_command(
     index_shard_size,
     force,
     any_language,
-    parallel_pairs,
+    pairs_per_job,
 ):
     """Extract, embed, index and mine in one go; complete stages are skipped."""
     from mining.inputs import resolve_inputs
@@ -646,7 +651,7 @@ def run_command(
         index_args={"index_type": index_type, "shard_size": index_shard_size},
         force=force,
         beam_args=list(ctx.args),
-        parallel_pairs=parallel_pairs,
+        pairs_per_job=pairs_per_job,
     )
     done = _run_guarded(lambda: run_chain(config))
     for stage, status in done.items():

@@ -29,7 +29,6 @@ from mining.matching import BACKWARD, FORWARD, Edges
 from mining.topk import merge_topk, neighbour_means, pad_topk
 from pipelines.work_files import get, put
 
-NAMESPACE = "mine"
 # With fewer index shards than this, the (query shard, index shard) items are spread over
 # workers one by one (each worker still loads each index shard once); with more, the items of
 # one index shard stay together on one worker, which then loads it once for all of them.
@@ -70,8 +69,10 @@ class SearchIndexShard(beam.DoFn):
         k: int,
         candidates: int,
         work_dir: str,
+        namespace: str,
     ):
         self.work_dir = work_dir
+        self.namespace = namespace
         self.index_dir = index_dir
         self.target = target
         self.spec = spec
@@ -94,7 +95,7 @@ class SearchIndexShard(beam.DoFn):
             if spec.index_type != "flat":
                 exact = self.target.read_rows(shard["start"], shard["stop"]).astype(np.float16)
             self._loaded = (shard["number"], faiss_index.ready_to_search(index, spec), exact)
-            Metrics.counter(NAMESPACE, "index_shard_loads").inc()
+            Metrics.counter(self.namespace, "index_shard_loads").inc()
         return self._loaded[1:]
 
     def process(self, item):
@@ -104,7 +105,7 @@ class SearchIndexShard(beam.DoFn):
         sims, ids = faiss_index.search(index, vectors, self.k, exact, self.candidates)
         ids = np.where(ids >= 0, ids + shard["start"], ids)
         sims, ids = pad_topk(sims, ids, min(self.k, self.target.rows))
-        Metrics.counter(NAMESPACE, "search_items").inc()
+        Metrics.counter(self.namespace, "search_items").inc()
         name = f"topk/{self.query.lang}-{query_number:05d}-in-{shard['number']:05d}"
         block = TopK(self.query.starts[query_number], sims, ids)
         yield (self.query.lang, query_number), put(self.work_dir, name, block)
@@ -152,9 +153,10 @@ class ScoreCandidates(beam.DoFn):
     means and get their margin scores; re-keyed by the query shard they came from. A candidate
     whose either side found no neighbour at all (possible with IVF) has no margin: counted."""
 
-    def __init__(self, margin_kind: str, work_dir: str):
+    def __init__(self, margin_kind: str, work_dir: str, namespace: str):
         self.margin_kind = margin_kind
         self.work_dir = work_dir
+        self.namespace = namespace
 
     def process(self, joined):
         (target_lang, target_shard), grouped = joined
@@ -167,7 +169,7 @@ class ScoreCandidates(beam.DoFn):
             )
             unscored = np.isnan(scores)
             if unscored.any():
-                Metrics.counter(NAMESPACE, "candidates_without_neighbourhood").inc(
+                Metrics.counter(self.namespace, "candidates_without_neighbourhood").inc(
                     int(unscored.sum())
                 )
             name = (
@@ -210,10 +212,11 @@ def expand_items(shard: dict, query_shards: int) -> list:
 
 
 def build_best_candidates(
-    pipeline, index_dir, layouts, metas, src, tgt, k, candidates, margin_kind, work_dir
+    pipeline, index_dir, layouts, metas, src, tgt, k, candidates, margin_kind, work_dir, namespace
 ):
     """Each sentence's best candidate in both directions: ((query lang, shard), path of its
-    Edges) per query shard (FORWARD edges for src queries, BACKWARD for tgt queries)."""
+    Edges) per query shard (FORWARD edges for src queries, BACKWARD for tgt queries); counters
+    in `namespace`."""
     means, blocks = [], []
     for query, target in ((src, tgt), (tgt, src)):
         meta, query_layout = metas[target], layouts[query]
@@ -230,7 +233,14 @@ def build_best_candidates(
             | f"Search_{query}_in_{target}"
             >> beam.ParDo(
                 SearchIndexShard(
-                    index_dir, layouts[target], meta["spec"], query_layout, k, candidates, work_dir
+                    index_dir,
+                    layouts[target],
+                    meta["spec"],
+                    query_layout,
+                    k,
+                    candidates,
+                    work_dir,
+                    namespace,
                 )
             )
             | f"ByQueryShard_{query}" >> beam.GroupByKey()
@@ -247,7 +257,7 @@ def build_best_candidates(
             "candidates": blocks | "AllCandidates" >> beam.Flatten(),
         }
         | "JoinMeansByShard" >> beam.CoGroupByKey()
-        | "Score" >> beam.ParDo(ScoreCandidates(margin_kind, work_dir))
+        | "Score" >> beam.ParDo(ScoreCandidates(margin_kind, work_dir, namespace))
         | "ScoredByQueryShard" >> beam.GroupByKey()
         | "BestPerQuery" >> beam.ParDo(BestPerQuery(src, work_dir))
     )

@@ -9,12 +9,18 @@ counters and two small JSON files (the score histogram and the sample below the 
 2. only for `max` when pairs are still undecided after the rounds of (1): more rounds, each
    pipeline continuing from the blocks the previous one left, up to `max_rounds` in all;
 3. assembly: score cuts, texts, identical-text cut, Parquet parts.
+
+Several pairs are mined in the same jobs (`run_pairs`): each job holds every pair's steps, named
+after the pair and counting in a namespace of its own, and each pair is still written into, and
+committed as, its own stage directory.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 
+import apache_beam as beam
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
@@ -24,6 +30,7 @@ from mining.encoders.calibration import Cut, cut_for
 from mining.matching import MAX_ROUNDS
 from pipelines import bitext, knn, select
 from pipelines.bitext import BITEXT_SCHEMA
+from pipelines.counts import counters_to_stats
 from pipelines.dataset_card import write_card
 from pipelines.stage_dir import (
     StageError,
@@ -32,12 +39,16 @@ from pipelines.stage_dir import (
     read_json,
     read_marker,
     require_complete,
-    run_pipeline,
+    run_beam,
 )
 
 STAGE = "bitext"
 NAMESPACE = "mine"
 ROUNDS_PER_PIPELINE = 8  # measured: 3-4 rounds on real candidates (README, "Scaling out")
+# Pairs whose steps share one job. Each pair adds 167 transforms to the search and selection job
+# (max mode) and 97 to the assembly job: 16 pairs make protos of 3.0 and 2.0 MB, well within the
+# 10 MB Dataflow takes in a job request.
+PAIRS_PER_JOB = 16
 
 
 def default_cut(margin_kind: str, mode: str, encoder_dir: str | None) -> Cut:
@@ -86,26 +97,65 @@ def _merge_counters(total: dict, more: dict) -> dict:
     return total
 
 
-def run(
-    run_dir: str,
-    src: str,
-    tgt: str,
-    k: int = 4,
-    margin_kind: str = "ratio",
-    mode: str = "max",
-    threshold: float | None = None,
-    max_score: float | None = None,
-    min_cosine: float | None = None,
-    candidates: int | None = None,
-    beam_args: list[str] | None = None,
-    max_rounds: int = MAX_ROUNDS,
-) -> dict:
-    """Mine src-tgt pairs into RUN_DIR/bitext/SRC-TGT/ (its own stage directory)."""
+@dataclass
+class PairMining:
+    """One pair's share of shared mining jobs: its inputs and cuts, the stage writer of its
+    directory, the counters its steps reported and the rounds of max mode run so far."""
+
+    src: str
+    tgt: str
+    config: dict
+    index_dir: str
+    layouts: dict
+    metas: dict
+    cuts: tuple  # (threshold, max score, min cosine)
+    cut_mode: str | None  # the mode the encoder's cut was calibrated for
+    writer: StageWriter
+    counters: dict = field(default_factory=dict)
+    rounds: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.src}-{self.tgt}"
+
+    @property
+    def namespace(self) -> str:
+        """Where its steps count, apart from the other pairs' in the same job."""
+        return f"{NAMESPACE}.{self.name}"
+
+    @property
+    def work(self) -> str:
+        return self.writer.path("_work")
+
+    def dirs(self, rounds: int) -> tuple[str, str, str]:
+        """(work, selected, undecided after `rounds` rounds) directories."""
+        work = self.work
+        return (
+            work,
+            FileSystems.join(work, "selected"),
+            FileSystems.join(work, f"undecided-{rounds:03d}"),
+        )
+
+
+class _PairSteps(beam.PTransform):
+    """A pair's steps, built by build(pipeline) inside this composite, so that they carry the
+    pair's name (`de-en/Score`) and several pairs' steps can share one pipeline."""
+
+    def __init__(self, build):
+        super().__init__()
+        self._build = build
+
+    def expand(self, pbegin):
+        self._build(pbegin.pipeline)
+        return beam.pvalue.PDone(pbegin.pipeline)
+
+
+def prepare(run_dir, src, tgt, k, margin_kind, mode, threshold, max_score, min_cosine, candidates):
+    """A pair's checked inputs and cuts, and its stage directory opened for writing."""
     index_dir, layouts, metas = checked_inputs(run_dir, src, tgt)
     config = stage_config(
         run_dir, src, tgt, k, margin_kind, mode, threshold, max_score, min_cosine, candidates
     )
-    candidates = config["candidates"]
     encoder_dir = read_marker(run_dir, "embeddings")["config"].get("encoder_dir")
     cut = default_cut(margin_kind, mode, encoder_dir)
     if cut.mode not in (None, mode) and (threshold is None or min_cosine is None):
@@ -121,66 +171,199 @@ def run(
     if min_cosine is None:
         min_cosine = cut.min_cosine
     writer = StageWriter(FileSystems.join(run_dir, STAGE), f"{src}-{tgt}")
-    work = writer.path("_work")
-    selected, undecided = FileSystems.join(work, "selected"), FileSystems.join(work, "undecided")
-    rounds = min(ROUNDS_PER_PIPELINE, max_rounds)
+    cuts = (threshold, max_score, min_cosine)
+    return PairMining(src, tgt, config, index_dir, layouts, metas, cuts, cut.mode, writer)
 
-    def search_and_select(pipeline):
-        best = knn.build_best_candidates(
-            pipeline, index_dir, layouts, metas, src, tgt, k, candidates, margin_kind, work
-        )
-        dirs = (work, selected, f"{undecided}-{rounds:03d}")
-        select.build_selection(best, mode, layouts, src, tgt, rounds, dirs)
 
-    counters = run_pipeline(writer, search_and_select, beam_args, NAMESPACE)
-    done = rounds
-    while mode == "max" and (left := select.list_blocks(f"{undecided}-{done:03d}")):
-        if done >= max_rounds:
-            writer.abandon()
-            raise StageError(
-                f"max mode: pairs still undecided after {done} rounds (--max-rounds); "
-                "nothing was written"
-            )
-        more = min(ROUNDS_PER_PIPELINE, max_rounds - done)
-        target = f"{undecided}-{done + more:03d}"
-        _merge_counters(
-            counters,
-            run_pipeline(
-                writer,
-                lambda p, left=left, first=done + 1, more=more, target=target: (
-                    select.build_continuation(
-                        p, left, layouts, src, tgt, first, more, (work, selected, target)
-                    )
-                ),
-                beam_args,
-                NAMESPACE,
-            ),
-        )
-        done += more
+def run(
+    run_dir: str,
+    src: str,
+    tgt: str,
+    k: int = 4,
+    margin_kind: str = "ratio",
+    mode: str = "max",
+    threshold: float | None = None,
+    max_score: float | None = None,
+    min_cosine: float | None = None,
+    candidates: int | None = None,
+    beam_args: list[str] | None = None,
+    max_rounds: int = MAX_ROUNDS,
+) -> dict:
+    """Mine src-tgt pairs into RUN_DIR/bitext/SRC-TGT/ (its own stage directory)."""
+    filters = (threshold, max_score, min_cosine, candidates)
+    mined = run_pairs(run_dir, [(src, tgt)], k, margin_kind, mode, *filters, beam_args, max_rounds)
+    return mined[(src, tgt)]
 
-    blocks = select.list_blocks(selected)
-    _merge_counters(
-        counters,
-        run_pipeline(
-            writer,
-            lambda p: bitext.build_assembly(
-                p, blocks, layouts, src, tgt, threshold, max_score, min_cosine, writer.path(), work
-            ),
-            beam_args,
-            NAMESPACE,
-        ),
-    )
+
+def run_pairs(
+    run_dir: str,
+    pairs: list[tuple[str, str]],
+    k: int = 4,
+    margin_kind: str = "ratio",
+    mode: str = "max",
+    threshold: float | None = None,
+    max_score: float | None = None,
+    min_cosine: float | None = None,
+    candidates: int | None = None,
+    beam_args: list[str] | None = None,
+    max_rounds: int = MAX_ROUNDS,
+) -> dict[tuple[str, str], dict]:
+    """Mine several pairs in shared Beam jobs, each pair into its own stage directory; returns
+    {(src, tgt): stats}. The jobs are those of one pair (search and selection, max mode's later
+    rounds, the parts), each holding every pair's steps. A job that fails fails every pair not
+    yet written; a pair still undecided after `max_rounds` is not written while the others are,
+    and its error is raised after them."""
+    pairs = list(dict.fromkeys(pairs))
+    prepared: list[PairMining] = []
+    failed: dict[str, BaseException] = {}
+    filters = (threshold, max_score, min_cosine, candidates)
     try:
-        stats = stage_stats(counters, work, layouts, metas, src, tgt, threshold, min_cosine)
-        stats["default_cut_mode"] = cut.mode  # the mode the encoder's cut was calibrated for
-        if not stats["kept"]:
-            bitext.write_table(BITEXT_SCHEMA.empty_table(), writer.path("part-00000.parquet"))
-        FileSystems.delete([work])
-        write_card(writer.path("README.md"), writer.final, run_dir, src, tgt, stats, config, metas)
+        for src, tgt in pairs:
+            prepared.append(prepare(run_dir, src, tgt, k, margin_kind, mode, *filters))
+        rounds = min(ROUNDS_PER_PIPELINE, max_rounds)
+        _run_shared(prepared, lambda p, pair: _search_and_select(p, pair, rounds), beam_args)
+        for pair in prepared:
+            pair.rounds = rounds
+        while mode == "max" and (left := _undecided(prepared, failed, max_rounds)):
+            _run_shared(
+                [p for p in prepared if p.name in left],
+                lambda p, pair, left=left: _continue(p, pair, *left[pair.name]),
+                beam_args,
+            )
+            for pair in prepared:
+                pair.rounds += left[pair.name][1] if pair.name in left else 0
+        _run_shared([p for p in prepared if p.name not in failed], _assemble, beam_args)
+        done = {}
+        for pair in (p for p in prepared if p.name not in failed):
+            try:
+                others = [p.name for p in prepared if p is not pair]
+                done[(pair.src, pair.tgt)] = _finish(run_dir, pair, others)
+            except Exception as exc:
+                pair.writer.abandon()
+                failed[pair.name] = exc
     except BaseException:
-        writer.abandon()
+        for pair in prepared:  # a committed pair's writer has nothing left to remove
+            pair.writer.abandon()
         raise
-    writer.commit(stats, config)
+    for pair in prepared:
+        if pair.name in failed:
+            raise failed[pair.name]
+    return done
+
+
+def _undecided(prepared: list[PairMining], failed: dict, max_rounds: int) -> dict:
+    """max mode, after a job: {pair name: (its undecided blocks, rounds to run next)} for the
+    pairs that have some; a pair that has some and no rounds left is abandoned and its error put
+    in `failed`."""
+    left = {}
+    for pair in (p for p in prepared if p.name not in failed):
+        blocks = select.list_blocks(pair.dirs(pair.rounds)[2])
+        if blocks and pair.rounds >= max_rounds:
+            pair.writer.abandon()
+            failed[pair.name] = StageError(
+                f"{pair.name}: max mode: pairs still undecided after {pair.rounds} rounds "
+                "(--max-rounds); nothing was written"
+            )
+        elif blocks:
+            left[pair.name] = (blocks, min(ROUNDS_PER_PIPELINE, max_rounds - pair.rounds))
+    return left
+
+
+def _run_shared(pairs: list[PairMining], build_one, beam_args) -> None:
+    """One Beam job holding each pair's steps (build_one(pipeline, pair)); adds each pair's
+    counters to its own."""
+    if not pairs:
+        return
+
+    def build(pipeline):
+        for pair in pairs:
+            _ = pipeline | pair.name >> _PairSteps(lambda p, pair=pair: build_one(p, pair))
+
+    result = run_beam(build, beam_args)
+    for pair in pairs:
+        _merge_counters(pair.counters, counters_to_stats(result, pair.namespace))
+
+
+def _search_and_select(pipeline, pair: PairMining, rounds: int) -> None:
+    c = pair.config
+    best = knn.build_best_candidates(
+        pipeline,
+        pair.index_dir,
+        pair.layouts,
+        pair.metas,
+        pair.src,
+        pair.tgt,
+        c["k"],
+        c["candidates"],
+        c["margin"],
+        pair.work,
+        pair.namespace,
+    )
+    select.build_selection(
+        best, c["mode"], pair.layouts, pair.src, pair.tgt, rounds, pair.dirs(rounds), pair.namespace
+    )
+
+
+def _continue(pipeline, pair: PairMining, blocks: list[str], more: int) -> None:
+    """max mode: `more` rounds from the blocks the pair's last job left undecided."""
+    dirs = pair.dirs(pair.rounds + more)
+    select.build_continuation(
+        pipeline,
+        blocks,
+        pair.layouts,
+        pair.src,
+        pair.tgt,
+        pair.rounds + 1,
+        more,
+        dirs,
+        pair.namespace,
+    )
+
+
+def _assemble(pipeline, pair: PairMining) -> None:
+    blocks = select.list_blocks(pair.dirs(pair.rounds)[1])
+    bitext.build_assembly(
+        pipeline,
+        blocks,
+        pair.layouts,
+        pair.src,
+        pair.tgt,
+        pair.cuts,
+        pair.writer.path(),
+        pair.work,
+        pair.namespace,
+    )
+
+
+def _finish(run_dir: str, pair: PairMining, mined_with: list[str]) -> dict:
+    """The pair's stats, dataset card and commit, once its parts are written."""
+    threshold, _, min_cosine = pair.cuts
+    stats = stage_stats(
+        pair.counters,
+        pair.work,
+        pair.layouts,
+        pair.metas,
+        pair.src,
+        pair.tgt,
+        threshold,
+        min_cosine,
+    )
+    stats["default_cut_mode"] = pair.cut_mode
+    stats["mined_with"] = mined_with  # the other pairs whose steps shared its jobs
+    if not stats["kept"]:
+        bitext.write_table(BITEXT_SCHEMA.empty_table(), pair.writer.path("part-00000.parquet"))
+    FileSystems.delete([pair.work])
+    write_card(
+        pair.writer.path("README.md"),
+        pair.writer.final,
+        run_dir,
+        pair.src,
+        pair.tgt,
+        stats,
+        pair.config,
+        pair.metas,
+    )
+    pair.writer.commit(stats, pair.config)
     return stats
 
 

@@ -129,6 +129,8 @@ def _pairs_table(pairs: list[tuple[str, str]], kept: dict, mined: dict) -> list[
             cells = [f"{stats[key]:,}" for key in counts]
             cells += [str(stats["threshold"]), str(stats["seconds"])]
             lines.append(f"| {src}-{tgt} | " + " | ".join(cells) + " |")
+    if any(stats.get("mined_with") for stats in mined.values() if stats):
+        lines += ["", "Pairs mined in the same Beam jobs show the same jobs' seconds."]
     return [*lines, ""]
 
 

@@ -29,8 +29,6 @@ from mining.matching import (
 )
 from pipelines.work_files import get, name_of, put
 
-NAMESPACE = "mine"
-
 
 def list_blocks(directory: str) -> list[str]:
     pattern = FileSystems.join(directory, "*.pkl")
@@ -92,9 +90,16 @@ class TargetSide(beam.DoFn):
     the edges that are best of both ends (written as selected), drop the others touching an
     accepted sentence, and send the rest and the accepted sources back by source shard."""
 
-    def __init__(self, src: ShardLayout, work_dir: str, selected_dir: str, round_number: int):
+    def __init__(
+        self,
+        src: ShardLayout,
+        work_dir: str,
+        selected_dir: str,
+        round_number: int,
+        namespace: str,
+    ):
         self.src, self.work_dir, self.selected_dir = src, work_dir, selected_dir
-        self.round_number = round_number
+        self.round_number, self.namespace = round_number, namespace
 
     def process(self, keyed):
         shard, paths = keyed
@@ -102,7 +107,8 @@ class TargetSide(beam.DoFn):
         edges = Edges.concat([e for e, _ in marked])
         best_of_source = np.concatenate([m for _, m in marked])
         accepted, remaining = accept_round(edges, best_of_source)
-        Metrics.counter(NAMESPACE, f"accepted_in_round:{self.round_number:03d}").inc(len(accepted))
+        counter = f"accepted_in_round:{self.round_number:03d}"
+        Metrics.counter(self.namespace, counter).inc(len(accepted))
         save_selected(accepted, self.selected_dir, f"round{self.round_number:03d}-tgt{shard:05d}")
         prefix = f"round{self.round_number:03d}"
         for number, part in split_by_shard(accepted, self.src, "src"):
@@ -117,19 +123,20 @@ class SaveUndecided(beam.DoFn):
     """After the last round of a pipeline: the undecided edges of a source shard, less those whose
     source the last round matched, written for the next pipeline."""
 
-    def __init__(self, undecided_dir: str):
-        self.undecided_dir = undecided_dir
+    def __init__(self, undecided_dir: str, namespace: str):
+        self.undecided_dir, self.namespace = undecided_dir, namespace
 
     def process(self, joined):
         shard, grouped = joined
         edges = unmatched_edges(grouped)
-        Metrics.counter(NAMESPACE, "undecided_after_pipeline").inc(len(edges))
+        Metrics.counter(self.namespace, "undecided_after_pipeline").inc(len(edges))
         save_selected(edges, self.undecided_dir, f"src{shard:05d}")
         yield shard
 
 
-def build_rounds(by_source, src_layout, tgt_layout, first_round, rounds, dirs):
-    """`rounds` rounds of the greedy matching on (source shard, path of edges) elements."""
+def build_rounds(by_source, src_layout, tgt_layout, first_round, rounds, dirs, namespace):
+    """`rounds` rounds of the greedy matching on (source shard, path of edges) elements;
+    counters in `namespace`."""
     work, selected, undecided = dirs
     matched = by_source.pipeline | f"NoneMatchedBefore{first_round}" >> beam.Create([])
     for number in range(first_round, first_round + rounds):
@@ -139,7 +146,7 @@ def build_rounds(by_source, src_layout, tgt_layout, first_round, rounds, dirs):
             | f"SourceSide{number}" >> beam.ParDo(SourceSide(tgt_layout, work, number))
             | f"ByTarget{number}" >> beam.GroupByKey()
             | f"TargetSide{number}"
-            >> beam.ParDo(TargetSide(src_layout, work, selected, number)).with_outputs(
+            >> beam.ParDo(TargetSide(src_layout, work, selected, number, namespace)).with_outputs(
                 "matched", main="remaining"
             )
         )
@@ -147,7 +154,7 @@ def build_rounds(by_source, src_layout, tgt_layout, first_round, rounds, dirs):
     _ = (
         {"edges": by_source, "matched": matched}
         | "LastBySource" >> beam.CoGroupByKey()
-        | "SaveUndecided" >> beam.ParDo(SaveUndecided(undecided))
+        | "SaveUndecided" >> beam.ParDo(SaveUndecided(undecided, namespace))
     )
 
 
@@ -184,9 +191,9 @@ def save_direction(keyed, mode: str, selected_dir: str) -> None:
     save_selected(get(path), selected_dir, f"{mode}-{shard:05d}")
 
 
-def build_selection(best, mode, layouts, src, tgt, rounds, dirs):
+def build_selection(best, mode, layouts, src, tgt, rounds, dirs, namespace):
     """Select pairs from the best-candidate blocks ((query lang, shard), path) by `mode`;
-    dirs = (work, selected, undecided) directories."""
+    dirs = (work, selected, undecided) directories; counters in `namespace`."""
     work, selected, _undecided = dirs
     if mode in ("forward", "backward"):
         _ = (
@@ -217,12 +224,14 @@ def build_selection(best, mode, layouts, src, tgt, rounds, dirs):
             | "Blocks" >> beam.Values()
             | "PooledBySource" >> beam.ParDo(SplitBySource(layouts[src], work, "pooled"))
         )
-        build_rounds(by_source, layouts[src], layouts[tgt], 1, rounds, dirs)
+        build_rounds(by_source, layouts[src], layouts[tgt], 1, rounds, dirs, namespace)
     else:
         raise ValueError(f"unknown mode {mode!r}")
 
 
-def build_continuation(pipeline, undecided_blocks, layouts, src, tgt, first_round, rounds, dirs):
+def build_continuation(
+    pipeline, undecided_blocks, layouts, src, tgt, first_round, rounds, dirs, namespace
+):
     """More rounds of the greedy matching, from the undecided blocks a pipeline wrote (one per
     source shard, named src{shard})."""
     by_source = (
@@ -230,4 +239,4 @@ def build_continuation(pipeline, undecided_blocks, layouts, src, tgt, first_roun
         | "Undecided" >> beam.Create(undecided_blocks)
         | "BySourceShard" >> beam.Map(lambda path: (int(name_of(path)[len("src") :]), path))
     )
-    build_rounds(by_source, layouts[src], layouts[tgt], first_round, rounds, dirs)
+    build_rounds(by_source, layouts[src], layouts[tgt], first_round, rounds, dirs, namespace)

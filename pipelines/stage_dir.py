@@ -148,18 +148,24 @@ def pipeline_options(beam_args: list[str] | None):
     return options
 
 
+def run_beam(build, beam_args: list[str] | None):
+    """Build (build(pipeline)) and run a Beam pipeline to its end; returns its result."""
+    import apache_beam as beam
+
+    pipeline = beam.Pipeline(options=pipeline_options(beam_args))
+    build(pipeline)
+    result = pipeline.run()
+    result.wait_until_finish()
+    return result
+
+
 def run_pipeline(writer: StageWriter, build, beam_args: list[str] | None, namespace: str) -> dict:
     """Build (build(pipeline)) and run a Beam pipeline that writes into `writer`'s place, and
     return its counters; on any failure the temporary output is removed before re-raising."""
-    import apache_beam as beam
-
     from pipelines.counts import counters_to_stats
 
     try:
-        pipeline = beam.Pipeline(options=pipeline_options(beam_args))
-        build(pipeline)
-        result = pipeline.run()
-        result.wait_until_finish()
+        result = run_beam(build, beam_args)
     except BaseException:
         writer.abandon()
         raise

@@ -12,7 +12,8 @@ import pytest
 from warcio.archiveiterator import ArchiveIterator
 from warcio.warcwriter import WARCWriter
 
-from pipelines.chain import ChainConfig, mine_pairs, run_chain
+from pipelines import mine
+from pipelines.chain import ChainConfig, run_chain
 from pipelines.mine import read_bitext
 from pipelines.stage_dir import StageError
 from tests.conftest import REPO
@@ -72,20 +73,22 @@ def test_chain_skips_complete_stages_and_reports(setup):
     assert run_chain(config)["extract"] == "ran"
 
 
-def test_several_sources_are_mined_from_one_extraction(setup):
+def test_several_sources_are_mined_from_one_extraction(setup, monkeypatch):
     """de-en and zh-en from one run: every language extracted, embedded and indexed once, and
-    the de-en bitext the same as a run that mines de-en alone. The two pairs are mined at the
-    same time (--parallel-pairs 2). Thai, which the input lacks, is reported and not mined;
-    with no other source language there is nothing to mine. A run for zh alone then reruns
-    nothing."""
+    the de-en bitext the same as a run that mines de-en alone. The two pairs are mined in the
+    same Beam jobs. Thai, which the input lacks, is reported and not mined; with no other
+    source language there is nothing to mine. A run for zh alone then reruns nothing."""
     tmp, sample, encoder = setup
     alone = ChainConfig([str(sample)], str(tmp / "de"), ("de",), encoder=str(encoder))
     several = ChainConfig([str(sample)], str(tmp / "all"), ("de", "th", "zh"), encoder=str(encoder))
-    several.parallel_pairs = 2
     for config in (alone, several):
         config.threshold = 0.9
     run_chain(alone)
+    jobs = []
+    run_beam = mine.run_beam
+    monkeypatch.setattr(mine, "run_beam", lambda *args: jobs.append(1) or run_beam(*args))
     done = run_chain(several)
+    assert len(jobs) == 2  # search and selection, then the parts, each for both pairs
     assert list(done) == ["extract", "embed", "index", "mine de-en", "mine th-en", "mine zh-en"] + [
         "report"
     ]
@@ -105,6 +108,7 @@ def test_several_sources_are_mined_from_one_extraction(setup):
     assert zh["src_sentences"] > 0 and zh["kept"] == len(bitext(run_dir, "zh-en"))
     report = Path(done["report"]).read_text()
     assert report.count("### Highest-scoring pairs") == 2
+    assert "Pairs mined in the same Beam jobs show the same jobs' seconds." in report
     assert "## th-en\n\nNo th sentences in the input: not mined." in report
     assert "| th-en | 0 | | | not mined | | |" in report
     row = f"| zh-en | {zh['src_sentences']:,} | {zh['tgt_sentences']:,} | {zh['candidates']:,} | "
@@ -228,22 +232,3 @@ def test_src_all_mines_every_language_the_encoder_covers(setup, tmp_path):
     assert result.exit_code == 2
     assert "the language-ID model does not know ha, haw, hmn, ig, mi, ny" in result.stderr
     assert "no input matches" in result.stderr
-
-
-def test_pairs_mined_in_parallel_all_finish_before_the_first_failure_is_raised():
-    finished = []
-
-    def mine_pair(src):
-        if src in ("de", "fr"):
-            raise StageError(f"{src} failed")
-        time.sleep(0.2)
-        finished.append(src)
-        return "ran"
-
-    with pytest.raises(StageError, match="^de failed$"):
-        mine_pairs(mine_pair, ["zh", "de", "ja", "fr", "ko"], parallel=2)
-    assert sorted(finished) == ["ja", "ko", "zh"]
-    finished.clear()
-    with pytest.raises(StageError, match="^de failed$"):  # one at a time: stops at the first
-        mine_pairs(mine_pair, ["zh", "de", "ja"], parallel=1)
-    assert finished == ["zh"]

@@ -1,6 +1,8 @@
 """Every stage's pipeline builds for Dataflow (dry run, nothing submitted) and what it ships to
 workers pickles."""
 
+from functools import partial
+
 import apache_beam as beam
 import pytest
 from apache_beam.internal import pickler
@@ -138,7 +140,7 @@ def ids(n):
 
 def test_index_and_mine_build_for_dataflow(tmp_path):
     from indexes import faiss_index
-    from pipelines import bitext, knn, select
+    from pipelines import bitext, knn, mine, select
 
     layouts = _layouts(tmp_path)
     spec = faiss_index.choose_spec(6, 8, "ivfpq", nlist=2, pq_m=4)
@@ -150,22 +152,38 @@ def test_index_and_mine_build_for_dataflow(tmp_path):
 
     shard = {"number": 0, "start": 0, "stop": 6, "path": "x/shard-00000.faiss", "bytes": 1}
     metas = {lang: {"spec": spec.as_dict(), "shards": [shard]} for lang in ("de", "en")}
-    for mode in ("max", "intersect", "union", "forward"):
-        pipeline = dataflow_pipeline()
+    dirs = ("gs://b/w", "gs://b/sel", "gs://b/und")
+
+    def steps(pipeline, mode, src, tgt):
+        namespace = f"mine.{src}-{tgt}"
         best = knn.build_best_candidates(
-            pipeline, "gs://b/run/indexes", layouts, metas, "de", "en", 4, 32, "ratio", "gs://b/w"
+            pipeline, "gs://b/idx", layouts, metas, src, tgt, 4, 32, "ratio", "gs://b/w", namespace
         )
-        dirs = ("gs://b/w", "gs://b/sel", "gs://b/und")
-        select.build_selection(best, mode, layouts, "de", "en", 3, dirs)
+        select.build_selection(best, mode, layouts, src, tgt, 3, dirs, namespace)
+
+    for mode in ("max", "intersect", "union", "forward"):
+        pipeline = dataflow_pipeline()  # two pairs' steps in one job, as `mine` builds them
+        for src, tgt in (("de", "en"), ("en", "de")):
+            _ = pipeline | f"{src}-{tgt}" >> mine._PairSteps(
+                partial(steps, mode=mode, src=src, tgt=tgt)
+            )
         assert pipeline.run().state == "DONE"
     pipeline = dataflow_pipeline()
     select.build_continuation(
-        pipeline, ["gs://b/und/src00000.pkl"], layouts, "de", "en", 4, 2, dirs
+        pipeline, ["gs://b/und/src00000.pkl"], layouts, "de", "en", 4, 2, dirs, "mine.de-en"
     )
     assert pipeline.run().state == "DONE"
     pipeline = dataflow_pipeline()
     bitext.build_assembly(
-        pipeline, ["gs://b/sel/a.pkl"], layouts, "de", "en", 1.0, None, 0.5, "gs://b/o", "gs://b/w"
+        pipeline,
+        ["gs://b/sel/a.pkl"],
+        layouts,
+        "de",
+        "en",
+        (1.0, None, 0.5),
+        "gs://b/o",
+        "gs://b/w",
+        "mine.de-en",
     )
     assert pipeline.run().state == "DONE"
 
@@ -184,18 +202,18 @@ def test_worker_code_pickles(tmp_path):
         index.SampleRows(),
         index.BuildIndexShard({"de": (layouts["de"], spec, {"encoder": "e"})}, "gs://b/idx"),
         knn.SearchIndexShard(
-            "gs://b/idx", layouts["en"], spec.as_dict(), layouts["de"], 4, 32, "gs://b/w"
+            "gs://b/idx", layouts["en"], spec.as_dict(), layouts["de"], 4, 32, "gs://b/w", "m"
         ),
         knn.MergeTopK(layouts["en"], "gs://b/w"),
-        knn.ScoreCandidates("ratio", "gs://b/w"),
+        knn.ScoreCandidates("ratio", "gs://b/w", "m"),
         knn.BestPerQuery("de", "gs://b/w"),
         select.SplitBySource(layouts["de"], "gs://b/w", "pooled"),
         select.SourceSide(layouts["en"], "gs://b/w", 1),
-        select.TargetSide(layouts["de"], "gs://b/w", "gs://b/sel", 1),
-        select.SaveUndecided("gs://b/und"),
-        bitext.ScoreCuts(1.0, None, None, layouts["de"], "gs://b/w"),
+        select.TargetSide(layouts["de"], "gs://b/w", "gs://b/sel", 1, "m"),
+        select.SaveUndecided("gs://b/und", "m"),
+        bitext.ScoreCuts(1.0, None, None, layouts["de"], "gs://b/w", "m"),
         bitext.AttachSource(layouts["de"], layouts["en"], "gs://b/w"),
-        bitext.AttachTarget(layouts["en"], "de", "gs://b/w"),
+        bitext.AttachTarget(layouts["en"], "de", "gs://b/w", "m"),
         bitext.WritePart("gs://b/out"),
     ):
         restored = pickler.loads(pickler.dumps(fn))

@@ -4,10 +4,12 @@ shards (cutting across embedding shards), every margin and mode, against a brute
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner
 
 from mining.margin import MARGINS, MODES
 from pipelines import index, mine
-from tests.synthetic_run import planted, row_pairs, write_embeddings
+from pipelines.cli import cli
+from tests.synthetic_run import planted, row_pairs, unit, write_embeddings
 from tests.test_margin import brute_force
 
 pytestmark = pytest.mark.slow
@@ -84,3 +86,53 @@ def test_sharded_ivfpq_finds_the_pairs_of_one_ivfpq_index(tmp_path):
     unsharded, sharded = found[10_000], found[900]
     assert len(unsharded) > 1500
     assert len(unsharded & sharded) / len(unsharded) >= 0.995
+
+
+def test_pairs_mined_in_shared_jobs_equal_each_pair_mined_alone(tmp_path, monkeypatch):
+    """de-en and fr-en in the same jobs: each bitext equals its pair's mined alone, and fr-en
+    adds no job to de-en's (max mode, one round per job, so de-en takes several). With too few
+    rounds for de-en, it is not written while fr-en (three sentences, one round) is, and the
+    error comes after."""
+    rng = np.random.default_rng(5)
+    de, en = planted(rng, 300, 500, 200, 16)
+    fr = unit(en[:3] + 0.02 * rng.normal(size=(3, 16)))
+    write_embeddings(tmp_path, {"de": de, "en": en, "fr": fr}, {"de": 100, "en": 150, "fr": 100})
+    index.run(str(tmp_path), ["de", "en", "fr"], {"index_type": "flat", "shard_size": 130})
+    monkeypatch.setattr(mine, "ROUNDS_PER_PIPELINE", 1)
+    jobs = []
+    run_beam = mine.run_beam
+    monkeypatch.setattr(mine, "run_beam", lambda *args: jobs.append(1) or run_beam(*args))
+
+    def bitext(pair):
+        return mine.read_bitext(str(tmp_path / "bitext" / pair)).to_pylist()
+
+    alone = {}
+    for src in ("de", "fr"):
+        jobs.clear()
+        stats = mine.run(str(tmp_path), src, "en", threshold=-10.0)
+        alone[src] = (bitext(f"{src}-en"), len(jobs))
+        assert stats["mined_with"] == []
+    assert alone["de"][1] > alone["fr"][1] == 2  # search and selection, then the parts
+    assert row_pairs(alone["fr"][0]) == [(0, 0), (1, 1), (2, 2)]
+
+    jobs.clear()
+    mined = mine.run_pairs(str(tmp_path), [("de", "en"), ("fr", "en")], threshold=-10.0)
+    assert len(jobs) == alone["de"][1]
+    assert bitext("de-en") == alone["de"][0] and bitext("fr-en") == alone["fr"][0]
+    assert mined[("de", "en")]["mined_with"] == ["fr-en"]
+    assert mined[("fr", "en")]["mined_with"] == ["de-en"]
+    assert mined[("de", "en")]["kept"] == len(alone["de"][0])
+
+    marker = {
+        p: (tmp_path / "bitext" / p / "_SUCCESS.json").read_text() for p in ("de-en", "fr-en")
+    }
+    args = ["mine", "--run", str(tmp_path), "--src", "de,fr", "--threshold", "-10"]
+    result = CliRunner().invoke(cli, [*args, "--max-rounds", "1"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "ccmine: error: de-en: max mode: pairs still undecided after 1 "
+    )
+    assert (tmp_path / "bitext" / "de-en" / "_SUCCESS.json").read_text() == marker["de-en"]
+    assert (tmp_path / "bitext" / "fr-en" / "_SUCCESS.json").read_text() != marker["fr-en"]
+    assert bitext("fr-en") == alone["fr"][0]
+    assert not list((tmp_path / "bitext").glob(".*.tmp-*"))  # nothing left behind
