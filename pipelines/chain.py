@@ -110,19 +110,17 @@ def run_chain(c: ChainConfig) -> dict:
             log.info("mine %s-%s: complete for this configuration, skipped", src, c.tgt)
             statuses[src] = "skipped"
     pending = [src for src in mined if src not in statuses]
-    for start in range(0, len(pending), c.pairs_per_job):
-        group = pending[start : start + c.pairs_per_job]
-        log.info("mine %s: running", ", ".join(f"{src}-{c.tgt}" for src in group))
-        mine.run_pairs(
-            c.run_dir,
-            [(src, c.tgt) for src in group],
-            c.k,
-            c.margin,
-            c.mode,
-            **mine_filters,
-            beam_args=c.beam_args,
-        )
-        statuses.update(dict.fromkeys(group, "ran"))
+    mine.run_in_groups(
+        c.run_dir,
+        [(src, c.tgt) for src in pending],
+        c.pairs_per_job,
+        k=c.k,
+        margin_kind=c.margin,
+        mode=c.mode,
+        **mine_filters,
+        beam_args=c.beam_args,
+    )
+    statuses.update(dict.fromkeys(pending, "ran"))
     for src in c.srcs:
         done[f"mine {src}-{c.tgt}"] = statuses.get(src, f"no {src} sentences")
     done["report"] = write_report(c.run_dir, [(src, c.tgt) for src in c.srcs])

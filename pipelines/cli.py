@@ -22,6 +22,9 @@ from mining.warc_records import DEFAULT_MAX_RECORD_BYTES, BadInputError
 from pipelines.mine import PAIRS_PER_JOB
 from pipelines.stage_dir import StageError
 
+PAIRS_PER_JOB_HELP = (
+    "Pairs mined in the same Beam jobs (more pairs, fewer jobs, a larger job graph)."
+)
 BEAM_PASSTHROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
 MIN_COSINE_HELP = (
     "Also drop pairs whose cosine is below this, whatever their margin (default: the "
@@ -462,6 +465,13 @@ def index(ctx, run_dir, langs, index_type, nlist, pq_m, pq_bits, opq, nprobe, in
     help="max mode: bound on the rounds of the one-to-one selection.",
 )
 @click.option("--any-language", is_flag=True, help=ANY_LANGUAGE_HELP)
+@click.option(
+    "--pairs-per-job",
+    type=click.IntRange(min=1),
+    default=PAIRS_PER_JOB,
+    show_default=True,
+    help=PAIRS_PER_JOB_HELP,
+)
 @click.pass_context
 def mine(
     ctx,
@@ -477,6 +487,7 @@ def mine(
     candidates,
     max_rounds,
     any_language,
+    pairs_per_job,
 ):
     """Mine SRC-TGT sentence pairs into RUN_DIR/bitext/SRC-TGT/."""
     from mining.embedding_store import embedded_languages
@@ -492,12 +503,13 @@ def mine(
     check_covered(encoder, (*srcs, tgt), any_language)
 
     mined = _run_guarded(
-        lambda: stage.run_pairs(
+        lambda: stage.run_in_groups(
             run_dir,
             [(lang, tgt) for lang in srcs],
-            k,
-            margin_kind,
-            mode,
+            pairs_per_job,
+            k=k,
+            margin_kind=margin_kind,
+            mode=mode,
             threshold=threshold,
             max_score=max_score,
             min_cosine=min_cosine,
@@ -603,7 +615,7 @@ def export(bitext, fmt, out, columns, min_score, min_cosine, max_length_ratio, d
     type=click.IntRange(min=1),
     default=PAIRS_PER_JOB,
     show_default=True,
-    help="Pairs mined in the same Beam jobs (more pairs, fewer jobs, a larger job graph).",
+    help=PAIRS_PER_JOB_HELP,
 )
 @click.pass_context
 def run_command(

@@ -42,6 +42,7 @@ from pipelines.stage_dir import (
     run_beam,
 )
 
+log = logging.getLogger("ccmine")
 STAGE = "bitext"
 NAMESPACE = "mine"
 ROUNDS_PER_PIPELINE = 8  # measured: 3-4 rounds on real candidates (README, "Scaling out")
@@ -159,7 +160,7 @@ def prepare(run_dir, src, tgt, k, margin_kind, mode, threshold, max_score, min_c
     encoder_dir = read_marker(run_dir, "embeddings")["config"].get("encoder_dir")
     cut = default_cut(margin_kind, mode, encoder_dir)
     if cut.mode not in (None, mode) and (threshold is None or min_cosine is None):
-        logging.warning(
+        log.warning(
             "mine: the encoder has no cut calibrated for --mode %s; using the one for --mode %s. "
             "Pass --threshold and --min-cosine, or pick them with ccmine calibrate --mode %s",
             mode,
@@ -249,6 +250,17 @@ def run_pairs(
         if pair.name in failed:
             raise failed[pair.name]
     return done
+
+
+def run_in_groups(run_dir: str, pairs: list[tuple[str, str]], pairs_per_job: int, **options):
+    """`run_pairs` on the pairs in groups of `pairs_per_job`, one group after another (stopping
+    at the first group that fails); returns {(src, tgt): stats}."""
+    mined = {}
+    for start in range(0, len(pairs), pairs_per_job):
+        group = pairs[start : start + pairs_per_job]
+        log.info("mine %s: running", ", ".join(f"{src}-{tgt}" for src, tgt in group))
+        mined.update(run_pairs(run_dir, group, **options))
+    return mined
 
 
 def _undecided(prepared: list[PairMining], failed: dict, max_rounds: int) -> dict:

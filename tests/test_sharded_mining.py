@@ -1,6 +1,8 @@
 """Sharded index and mine give the pairs of the definitions: several query shards and index
 shards (cutting across embedding shards), every margin and mode, against a brute-force oracle."""
 
+import json
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -123,10 +125,18 @@ def test_pairs_mined_in_shared_jobs_equal_each_pair_mined_alone(tmp_path, monkey
     assert mined[("fr", "en")]["mined_with"] == ["de-en"]
     assert mined[("de", "en")]["kept"] == len(alone["de"][0])
 
+    args = ["mine", "--run", str(tmp_path), "--src", "de,fr", "--threshold", "-10"]
+    jobs.clear()
+    result = CliRunner().invoke(cli, [*args, "--pairs-per-job", "1"])  # one pair after the other
+    assert result.exit_code == 0, result.output
+    assert len(jobs) == alone["de"][1] + alone["fr"][1]
+    assert "fr-en: 3 pairs kept of 3 candidates" in result.output
+    stats = json.loads((tmp_path / "bitext" / "de-en" / "stats.json").read_text())
+    assert stats["mined_with"] == [] and bitext("de-en") == alone["de"][0]
+
     marker = {
         p: (tmp_path / "bitext" / p / "_SUCCESS.json").read_text() for p in ("de-en", "fr-en")
     }
-    args = ["mine", "--run", str(tmp_path), "--src", "de,fr", "--threshold", "-10"]
     result = CliRunner().invoke(cli, [*args, "--max-rounds", "1"])
     assert result.exit_code == 2
     assert result.stderr.startswith(
