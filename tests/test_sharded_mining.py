@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from mining.margin import MARGINS, MODES
-from pipelines import index, mine
+from pipelines import index, knn, mine
 from pipelines.cli import cli
 from tests.synthetic_run import planted, row_pairs, unit, write_embeddings
 from tests.test_margin import brute_force
@@ -94,7 +94,7 @@ def test_pairs_mined_in_shared_jobs_equal_each_pair_mined_alone(tmp_path, monkey
     """de-en and fr-en in the same jobs: each bitext equals its pair's mined alone, and fr-en
     adds no job to de-en's (max mode, one round per job, so de-en takes several). With too few
     rounds for de-en, it is not written while fr-en (three sentences, one round) is, and the
-    error comes after."""
+    error comes after. A worker error in fr-en's steps fails the job, so both pairs."""
     rng = np.random.default_rng(5)
     de, en = planted(rng, 300, 500, 200, 16)
     fr = unit(en[:3] + 0.02 * rng.normal(size=(3, 16)))
@@ -146,3 +146,17 @@ def test_pairs_mined_in_shared_jobs_equal_each_pair_mined_alone(tmp_path, monkey
     assert (tmp_path / "bitext" / "fr-en" / "_SUCCESS.json").read_text() != marker["fr-en"]
     assert bitext("fr-en") == alone["fr"][0]
     assert not list((tmp_path / "bitext").glob(".*.tmp-*"))  # nothing left behind
+
+    def search_fails(self, item):  # a worker error in fr-en's part of the shared job
+        if self.query.lang == "fr":
+            raise OSError("index shard unreadable")
+        yield from search(self, item)
+
+    search = knn.SearchIndexShard.process
+    monkeypatch.setattr(knn.SearchIndexShard, "process", search_fails)
+    marker["fr-en"] = (tmp_path / "bitext" / "fr-en" / "_SUCCESS.json").read_text()
+    with pytest.raises(Exception, match="index shard unreadable"):
+        mine.run_pairs(str(tmp_path), [("de", "en"), ("fr", "en")], threshold=-10.0)
+    for pair in ("de-en", "fr-en"):  # the job failed both pairs: their last output stays
+        assert (tmp_path / "bitext" / pair / "_SUCCESS.json").read_text() == marker[pair]
+    assert not list((tmp_path / "bitext").glob(".*.tmp-*"))
