@@ -138,7 +138,7 @@ class PairMining:
         )
 
 
-class _PairSteps(beam.PTransform):
+class PairSteps(beam.PTransform):
     """A pair's steps, built by build(pipeline) inside this composite, so that they carry the
     pair's name (`de-en/Score`) and several pairs' steps can share one pipeline."""
 
@@ -289,7 +289,7 @@ def _run_shared(pairs: list[PairMining], build_one, beam_args) -> None:
 
     def build(pipeline):
         for pair in pairs:
-            _ = pipeline | pair.name >> _PairSteps(lambda p, pair=pair: build_one(p, pair))
+            _ = pipeline | pair.name >> PairSteps(lambda p, pair=pair: build_one(p, pair))
 
     result = run_beam(build, beam_args)
     for pair in pairs:

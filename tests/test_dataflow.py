@@ -164,7 +164,7 @@ def test_index_and_mine_build_for_dataflow(tmp_path):
     for mode in ("max", "intersect", "union", "forward"):
         pipeline = dataflow_pipeline()  # two pairs' steps in one job, as `mine` builds them
         for src, tgt in (("de", "en"), ("en", "de")):
-            _ = pipeline | f"{src}-{tgt}" >> mine._PairSteps(
+            _ = pipeline | f"{src}-{tgt}" >> mine.PairSteps(
                 partial(steps, mode=mode, src=src, tgt=tgt)
             )
         assert pipeline.run().state == "DONE"
