@@ -53,9 +53,14 @@ def run_chain(c: ChainConfig) -> dict:
     extract_config = c.extract or ExtractConfig(langs=(*c.srcs, c.tgt))
     done: dict[str, str] = {}
 
-    def step(name, run_dir, stage, config_fn, run_fn) -> str:
-        if not c.force and is_complete(run_dir, stage, config_fn()):
+    def skipped(name, run_dir, stage, config) -> bool:
+        if not c.force and is_complete(run_dir, stage, config):
             log.info("%s: complete for this configuration, skipped", name)
+            return True
+        return False
+
+    def step(name, run_dir, stage, config_fn, run_fn) -> str:
+        if skipped(name, run_dir, stage, config_fn()):
             return "skipped"
         log.info("%s: running", name)
         run_fn()
@@ -106,8 +111,8 @@ def run_chain(c: ChainConfig) -> dict:
     statuses = {}
     for src in mined:
         config = mine.stage_config(c.run_dir, src, c.tgt, c.k, c.margin, c.mode, **mine_filters)
-        if not c.force and is_complete(stage_path(c.run_dir, "bitext"), f"{src}-{c.tgt}", config):
-            log.info("mine %s-%s: complete for this configuration, skipped", src, c.tgt)
+        pair = f"{src}-{c.tgt}"
+        if skipped(f"mine {pair}", stage_path(c.run_dir, "bitext"), pair, config):
             statuses[src] = "skipped"
     pending = [src for src in mined if src not in statuses]
     mine.run_in_groups(

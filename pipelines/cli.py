@@ -22,8 +22,13 @@ from mining.warc_records import DEFAULT_MAX_RECORD_BYTES, BadInputError
 from pipelines.mine import PAIRS_PER_JOB
 from pipelines.stage_dir import StageError
 
-PAIRS_PER_JOB_HELP = (
-    "Pairs mined in the same Beam jobs (more pairs, fewer jobs, a larger job graph)."
+# `ccmine mine` and `ccmine run` both take it.
+pairs_per_job_option = click.option(
+    "--pairs-per-job",
+    type=click.IntRange(min=1),
+    default=PAIRS_PER_JOB,
+    show_default=True,
+    help="Pairs mined in the same Beam jobs (more pairs, fewer jobs, a larger job graph).",
 )
 BEAM_PASSTHROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
 MIN_COSINE_HELP = (
@@ -465,13 +470,7 @@ def index(ctx, run_dir, langs, index_type, nlist, pq_m, pq_bits, opq, nprobe, in
     help="max mode: bound on the rounds of the one-to-one selection.",
 )
 @click.option("--any-language", is_flag=True, help=ANY_LANGUAGE_HELP)
-@click.option(
-    "--pairs-per-job",
-    type=click.IntRange(min=1),
-    default=PAIRS_PER_JOB,
-    show_default=True,
-    help=PAIRS_PER_JOB_HELP,
-)
+@pairs_per_job_option
 @click.pass_context
 def mine(
     ctx,
@@ -610,13 +609,7 @@ def export(bitext, fmt, out, columns, min_score, min_cosine, max_length_ratio, d
 )
 @click.option("--force", is_flag=True, help="Rerun every stage, complete or not.")
 @click.option("--any-language", is_flag=True, help=ANY_LANGUAGE_HELP)
-@click.option(
-    "--pairs-per-job",
-    type=click.IntRange(min=1),
-    default=PAIRS_PER_JOB,
-    show_default=True,
-    help=PAIRS_PER_JOB_HELP,
-)
+@pairs_per_job_option
 @click.pass_context
 def run_command(
     ctx,

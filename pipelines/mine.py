@@ -176,24 +176,10 @@ def prepare(run_dir, src, tgt, k, margin_kind, mode, threshold, max_score, min_c
     return PairMining(src, tgt, config, index_dir, layouts, metas, cuts, cut.mode, writer)
 
 
-def run(
-    run_dir: str,
-    src: str,
-    tgt: str,
-    k: int = 4,
-    margin_kind: str = "ratio",
-    mode: str = "max",
-    threshold: float | None = None,
-    max_score: float | None = None,
-    min_cosine: float | None = None,
-    candidates: int | None = None,
-    beam_args: list[str] | None = None,
-    max_rounds: int = MAX_ROUNDS,
-) -> dict:
-    """Mine src-tgt pairs into RUN_DIR/bitext/SRC-TGT/ (its own stage directory)."""
-    filters = (threshold, max_score, min_cosine, candidates)
-    mined = run_pairs(run_dir, [(src, tgt)], k, margin_kind, mode, *filters, beam_args, max_rounds)
-    return mined[(src, tgt)]
+def run(run_dir: str, src: str, tgt: str, *args, **options) -> dict:
+    """Mine src-tgt pairs into RUN_DIR/bitext/SRC-TGT/ (its own stage directory): `run_pairs`
+    for one pair, with its options; returns the pair's stats."""
+    return run_pairs(run_dir, [(src, tgt)], *args, **options)[(src, tgt)]
 
 
 def run_pairs(
