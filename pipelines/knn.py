@@ -10,6 +10,11 @@ walks one index shard). Neighbour means come from the merged lists, so margins e
 unsharded search's. Candidates are then joined by key (the target's embedding shard) with the
 target side's means, scored, and reduced to each query's best candidate.
 
+All pairs of a job share these steps: every key starts with the pair's name
+(pipelines/pair_context.py), and a worker that holds an index shard searches it for every pair
+whose queries meet that language, so a language mined against several others (en against de,
+fr and zh) has each of its index shards loaded once per worker, not once per pair.
+
 Blocks go between steps as work files (pipelines/work_files.py); elements are (key, path).
 """
 
@@ -27,6 +32,7 @@ from mining.embedding_store import ShardLayout, read_vectors
 from mining.margin import best_per_query, margin
 from mining.matching import BACKWARD, FORWARD, Edges
 from mining.topk import merge_topk, neighbour_means, pad_topk
+from pipelines.pair_context import PairContext, by_name
 from pipelines.work_files import get, put
 
 # With fewer index shards than this, the (query shard, index shard) items are spread over
@@ -58,70 +64,71 @@ class CandidateBlock:
 
 
 class SearchIndexShard(beam.DoFn):
-    """Searches one query shard in one index shard; emits the top k keyed by query shard."""
+    """Searches one query shard of a pair in one index shard; emits the top k keyed by
+    (pair, query language, query shard). Items of one index shard follow each other, whichever
+    pair they are for, so the worker loads the shard once for all of them."""
 
     def __init__(
         self,
         index_dir: str,
-        target: ShardLayout,
-        spec: dict,
-        query: ShardLayout,
+        specs: dict[str, dict],
+        pairs: list[PairContext],
         k: int,
         candidates: int,
-        work_dir: str,
-        namespace: str,
     ):
-        self.work_dir = work_dir
-        self.namespace = namespace
         self.index_dir = index_dir
-        self.target = target
-        self.spec = spec
-        self.query = query
+        self.specs = specs
+        self.pairs = by_name(pairs)
         self.k = k
         self.candidates = candidates
 
     def setup(self):
-        self._loaded = None  # (shard number, index, exact vectors or None)
+        self._loaded = None  # ((language, shard number), index, exact vectors or None)
 
-    def _load(self, shard: dict):
-        if self._loaded is None or self._loaded[0] != shard["number"]:
+    def _load(self, shard: dict, target: ShardLayout, namespace: str):
+        key = (target.lang, shard["number"])
+        if self._loaded is None or self._loaded[0] != key:
             self._loaded = None  # free the previous shard first
             path = FileSystems.join(self.index_dir, shard["path"])
             index = faiss_index.load_index(path)
             rows = shard["stop"] - shard["start"]
-            shards.check_loaded(index, path, rows, self.target.dim)
-            spec = faiss_index.IndexSpec(**self.spec)
+            shards.check_loaded(index, path, rows, target.dim)
+            spec = faiss_index.IndexSpec(**self.specs[target.lang])
             exact = None
             if spec.index_type != "flat":
-                exact = self.target.read_rows(shard["start"], shard["stop"]).astype(np.float16)
-            self._loaded = (shard["number"], faiss_index.ready_to_search(index, spec), exact)
-            Metrics.counter(self.namespace, "index_shard_loads").inc()
+                exact = target.read_rows(shard["start"], shard["stop"]).astype(np.float16)
+            self._loaded = (key, faiss_index.ready_to_search(index, spec), exact)
+            # Counted for the pair whose item needed it: the pairs' counts add up to the loads.
+            Metrics.counter(namespace, "index_shard_loads").inc()
         return self._loaded[1:]
 
     def process(self, item):
-        shard, query_number = item
-        index, exact = self._load(shard)
-        vectors = read_vectors(self.query.npys[query_number])
+        lang, shard, name, query_number = item
+        pair = self.pairs[name]
+        target, query = pair.layouts[lang], pair.layouts[pair.other(lang)]
+        index, exact = self._load(shard, target, pair.namespace)
+        vectors = read_vectors(query.npys[query_number])
         sims, ids = faiss_index.search(index, vectors, self.k, exact, self.candidates)
         ids = np.where(ids >= 0, ids + shard["start"], ids)
-        sims, ids = pad_topk(sims, ids, min(self.k, self.target.rows))
-        Metrics.counter(self.namespace, "search_items").inc()
-        name = f"topk/{self.query.lang}-{query_number:05d}-in-{shard['number']:05d}"
-        block = TopK(self.query.starts[query_number], sims, ids)
-        yield (self.query.lang, query_number), put(self.work_dir, name, block)
+        sims, ids = pad_topk(sims, ids, min(self.k, target.rows))
+        Metrics.counter(pair.namespace, "search_items").inc()
+        block_name = f"topk/{query.lang}-{query_number:05d}-in-{shard['number']:05d}"
+        block = TopK(query.starts[query_number], sims, ids)
+        yield (name, query.lang, query_number), put(pair.work, block_name, block)
 
 
 class MergeTopK(beam.DoFn):
     """Folds a query shard's per-index-shard lists into its global top k; emits its neighbour
-    means keyed by (query language, shard) on `means`, and its candidates keyed by the target
-    (language, shard) holding each neighbour."""
+    means keyed by (pair, query language, shard) on `means`, and its candidates keyed by the
+    (pair, target language, shard) holding each neighbour."""
 
-    def __init__(self, target: ShardLayout, work_dir: str):
-        self.target = target
-        self.work_dir = work_dir
+    def __init__(self, pairs: list[PairContext]):
+        self.pairs = by_name(pairs)
 
     def process(self, keyed):
-        (query_lang, number), paths = keyed
+        (name, query_lang, number), paths = keyed
+        pair = self.pairs[name]
+        target = pair.layouts[pair.other(query_lang)]
         merged = None
         for path in paths:
             part = get(path)
@@ -133,19 +140,19 @@ class MergeTopK(beam.DoFn):
                     part.offset, *merge_topk(merged.sims, merged.ids, part.sims, part.ids, k)
                 )
         means = neighbour_means(merged.sims, merged.ids)
-        path = put(self.work_dir, f"means/{query_lang}-{number:05d}", (merged.offset, means))
-        yield beam.pvalue.TaggedOutput("means", ((query_lang, number), path))
+        path = put(pair.work, f"means/{query_lang}-{number:05d}", (merged.offset, means))
+        yield beam.pvalue.TaggedOutput("means", ((name, query_lang, number), path))
         rows, cols = np.nonzero(merged.ids >= 0)
         targets = merged.ids[rows, cols]
-        target_shard = self.target.shard_of(targets)
+        target_shard = target.shard_of(targets)
         for shard in np.unique(target_shard):
             sel = target_shard == shard
             r, c = rows[sel], cols[sel]
             block = CandidateBlock(
                 query_lang, number, merged.offset + r, c, targets[sel], merged.sims[r, c]
             )
-            name = f"candidates/{self.target.lang}-{shard:05d}-from-{query_lang}-{number:05d}"
-            yield (self.target.lang, int(shard)), put(self.work_dir, name, (block, means[r]))
+            block_name = f"candidates/{target.lang}-{shard:05d}-from-{query_lang}-{number:05d}"
+            yield (name, target.lang, int(shard)), put(pair.work, block_name, (block, means[r]))
 
 
 class ScoreCandidates(beam.DoFn):
@@ -153,13 +160,13 @@ class ScoreCandidates(beam.DoFn):
     means and get their margin scores; re-keyed by the query shard they came from. A candidate
     whose either side found no neighbour at all (possible with IVF) has no margin: counted."""
 
-    def __init__(self, margin_kind: str, work_dir: str, namespace: str):
+    def __init__(self, margin_kind: str, pairs: list[PairContext]):
         self.margin_kind = margin_kind
-        self.work_dir = work_dir
-        self.namespace = namespace
+        self.pairs = by_name(pairs)
 
     def process(self, joined):
-        (target_lang, target_shard), grouped = joined
+        (name, target_lang, target_shard), grouped = joined
+        pair = self.pairs[name]
         (means_path,) = grouped["means"]  # every target shard was a query shard
         offset, target_means = get(means_path)
         for path in grouped["candidates"]:
@@ -169,27 +176,27 @@ class ScoreCandidates(beam.DoFn):
             )
             unscored = np.isnan(scores)
             if unscored.any():
-                Metrics.counter(self.namespace, "candidates_without_neighbourhood").inc(
+                Metrics.counter(pair.namespace, "candidates_without_neighbourhood").inc(
                     int(unscored.sum())
                 )
-            name = (
+            block_name = (
                 f"scored/{block.query_lang}-{block.query_shard:05d}"
                 f"-to-{target_lang}-{target_shard:05d}"
             )
-            key = (block.query_lang, block.query_shard)
-            yield key, put(self.work_dir, name, (block, scores))
+            key = (name, block.query_lang, block.query_shard)
+            yield key, put(pair.work, block_name, (block, scores))
 
 
 class BestPerQuery(beam.DoFn):
     """Each query's best-scoring candidate, as Edges in (source, target) orientation, written
     per query shard."""
 
-    def __init__(self, src_lang: str, work_dir: str):
-        self.src_lang = src_lang
-        self.work_dir = work_dir
+    def __init__(self, pairs: list[PairContext]):
+        self.pairs = by_name(pairs)
 
     def process(self, keyed):
-        (query_lang, number), paths = keyed
+        (name, query_lang, number), paths = keyed
+        pair = self.pairs[name]
         scored = [get(path) for path in paths]
         query = np.concatenate([b.query for b, _ in scored])
         target = np.concatenate([b.target for b, _ in scored])
@@ -199,65 +206,54 @@ class BestPerQuery(beam.DoFn):
         valid = ~np.isnan(score)
         query, target, cos, score, rank = (a[valid] for a in (query, target, cos, score, rank))
         best = best_per_query(query, rank, score)
-        forward = query_lang == self.src_lang
+        forward = query_lang == pair.src
         src, tgt = (query, target) if forward else (target, query)
         direction = np.full(len(best), FORWARD if forward else BACKWARD, np.int8)
         edges = Edges(src[best], tgt[best], score[best].astype(np.float32), cos[best], direction)
-        yield (query_lang, number), put(self.work_dir, f"best/{query_lang}-{number:05d}", edges)
+        block_name = f"best/{query_lang}-{number:05d}"
+        yield (name, query_lang, number), put(pair.work, block_name, edges)
 
 
-def expand_items(shard: dict, query_shards: int) -> list:
-    """An index shard's work items: (index shard record, query shard number)."""
-    return [(shard, number) for number in range(query_shards)]
+def expand_items(index_shard: tuple[str, dict], searching: dict[str, list]) -> list:
+    """An index shard's work items, one per query shard that searches it, of every pair:
+    (language, index shard record, pair name, query shard number)."""
+    lang, shard = index_shard
+    return [
+        (lang, shard, name, number)
+        for name, query_shards in searching[lang]
+        for number in range(query_shards)
+    ]
 
 
-def build_best_candidates(
-    pipeline, index_dir, layouts, metas, src, tgt, k, candidates, margin_kind, work_dir, namespace
-):
-    """Each sentence's best candidate in both directions: ((query lang, shard), path of its
-    Edges) per query shard (FORWARD edges for src queries, BACKWARD for tgt queries); counters
-    in `namespace`."""
-    means, blocks = [], []
-    for query, target in ((src, tgt), (tgt, src)):
-        meta, query_layout = metas[target], layouts[query]
-        items = (
-            pipeline
-            | f"IndexShards_{target}" >> beam.Create(meta["shards"])
-            | f"SpreadIndexShards_{target}" >> beam.Reshuffle()
-            | f"Items_{query}_in_{target}" >> beam.FlatMap(expand_items, query_layout.shards)
-        )
-        if len(meta["shards"]) < SPREAD_ITEMS_BELOW:
-            items = items | f"SpreadItems_{query}_in_{target}" >> beam.Reshuffle()
-        searched = (
-            items
-            | f"Search_{query}_in_{target}"
-            >> beam.ParDo(
-                SearchIndexShard(
-                    index_dir,
-                    layouts[target],
-                    meta["spec"],
-                    query_layout,
-                    k,
-                    candidates,
-                    work_dir,
-                    namespace,
-                )
-            )
-            | f"ByQueryShard_{query}" >> beam.GroupByKey()
-            | f"MergeTopK_{query}"
-            >> beam.ParDo(MergeTopK(layouts[target], work_dir)).with_outputs(
-                "means", main="candidates"
-            )
-        )
-        means.append(searched.means)
-        blocks.append(searched.candidates)
+def build_best_candidates(pipeline, index_dir, pairs, metas, k, candidates, margin_kind):
+    """Each sentence's best candidate in both directions, for every pair: ((pair name, query
+    lang, shard), path of its Edges) per query shard (FORWARD edges for src queries, BACKWARD
+    for tgt queries); `metas` holds each language's index metadata."""
+    searching: dict[str, list] = {}  # index language: [(pair name, its query shards)]
+    for pair in pairs:
+        for lang in (pair.src, pair.tgt):
+            query_shards = pair.layouts[pair.other(lang)].shards
+            searching.setdefault(lang, []).append((pair.name, query_shards))
+    index_shards = [(lang, shard) for lang in sorted(searching) for shard in metas[lang]["shards"]]
+    items = (
+        pipeline
+        | "IndexShards" >> beam.Create(index_shards)
+        | "SpreadIndexShards" >> beam.Reshuffle()
+        | "Items" >> beam.FlatMap(expand_items, searching)
+    )
+    if len(index_shards) < SPREAD_ITEMS_BELOW:
+        items = items | "SpreadItems" >> beam.Reshuffle()
+    specs = {lang: metas[lang]["spec"] for lang in searching}
+    searched = (
+        items
+        | "Search" >> beam.ParDo(SearchIndexShard(index_dir, specs, pairs, k, candidates))
+        | "ByQueryShard" >> beam.GroupByKey()
+        | "MergeTopK" >> beam.ParDo(MergeTopK(pairs)).with_outputs("means", main="candidates")
+    )
     return (
-        {
-            "means": means | "AllMeans" >> beam.Flatten(),
-            "candidates": blocks | "AllCandidates" >> beam.Flatten(),
-        }
+        {"means": searched.means, "candidates": searched.candidates}
         | "JoinMeansByShard" >> beam.CoGroupByKey()
-        | "Score" >> beam.ParDo(ScoreCandidates(margin_kind, work_dir, namespace))
+        | "Score" >> beam.ParDo(ScoreCandidates(margin_kind, pairs))
         | "ScoredByQueryShard" >> beam.GroupByKey()
-        | "BestPerQuery" >> beam.ParDo(BestPerQuery(src, work_dir))
+        | "BestPerQuery" >> beam.ParDo(BestPerQuery(pairs))
     )

@@ -32,6 +32,7 @@ from pipelines import bitext, knn, select
 from pipelines.bitext import BITEXT_SCHEMA
 from pipelines.counts import counters_to_stats
 from pipelines.dataset_card import write_card
+from pipelines.pair_context import PairContext
 from pipelines.stage_dir import (
     StageError,
     StageWriter,
@@ -125,30 +126,24 @@ class PairMining:
         return f"{NAMESPACE}.{self.name}"
 
     @property
-    def work(self) -> str:
-        return self.writer.path("_work")
-
-    def dirs(self, rounds: int) -> tuple[str, str, str]:
-        """(work, selected, undecided after `rounds` rounds) directories."""
-        work = self.work
-        return (
-            work,
-            FileSystems.join(work, "selected"),
-            FileSystems.join(work, f"undecided-{rounds:03d}"),
-        )
+    def context(self) -> PairContext:
+        """What the workers of shared steps know of it."""
+        work = self.writer.path("_work")
+        return PairContext(self.name, self.src, self.tgt, self.layouts, work, self.namespace)
 
 
 class PairSteps(beam.PTransform):
-    """A pair's steps, built by build(pipeline) inside this composite, so that they carry the
-    pair's name (`de-en/Score`) and several pairs' steps can share one pipeline."""
+    """A pair's steps, built by build(input) inside this composite (input: the pipeline's
+    beginning or a PCollection), so that they carry the pair's name (`de-en/Score`) and
+    several pairs' steps can share one pipeline."""
 
     def __init__(self, build):
         super().__init__()
         self._build = build
 
-    def expand(self, pbegin):
-        self._build(pbegin.pipeline)
-        return beam.pvalue.PDone(pbegin.pipeline)
+    def expand(self, input_or_inputs):
+        self._build(input_or_inputs)
+        return beam.pvalue.PDone(input_or_inputs.pipeline)
 
 
 def prepare(run_dir, src, tgt, k, margin_kind, mode, threshold, max_score, min_cosine, candidates):
@@ -208,18 +203,18 @@ def run_pairs(
         for src, tgt in pairs:
             prepared.append(prepare(run_dir, src, tgt, k, margin_kind, mode, *filters))
         rounds = min(ROUNDS_PER_PIPELINE, max_rounds)
-        _run_shared(prepared, lambda p, pair: _search_and_select(p, pair, rounds), beam_args)
+        _run_shared(prepared, lambda p, pairs: _search_and_select(p, pairs, rounds), beam_args)
         for pair in prepared:
             pair.rounds = rounds
         while mode == "max" and (left := _undecided(prepared, failed, max_rounds)):
             _run_shared(
                 [p for p in prepared if p.name in left],
-                lambda p, pair, left=left: _continue(p, pair, *left[pair.name]),
+                _each_pair(lambda p, pair, left=left: _continue(p, pair, *left[pair.name])),
                 beam_args,
             )
             for pair in prepared:
                 pair.rounds += left[pair.name][1] if pair.name in left else 0
-        _run_shared([p for p in prepared if p.name not in failed], _assemble, beam_args)
+        _run_shared([p for p in prepared if p.name not in failed], _each_pair(_assemble), beam_args)
         done = {}
         for pair in (p for p in prepared if p.name not in failed):
             try:
@@ -255,7 +250,7 @@ def _undecided(prepared: list[PairMining], failed: dict, max_rounds: int) -> dic
     in `failed`."""
     left = {}
     for pair in (p for p in prepared if p.name not in failed):
-        blocks = select.list_blocks(pair.dirs(pair.rounds)[2])
+        blocks = select.list_blocks(pair.context.dirs(pair.rounds)[2])
         if blocks and pair.rounds >= max_rounds:
             pair.writer.abandon()
             failed[pair.name] = StageError(
@@ -267,44 +262,69 @@ def _undecided(prepared: list[PairMining], failed: dict, max_rounds: int) -> dic
     return left
 
 
-def _run_shared(pairs: list[PairMining], build_one, beam_args) -> None:
-    """One Beam job holding each pair's steps (build_one(pipeline, pair)); adds each pair's
+def _run_shared(pairs: list[PairMining], build, beam_args) -> None:
+    """One Beam job holding the pairs' steps (build(pipeline, pairs)); adds each pair's
     counters to its own."""
     if not pairs:
         return
-
-    def build(pipeline):
-        for pair in pairs:
-            _ = pipeline | pair.name >> PairSteps(lambda p, pair=pair: build_one(p, pair))
-
-    result = run_beam(build, beam_args)
+    result = run_beam(lambda pipeline: build(pipeline, pairs), beam_args)
     for pair in pairs:
         _merge_counters(pair.counters, counters_to_stats(result, pair.namespace))
 
 
-def _search_and_select(pipeline, pair: PairMining, rounds: int) -> None:
-    c = pair.config
+def _each_pair(build_one):
+    """A build of each pair's own steps (build_one(pipeline, pair)), under its name."""
+
+    def build(pipeline, pairs):
+        for pair in pairs:
+            _ = pipeline | pair.name >> PairSteps(lambda p, pair=pair: build_one(p, pair))
+
+    return build
+
+
+def _search_and_select(pipeline, pairs: list[PairMining], rounds: int) -> None:
+    metas = {lang: meta for pair in pairs for lang, meta in pair.metas.items()}
+    contexts = [pair.context for pair in pairs]
+    build_search_and_selection(
+        pipeline, contexts, pairs[0].index_dir, metas, pairs[0].config, rounds
+    )
+
+
+def build_search_and_selection(pipeline, pairs, index_dir, metas, config, rounds) -> None:
+    """The kNN search of every pair (PairContext) in one set of steps, then each pair's
+    selection by `config`'s mode (the pairs share every option), `rounds` rounds for max mode;
+    `metas` holds each language's index metadata."""
+    c = config
     best = knn.build_best_candidates(
-        pipeline,
-        pair.index_dir,
-        pair.layouts,
-        pair.metas,
-        pair.src,
-        pair.tgt,
-        c["k"],
-        c["candidates"],
-        c["margin"],
-        pair.work,
-        pair.namespace,
+        pipeline, index_dir, pairs, metas, c["k"], c["candidates"], c["margin"]
     )
-    select.build_selection(
-        best, c["mode"], pair.layouts, pair.src, pair.tgt, rounds, pair.dirs(rounds), pair.namespace
-    )
+    for pair in pairs:
+        _ = best | pair.name >> PairSteps(
+            lambda best, pair=pair: select.build_selection(
+                best | "OfPair" >> beam.Filter(of_pair, pair.name) | "Unkeyed" >> beam.Map(unkeyed),
+                c["mode"],
+                pair.layouts,
+                pair.src,
+                pair.tgt,
+                rounds,
+                pair.dirs(rounds),
+                pair.namespace,
+            )
+        )
+
+
+def of_pair(keyed, name: str) -> bool:
+    return keyed[0][0] == name
+
+
+def unkeyed(keyed):
+    (_name, lang, shard), path = keyed
+    return (lang, shard), path
 
 
 def _continue(pipeline, pair: PairMining, blocks: list[str], more: int) -> None:
     """max mode: `more` rounds from the blocks the pair's last job left undecided."""
-    dirs = pair.dirs(pair.rounds + more)
+    dirs = pair.context.dirs(pair.rounds + more)
     select.build_continuation(
         pipeline,
         blocks,
@@ -319,7 +339,7 @@ def _continue(pipeline, pair: PairMining, blocks: list[str], more: int) -> None:
 
 
 def _assemble(pipeline, pair: PairMining) -> None:
-    blocks = select.list_blocks(pair.dirs(pair.rounds)[1])
+    blocks = select.list_blocks(pair.context.dirs(pair.rounds)[1])
     bitext.build_assembly(
         pipeline,
         blocks,
@@ -328,7 +348,7 @@ def _assemble(pipeline, pair: PairMining) -> None:
         pair.tgt,
         pair.cuts,
         pair.writer.path(),
-        pair.work,
+        pair.context.work,
         pair.namespace,
     )
 
@@ -338,7 +358,7 @@ def _finish(run_dir: str, pair: PairMining, mined_with: list[str]) -> dict:
     threshold, _, min_cosine = pair.cuts
     stats = stage_stats(
         pair.counters,
-        pair.work,
+        pair.context.work,
         pair.layouts,
         pair.metas,
         pair.src,
@@ -350,7 +370,7 @@ def _finish(run_dir: str, pair: PairMining, mined_with: list[str]) -> dict:
     stats["mined_with"] = mined_with  # the other pairs whose steps shared its jobs
     if not stats["kept"]:
         bitext.write_table(BITEXT_SCHEMA.empty_table(), pair.writer.path("part-00000.parquet"))
-    FileSystems.delete([pair.work])
+    FileSystems.delete([pair.context.work])
     write_card(
         pair.writer.path("README.md"),
         pair.writer.final,

@@ -1,7 +1,6 @@
 """Every stage's pipeline builds for Dataflow (dry run, nothing submitted) and what it ships to
 workers pickles."""
 
-from functools import partial
 
 import apache_beam as beam
 import pytest
@@ -140,7 +139,8 @@ def ids(n):
 
 def test_index_and_mine_build_for_dataflow(tmp_path):
     from indexes import faiss_index
-    from pipelines import bitext, knn, mine, select
+    from pipelines import bitext, mine, select
+    from pipelines.pair_context import PairContext
 
     layouts = _layouts(tmp_path)
     spec = faiss_index.choose_spec(6, 8, "ivfpq", nlist=2, pq_m=4)
@@ -154,19 +154,16 @@ def test_index_and_mine_build_for_dataflow(tmp_path):
     metas = {lang: {"spec": spec.as_dict(), "shards": [shard]} for lang in ("de", "en")}
     dirs = ("gs://b/w", "gs://b/sel", "gs://b/und")
 
-    def steps(pipeline, mode, src, tgt):
-        namespace = f"mine.{src}-{tgt}"
-        best = knn.build_best_candidates(
-            pipeline, "gs://b/idx", layouts, metas, src, tgt, 4, 32, "ratio", "gs://b/w", namespace
-        )
-        select.build_selection(best, mode, layouts, src, tgt, 3, dirs, namespace)
-
+    pairs = [  # two pairs' steps in one job, as `mine` builds them
+        PairContext(f"{s}-{t}", s, t, layouts, f"gs://b/w/{s}-{t}", f"mine.{s}-{t}")
+        for s, t in (("de", "en"), ("en", "de"))
+    ]
+    config = {"k": 4, "candidates": 32, "margin": "ratio"}
     for mode in ("max", "intersect", "union", "forward"):
-        pipeline = dataflow_pipeline()  # two pairs' steps in one job, as `mine` builds them
-        for src, tgt in (("de", "en"), ("en", "de")):
-            _ = pipeline | f"{src}-{tgt}" >> mine.PairSteps(
-                partial(steps, mode=mode, src=src, tgt=tgt)
-            )
+        pipeline = dataflow_pipeline()
+        mine.build_search_and_selection(
+            pipeline, pairs, "gs://b/idx", metas, {**config, "mode": mode}, 3
+        )
         assert pipeline.run().state == "DONE"
     pipeline = dataflow_pipeline()
     select.build_continuation(
@@ -191,9 +188,11 @@ def test_index_and_mine_build_for_dataflow(tmp_path):
 def test_worker_code_pickles(tmp_path):
     from indexes import faiss_index
     from pipelines import bitext, knn, select
+    from pipelines.pair_context import PairContext
 
     layouts = _layouts(tmp_path)
     spec = faiss_index.choose_spec(6, 8, "flat")
+    pairs = [PairContext("de-en", "de", "en", layouts, "gs://b/w", "mine.de-en")]
     for fn in (
         extract.ReadDocuments(1000, False),
         extract.ExtractSentences(ExtractConfig(), None, False),
@@ -201,12 +200,10 @@ def test_worker_code_pickles(tmp_path):
         embed.WriteShards("gs://b/out", "float16"),
         index.SampleRows(),
         index.BuildIndexShard({"de": (layouts["de"], spec, {"encoder": "e"})}, "gs://b/idx"),
-        knn.SearchIndexShard(
-            "gs://b/idx", layouts["en"], spec.as_dict(), layouts["de"], 4, 32, "gs://b/w", "m"
-        ),
-        knn.MergeTopK(layouts["en"], "gs://b/w"),
-        knn.ScoreCandidates("ratio", "gs://b/w", "m"),
-        knn.BestPerQuery("de", "gs://b/w"),
+        knn.SearchIndexShard("gs://b/idx", {"en": spec.as_dict()}, pairs, 4, 32),
+        knn.MergeTopK(pairs),
+        knn.ScoreCandidates("ratio", pairs),
+        knn.BestPerQuery(pairs),
         select.SplitBySource(layouts["de"], "gs://b/w", "pooled"),
         select.SourceSide(layouts["en"], "gs://b/w", 1),
         select.TargetSide(layouts["de"], "gs://b/w", "gs://b/sel", 1, "m"),

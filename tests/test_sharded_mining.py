@@ -94,13 +94,15 @@ def test_pairs_mined_in_shared_jobs_equal_each_pair_mined_alone(tmp_path, monkey
     """de-en and fr-en in the same jobs: each bitext equals its pair's mined alone, and fr-en
     adds no job to de-en's (max mode, one round per job, so de-en takes several). With too few
     rounds for de-en, it is not written while fr-en (three sentences, one round) is, and the
-    error comes after. A worker error in fr-en's steps fails the job, so both pairs."""
+    error comes after. A worker error in fr-en's steps fails the job, so both pairs. Each en
+    index shard is loaded once for both pairs' queries."""
     rng = np.random.default_rng(5)
     de, en = planted(rng, 300, 500, 200, 16)
     fr = unit(en[:3] + 0.02 * rng.normal(size=(3, 16)))
     write_embeddings(tmp_path, {"de": de, "en": en, "fr": fr}, {"de": 100, "en": 150, "fr": 100})
     index.run(str(tmp_path), ["de", "en", "fr"], {"index_type": "flat", "shard_size": 130})
     monkeypatch.setattr(mine, "ROUNDS_PER_PIPELINE", 1)
+    monkeypatch.setattr(knn, "SPREAD_ITEMS_BELOW", 0)  # an index shard's items stay together
     jobs = []
     run_beam = mine.run_beam
     monkeypatch.setattr(mine, "run_beam", lambda *args: jobs.append(1) or run_beam(*args))
@@ -114,6 +116,7 @@ def test_pairs_mined_in_shared_jobs_equal_each_pair_mined_alone(tmp_path, monkey
         stats = mine.run(str(tmp_path), src, "en", threshold=-10.0)
         alone[src] = (bitext(f"{src}-en"), len(jobs))
         assert stats["mined_with"] == []
+        assert stats["index_shard_loads"] == {"de": 3, "fr": 1}[src] + 4  # and en's 4
     assert alone["de"][1] > alone["fr"][1] == 2  # search and selection, then the parts
     assert row_pairs(alone["fr"][0]) == [(0, 0), (1, 1), (2, 2)]
 
@@ -124,6 +127,8 @@ def test_pairs_mined_in_shared_jobs_equal_each_pair_mined_alone(tmp_path, monkey
     assert mined[("de", "en")]["mined_with"] == ["fr-en"]
     assert mined[("fr", "en")]["mined_with"] == ["de-en"]
     assert mined[("de", "en")]["kept"] == len(alone["de"][0])
+    loads = [mined[pair]["index_shard_loads"] for pair in (("de", "en"), ("fr", "en"))]
+    assert sum(loads) == 3 + 1 + 4  # de's, fr's and en's shards, each loaded once
 
     args = ["mine", "--run", str(tmp_path), "--src", "de,fr", "--threshold", "-10"]
     jobs.clear()
@@ -148,7 +153,8 @@ def test_pairs_mined_in_shared_jobs_equal_each_pair_mined_alone(tmp_path, monkey
     assert not list((tmp_path / "bitext").glob(".*.tmp-*"))  # nothing left behind
 
     def search_fails(self, item):  # a worker error in fr-en's part of the shared job
-        if self.query.lang == "fr":
+        _lang, _shard, pair, _query_shard = item
+        if pair == "fr-en":
             raise OSError("index shard unreadable")
         yield from search(self, item)
 
