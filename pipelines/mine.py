@@ -207,13 +207,19 @@ def run_pairs(
         for pair in prepared:
             pair.rounds = rounds
         while mode == "max" and (left := _undecided(prepared, failed, max_rounds)):
+            continuing = [p for p in prepared if p.name in left]
+            done_rounds = continuing[0].rounds  # the same for all: they ran in the same jobs
+            more = min(ROUNDS_PER_PIPELINE, max_rounds - done_rounds)
+            blocks = [(name, path) for name, paths in left.items() for path in paths]
             _run_shared(
-                [p for p in prepared if p.name in left],
-                _each_pair(lambda p, pair, left=left: _continue(p, pair, *left[pair.name])),
+                continuing,
+                lambda p, pairs, blocks=blocks, first=done_rounds + 1, more=more: (
+                    select.build_continuation(p, blocks, _contexts(pairs), first, more)
+                ),
                 beam_args,
             )
-            for pair in prepared:
-                pair.rounds += left[pair.name][1] if pair.name in left else 0
+            for pair in continuing:
+                pair.rounds += more
         _run_shared([p for p in prepared if p.name not in failed], _each_pair(_assemble), beam_args)
         done = {}
         for pair in (p for p in prepared if p.name not in failed):
@@ -245,12 +251,11 @@ def run_in_groups(run_dir: str, pairs: list[tuple[str, str]], pairs_per_job: int
 
 
 def _undecided(prepared: list[PairMining], failed: dict, max_rounds: int) -> dict:
-    """max mode, after a job: {pair name: (its undecided blocks, rounds to run next)} for the
-    pairs that have some; a pair that has some and no rounds left is abandoned and its error put
-    in `failed`."""
+    """max mode, after a job: {pair name: its undecided blocks} for the pairs that have some; a
+    pair that has some and no rounds left is abandoned and its error put in `failed`."""
     left = {}
     for pair in (p for p in prepared if p.name not in failed):
-        blocks = select.list_blocks(pair.context.dirs(pair.rounds)[2])
+        blocks = select.list_blocks(pair.context.undecided(pair.rounds))
         if blocks and pair.rounds >= max_rounds:
             pair.writer.abandon()
             failed[pair.name] = StageError(
@@ -258,7 +263,7 @@ def _undecided(prepared: list[PairMining], failed: dict, max_rounds: int) -> dic
                 "(--max-rounds); nothing was written"
             )
         elif blocks:
-            left[pair.name] = (blocks, min(ROUNDS_PER_PIPELINE, max_rounds - pair.rounds))
+            left[pair.name] = blocks
     return left
 
 
@@ -282,64 +287,30 @@ def _each_pair(build_one):
     return build
 
 
+def _contexts(pairs: list[PairMining]) -> list[PairContext]:
+    return [pair.context for pair in pairs]
+
+
 def _search_and_select(pipeline, pairs: list[PairMining], rounds: int) -> None:
     metas = {lang: meta for pair in pairs for lang, meta in pair.metas.items()}
-    contexts = [pair.context for pair in pairs]
     build_search_and_selection(
-        pipeline, contexts, pairs[0].index_dir, metas, pairs[0].config, rounds
+        pipeline, _contexts(pairs), pairs[0].index_dir, metas, pairs[0].config, rounds
     )
 
 
 def build_search_and_selection(pipeline, pairs, index_dir, metas, config, rounds) -> None:
-    """The kNN search of every pair (PairContext) in one set of steps, then each pair's
-    selection by `config`'s mode (the pairs share every option), `rounds` rounds for max mode;
-    `metas` holds each language's index metadata."""
+    """Every pair's (PairContext) kNN search and selection by `config`'s mode in one set of
+    steps (the pairs share every option), `rounds` rounds for max mode; `metas` holds each
+    language's index metadata."""
     c = config
     best = knn.build_best_candidates(
         pipeline, index_dir, pairs, metas, c["k"], c["candidates"], c["margin"]
     )
-    for pair in pairs:
-        _ = best | pair.name >> PairSteps(
-            lambda best, pair=pair: select.build_selection(
-                best | "OfPair" >> beam.Filter(of_pair, pair.name) | "Unkeyed" >> beam.Map(unkeyed),
-                c["mode"],
-                pair.layouts,
-                pair.src,
-                pair.tgt,
-                rounds,
-                pair.dirs(rounds),
-                pair.namespace,
-            )
-        )
-
-
-def of_pair(keyed, name: str) -> bool:
-    return keyed[0][0] == name
-
-
-def unkeyed(keyed):
-    (_name, lang, shard), path = keyed
-    return (lang, shard), path
-
-
-def _continue(pipeline, pair: PairMining, blocks: list[str], more: int) -> None:
-    """max mode: `more` rounds from the blocks the pair's last job left undecided."""
-    dirs = pair.context.dirs(pair.rounds + more)
-    select.build_continuation(
-        pipeline,
-        blocks,
-        pair.layouts,
-        pair.src,
-        pair.tgt,
-        pair.rounds + 1,
-        more,
-        dirs,
-        pair.namespace,
-    )
+    select.build_selection(best, c["mode"], pairs, rounds)
 
 
 def _assemble(pipeline, pair: PairMining) -> None:
-    blocks = select.list_blocks(pair.context.dirs(pair.rounds)[1])
+    blocks = select.list_blocks(pair.context.selected)
     bitext.build_assembly(
         pipeline,
         blocks,

@@ -36,10 +36,6 @@ class PairContext:
         """Where max mode leaves the edges still undecided after `rounds` rounds."""
         return FileSystems.join(self.work, f"undecided-{rounds:03d}")
 
-    def dirs(self, rounds: int) -> tuple[str, str, str]:
-        """(work, selected, undecided after `rounds` rounds) directories."""
-        return self.work, self.selected, self.undecided(rounds)
-
 
 def by_name(pairs) -> dict[str, PairContext]:
     return {pair.name: pair for pair in pairs}

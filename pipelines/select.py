@@ -8,6 +8,10 @@ one keyed by target shard. A pipeline unrolls `rounds` rounds; edges still undec
 are written out per source shard (the sources matched in the last round already removed), and
 the driver continues from them with another pipeline, up to its bound on rounds.
 
+All pairs of a job share these steps: every key starts with the pair's name
+(pipelines/pair_context.py). The pairs of a job have run the same rounds, so each round is one
+step for all of them.
+
 Blocks go between steps as work files (pipelines/work_files.py); elements are (key, path).
 """
 
@@ -27,6 +31,7 @@ from mining.matching import (
     intersect,
     union,
 )
+from pipelines.pair_context import PairContext, by_name
 from pipelines.work_files import get, name_of, put
 
 
@@ -49,15 +54,18 @@ def split_by_shard(edges: Edges, layout: ShardLayout, side: str):
 
 
 class SplitBySource(beam.DoFn):
-    """A block of edges, re-keyed by source shard: (source shard, path of its part)."""
+    """A pair's block of edges, re-keyed by source shard: ((pair, source shard), path of its
+    part)."""
 
-    def __init__(self, src: ShardLayout, work_dir: str, prefix: str):
-        self.src, self.work_dir, self.prefix = src, work_dir, prefix
+    def __init__(self, pairs: list[PairContext], prefix: str):
+        self.pairs, self.prefix = by_name(pairs), prefix
 
-    def process(self, path: str):
-        for shard, part in split_by_shard(get(path), self.src, "src"):
-            name = f"{self.prefix}/src{shard:05d}-from-{name_of(path)}"
-            yield shard, put(self.work_dir, name, part)
+    def process(self, named):
+        name, path = named
+        pair = self.pairs[name]
+        for shard, part in split_by_shard(get(path), pair.layouts[pair.src], "src"):
+            block_name = f"{self.prefix}/src{shard:05d}-from-{name_of(path)}"
+            yield (name, shard), put(pair.work, block_name, part)
 
 
 def unmatched_edges(grouped) -> Edges:
@@ -71,18 +79,19 @@ class SourceSide(beam.DoFn):
     """First half of a round, on one source shard: drop edges whose source was matched in the
     previous round, mark each source's best edge, pass the edges on by target shard."""
 
-    def __init__(self, tgt: ShardLayout, work_dir: str, round_number: int):
-        self.tgt, self.work_dir, self.round_number = tgt, work_dir, round_number
+    def __init__(self, pairs: list[PairContext], round_number: int):
+        self.pairs, self.round_number = by_name(pairs), round_number
 
     def process(self, joined):
-        shard, grouped = joined
+        (name, shard), grouped = joined
+        pair = self.pairs[name]
         edges = unmatched_edges(grouped)
         best = best_per_vertex(edges, "src")
-        target = self.tgt.shard_of(edges.tgt)
+        target = pair.layouts[pair.tgt].shard_of(edges.tgt)
         for number in np.unique(target):
             rows = target == number
-            name = f"round{self.round_number:03d}/marked-tgt{number:05d}-from-src{shard:05d}"
-            yield int(number), put(self.work_dir, name, (edges.take(rows), best[rows]))
+            block_name = f"round{self.round_number:03d}/marked-tgt{number:05d}-from-src{shard:05d}"
+            yield (name, int(number)), put(pair.work, block_name, (edges.take(rows), best[rows]))
 
 
 class TargetSide(beam.DoFn):
@@ -90,153 +99,168 @@ class TargetSide(beam.DoFn):
     the edges that are best of both ends (written as selected), drop the others touching an
     accepted sentence, and send the rest and the accepted sources back by source shard."""
 
-    def __init__(
-        self,
-        src: ShardLayout,
-        work_dir: str,
-        selected_dir: str,
-        round_number: int,
-        namespace: str,
-    ):
-        self.src, self.work_dir, self.selected_dir = src, work_dir, selected_dir
-        self.round_number, self.namespace = round_number, namespace
+    def __init__(self, pairs: list[PairContext], round_number: int):
+        self.pairs, self.round_number = by_name(pairs), round_number
 
     def process(self, keyed):
-        shard, paths = keyed
+        (name, shard), paths = keyed
+        pair = self.pairs[name]
         marked = [get(path) for path in paths]
         edges = Edges.concat([e for e, _ in marked])
         best_of_source = np.concatenate([m for _, m in marked])
         accepted, remaining = accept_round(edges, best_of_source)
         counter = f"accepted_in_round:{self.round_number:03d}"
-        Metrics.counter(self.namespace, counter).inc(len(accepted))
-        save_selected(accepted, self.selected_dir, f"round{self.round_number:03d}-tgt{shard:05d}")
+        Metrics.counter(pair.namespace, counter).inc(len(accepted))
         prefix = f"round{self.round_number:03d}"
-        for number, part in split_by_shard(accepted, self.src, "src"):
-            name = f"{prefix}/matched-src{number:05d}-from-tgt{shard:05d}"
-            yield beam.pvalue.TaggedOutput("matched", (number, put(self.work_dir, name, part.src)))
-        for number, part in split_by_shard(remaining, self.src, "src"):
-            name = f"{prefix}/remaining-src{number:05d}-from-tgt{shard:05d}"
-            yield number, put(self.work_dir, name, part)
+        save_selected(accepted, pair.selected, f"{prefix}-tgt{shard:05d}")
+        src = pair.layouts[pair.src]
+        for number, part in split_by_shard(accepted, src, "src"):
+            block = put(
+                pair.work, f"{prefix}/matched-src{number:05d}-from-tgt{shard:05d}", part.src
+            )
+            yield beam.pvalue.TaggedOutput("matched", ((name, number), block))
+        for number, part in split_by_shard(remaining, src, "src"):
+            block_name = f"{prefix}/remaining-src{number:05d}-from-tgt{shard:05d}"
+            yield (name, number), put(pair.work, block_name, part)
 
 
 class SaveUndecided(beam.DoFn):
     """After the last round of a pipeline: the undecided edges of a source shard, less those whose
     source the last round matched, written for the next pipeline."""
 
-    def __init__(self, undecided_dir: str, namespace: str):
-        self.undecided_dir, self.namespace = undecided_dir, namespace
+    def __init__(self, pairs: list[PairContext], rounds: int):
+        self.pairs, self.rounds = by_name(pairs), rounds
 
     def process(self, joined):
-        shard, grouped = joined
+        (name, shard), grouped = joined
+        pair = self.pairs[name]
         edges = unmatched_edges(grouped)
-        Metrics.counter(self.namespace, "undecided_after_pipeline").inc(len(edges))
-        save_selected(edges, self.undecided_dir, f"src{shard:05d}")
+        Metrics.counter(pair.namespace, "undecided_after_pipeline").inc(len(edges))
+        save_selected(edges, pair.undecided(self.rounds), f"src{shard:05d}")
         yield shard
 
 
-def build_rounds(by_source, src_layout, tgt_layout, first_round, rounds, dirs, namespace):
-    """`rounds` rounds of the greedy matching on (source shard, path of edges) elements;
-    counters in `namespace`."""
-    work, selected, undecided = dirs
+def build_rounds(by_source, pairs, first_round, rounds):
+    """`rounds` rounds of the greedy matching on ((pair, source shard), path of edges)
+    elements."""
     matched = by_source.pipeline | f"NoneMatchedBefore{first_round}" >> beam.Create([])
     for number in range(first_round, first_round + rounds):
         step = (
             {"edges": by_source, "matched": matched}
             | f"BySource{number}" >> beam.CoGroupByKey()
-            | f"SourceSide{number}" >> beam.ParDo(SourceSide(tgt_layout, work, number))
+            | f"SourceSide{number}" >> beam.ParDo(SourceSide(pairs, number))
             | f"ByTarget{number}" >> beam.GroupByKey()
             | f"TargetSide{number}"
-            >> beam.ParDo(TargetSide(src_layout, work, selected, number, namespace)).with_outputs(
-                "matched", main="remaining"
-            )
+            >> beam.ParDo(TargetSide(pairs, number)).with_outputs("matched", main="remaining")
         )
         by_source, matched = step.remaining, step.matched
+    last = first_round + rounds - 1
     _ = (
         {"edges": by_source, "matched": matched}
         | "LastBySource" >> beam.CoGroupByKey()
-        | "SaveUndecided" >> beam.ParDo(SaveUndecided(undecided, namespace))
+        | "SaveUndecided" >> beam.ParDo(SaveUndecided(pairs, last))
     )
 
 
-def of_language(keyed, lang: str) -> bool:
-    (query_lang, _shard), _path = keyed
-    return query_lang == lang
+def of_language(keyed, side: str, pairs: dict[str, PairContext]) -> bool:
+    """Whether a best-candidate block's queries are its pair's `side` ("src" or "tgt")."""
+    (name, query_lang, _shard), _path = keyed
+    return query_lang == getattr(pairs[name], side)
+
+
+def named_block(keyed):
+    """((pair, query language, shard), path) -> (pair, path)."""
+    (name, _lang, _shard), path = keyed
+    return name, path
 
 
 class SplitByTarget(beam.DoFn):
-    """A forward block re-keyed by target shard, for the join of intersect and union."""
+    """A pair's forward block re-keyed by target shard, for the join of intersect and union."""
 
-    def __init__(self, tgt: ShardLayout, work_dir: str):
-        self.tgt, self.work_dir = tgt, work_dir
+    def __init__(self, pairs: list[PairContext]):
+        self.pairs = by_name(pairs)
 
-    def process(self, path: str):
-        for shard, part in split_by_shard(get(path), self.tgt, "tgt"):
-            name = f"by-target/tgt{shard:05d}-from-{name_of(path)}"
-            yield shard, put(self.work_dir, name, part)
+    def process(self, named):
+        name, path = named
+        pair = self.pairs[name]
+        for shard, part in split_by_shard(get(path), pair.layouts[pair.tgt], "tgt"):
+            block_name = f"by-target/tgt{shard:05d}-from-{name_of(path)}"
+            yield (name, shard), put(pair.work, block_name, part)
 
 
 JOINED = {"intersect": intersect, "union": union}
 
 
-def join_shard(keyed, mode: str, selected_dir: str) -> None:
+def join_shard(keyed, mode: str, pairs: dict[str, PairContext]) -> None:
     """intersect or union of one target shard's forward and backward pairs."""
-    shard, grouped = keyed
+    (name, shard), grouped = keyed
     forward = Edges.concat([get(path) for path in grouped["forward"]])
     backward = Edges.concat([get(path) for path in grouped["backward"]])
-    save_selected(JOINED[mode](forward, backward), selected_dir, f"{mode}-{shard:05d}")
+    save_selected(JOINED[mode](forward, backward), pairs[name].selected, f"{mode}-{shard:05d}")
 
 
-def save_direction(keyed, mode: str, selected_dir: str) -> None:
-    (_lang, shard), path = keyed
-    save_selected(get(path), selected_dir, f"{mode}-{shard:05d}")
+def save_direction(keyed, mode: str, pairs: dict[str, PairContext]) -> None:
+    (name, _lang, shard), path = keyed
+    save_selected(get(path), pairs[name].selected, f"{mode}-{shard:05d}")
 
 
-def build_selection(best, mode, layouts, src, tgt, rounds, dirs, namespace):
-    """Select pairs from the best-candidate blocks ((query lang, shard), path) by `mode`;
-    dirs = (work, selected, undecided) directories; counters in `namespace`."""
-    work, selected, _undecided = dirs
+def by_pair_and_shard(keyed):
+    """((pair, query language, shard), path) -> ((pair, shard), path)."""
+    (name, _lang, shard), path = keyed
+    return (name, shard), path
+
+
+def build_selection(best, mode, pairs, rounds):
+    """Select every pair's pairs from its best-candidate blocks ((pair, query lang, shard),
+    path) by `mode`; max mode runs `rounds` rounds."""
+    named = by_name(pairs)
     if mode in ("forward", "backward"):
         _ = (
             best
-            | "OneDirection" >> beam.Filter(of_language, src if mode == "forward" else tgt)
-            | "SaveSelected" >> beam.Map(save_direction, mode, selected)
+            | "OneDirection"
+            >> beam.Filter(of_language, "src" if mode == "forward" else "tgt", named)
+            | "SaveSelected" >> beam.Map(save_direction, mode, named)
         )
     elif mode in JOINED:
         forward = (
             best
-            | "Forward" >> beam.Filter(of_language, src)
-            | "ForwardBlocks" >> beam.Values()
-            | "ForwardByTarget" >> beam.ParDo(SplitByTarget(layouts[tgt], work))
+            | "Forward" >> beam.Filter(of_language, "src", named)
+            | "ForwardBlocks" >> beam.Map(named_block)
+            | "ForwardByTarget" >> beam.ParDo(SplitByTarget(pairs))
         )
         backward = (
             best
-            | "Backward" >> beam.Filter(of_language, tgt)
-            | "BackwardByTarget" >> beam.MapTuple(lambda key, path: (key[1], path))
+            | "Backward" >> beam.Filter(of_language, "tgt", named)
+            | "BackwardByTarget" >> beam.Map(by_pair_and_shard)
         )
         _ = (
             {"forward": forward, "backward": backward}
             | "JoinOnTarget" >> beam.CoGroupByKey()
-            | "Combine" >> beam.Map(join_shard, mode, selected)
+            | "Combine" >> beam.Map(join_shard, mode, named)
         )
     elif mode == "max":
         by_source = (
             best
-            | "Blocks" >> beam.Values()
-            | "PooledBySource" >> beam.ParDo(SplitBySource(layouts[src], work, "pooled"))
+            | "Blocks" >> beam.Map(named_block)
+            | "PooledBySource" >> beam.ParDo(SplitBySource(pairs, "pooled"))
         )
-        build_rounds(by_source, layouts[src], layouts[tgt], 1, rounds, dirs, namespace)
+        build_rounds(by_source, pairs, 1, rounds)
     else:
         raise ValueError(f"unknown mode {mode!r}")
 
 
-def build_continuation(
-    pipeline, undecided_blocks, layouts, src, tgt, first_round, rounds, dirs, namespace
-):
-    """More rounds of the greedy matching, from the undecided blocks a pipeline wrote (one per
-    source shard, named src{shard})."""
+def undecided_key(named) -> tuple:
+    """(pair, path of an undecided block, named src{shard}) -> ((pair, shard), path)."""
+    name, path = named
+    return (name, int(name_of(path)[len("src") :])), path
+
+
+def build_continuation(pipeline, undecided, pairs, first_round, rounds):
+    """More rounds of the greedy matching, from the undecided blocks the last pipeline wrote
+    (`undecided`: (pair name, path) of each, one per source shard, named src{shard})."""
     by_source = (
         pipeline
-        | "Undecided" >> beam.Create(undecided_blocks)
-        | "BySourceShard" >> beam.Map(lambda path: (int(name_of(path)[len("src") :]), path))
+        | "Undecided" >> beam.Create(undecided)
+        | "BySourceShard" >> beam.Map(undecided_key)
     )
-    build_rounds(by_source, layouts[src], layouts[tgt], first_round, rounds, dirs, namespace)
+    build_rounds(by_source, pairs, first_round, rounds)

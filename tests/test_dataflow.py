@@ -1,7 +1,6 @@
 """Every stage's pipeline builds for Dataflow (dry run, nothing submitted) and what it ships to
 workers pickles."""
 
-
 import apache_beam as beam
 import pytest
 from apache_beam.internal import pickler
@@ -152,7 +151,6 @@ def test_index_and_mine_build_for_dataflow(tmp_path):
 
     shard = {"number": 0, "start": 0, "stop": 6, "path": "x/shard-00000.faiss", "bytes": 1}
     metas = {lang: {"spec": spec.as_dict(), "shards": [shard]} for lang in ("de", "en")}
-    dirs = ("gs://b/w", "gs://b/sel", "gs://b/und")
 
     pairs = [  # two pairs' steps in one job, as `mine` builds them
         PairContext(f"{s}-{t}", s, t, layouts, f"gs://b/w/{s}-{t}", f"mine.{s}-{t}")
@@ -166,9 +164,7 @@ def test_index_and_mine_build_for_dataflow(tmp_path):
         )
         assert pipeline.run().state == "DONE"
     pipeline = dataflow_pipeline()
-    select.build_continuation(
-        pipeline, ["gs://b/und/src00000.pkl"], layouts, "de", "en", 4, 2, dirs, "mine.de-en"
-    )
+    select.build_continuation(pipeline, [("de-en", "gs://b/und/src00000.pkl")], pairs, 4, 2)
     assert pipeline.run().state == "DONE"
     pipeline = dataflow_pipeline()
     bitext.build_assembly(
@@ -204,10 +200,11 @@ def test_worker_code_pickles(tmp_path):
         knn.MergeTopK(pairs),
         knn.ScoreCandidates("ratio", pairs),
         knn.BestPerQuery(pairs),
-        select.SplitBySource(layouts["de"], "gs://b/w", "pooled"),
-        select.SourceSide(layouts["en"], "gs://b/w", 1),
-        select.TargetSide(layouts["de"], "gs://b/w", "gs://b/sel", 1, "m"),
-        select.SaveUndecided("gs://b/und", "m"),
+        select.SplitBySource(pairs, "pooled"),
+        select.SourceSide(pairs, 1),
+        select.TargetSide(pairs, 1),
+        select.SaveUndecided(pairs, 8),
+        select.SplitByTarget(pairs),
         bitext.ScoreCuts(1.0, None, None, layouts["de"], "gs://b/w", "m"),
         bitext.AttachSource(layouts["de"], layouts["en"], "gs://b/w"),
         bitext.AttachTarget(layouts["en"], "de", "gs://b/w", "m"),
