@@ -5,6 +5,8 @@ floor) with a counter per reason, join the texts, URLs and hashes by key (pairs 
 shard meet that shard's id file, then by target shard), drop pairs whose two sides are the same
 text, and write the parts. The score histogram and the sample of the best pairs below the
 threshold come from combiners and are written as small JSON files for the stage's stats.
+All pairs of a job share these steps: every key starts with the pair's name
+(pipelines/pair_context.py), and the combiners are per pair.
 Blocks go between steps as work files (pipelines/work_files.py); elements are (key, path).
 
 Parts are score ranges cut at approximate quantiles: part-00000 holds the best pairs, each part
@@ -27,6 +29,7 @@ from apache_beam.metrics import Metrics
 from mining.embedding_store import ShardLayout
 from mining.matching import Edges, best_first, empty_edges
 from mining.pair_filters import KEEP, SCORE_REASONS, same_text, score_reasons
+from pipelines.pair_context import PairContext, by_name
 from pipelines.select import split_by_shard
 from pipelines.stage_dir import write_json
 from pipelines.work_files import get, name_of, put
@@ -58,29 +61,26 @@ def _count(namespace: str, name: str, n: int) -> None:
 
 
 class ScoreCuts(beam.DoFn):
-    """Counts the selected pairs, drops those failing a score cut (counted by reason), passes the
-    rest on by source shard, and sends each block's best pairs below the threshold to the
-    `below` output for the sample."""
+    """Counts a pair's selected pairs, drops those failing its score cuts (counted by reason),
+    passes the rest on by (pair, source shard), and sends each block's best pairs below the
+    threshold to the `below` output for the sample."""
 
-    def __init__(
-        self, threshold, max_score, min_cosine, src: ShardLayout, work_dir: str, namespace: str
-    ):
-        self.threshold, self.max_score, self.min_cosine = threshold, max_score, min_cosine
-        self.src, self.work_dir, self.namespace = src, work_dir, namespace
+    def __init__(self, pairs: list[PairContext]):
+        self.pairs = by_name(pairs)
 
-    def process(self, path: str):
+    def process(self, named):
+        name, path = named
+        pair = self.pairs[name]
         edges = get(path)
-        _count(self.namespace, "candidates", len(edges))
-        reasons = score_reasons(
-            edges.score, edges.cos, self.threshold, self.max_score, self.min_cosine
-        )
-        for code, name in enumerate(SCORE_REASONS):
-            _count(self.namespace, f"dropped:{name}", np.count_nonzero(reasons == code))
+        _count(pair.namespace, "candidates", len(edges))
+        reasons = score_reasons(edges.score, edges.cos, *pair.cuts)
+        for code, reason in enumerate(SCORE_REASONS):
+            _count(pair.namespace, f"dropped:{reason}", np.count_nonzero(reasons == code))
         below = edges.take(reasons == 0)
-        yield beam.pvalue.TaggedOutput("below", below.take(best_first(below)[:SAMPLE_SIZE]))
-        for shard, part in split_by_shard(edges.take(reasons == KEEP), self.src, "src"):
-            name = f"kept/src{shard:05d}-from-{name_of(path)}"
-            yield shard, put(self.work_dir, name, part)
+        yield beam.pvalue.TaggedOutput("below", (name, below.take(best_first(below)[:SAMPLE_SIZE])))
+        src = pair.layouts[pair.src]
+        for shard, part in split_by_shard(edges.take(reasons == KEEP), src, "src"):
+            yield (name, shard), put(pair.work, f"kept/src{shard:05d}-from-{name_of(path)}", part)
 
 
 class BestEdges(beam.CombineFn):
@@ -133,17 +133,19 @@ def sample_rows(edges: Edges, src: ShardLayout, tgt: ShardLayout) -> list[dict]:
 
 class AttachSource(beam.DoFn):
     """Pairs of one source shard get their source text, URL and hash from that shard's id file;
-    passed on by target shard as Arrow tables."""
+    passed on by (pair, target shard) as Arrow tables."""
 
-    def __init__(self, src: ShardLayout, tgt: ShardLayout, work_dir: str):
-        self.src, self.tgt, self.work_dir = src, tgt, work_dir
+    def __init__(self, pairs: list[PairContext]):
+        self.pairs = by_name(pairs)
 
     def process(self, keyed):
-        shard, paths = keyed
+        (name, shard), paths = keyed
+        pair = self.pairs[name]
+        src, tgt = pair.layouts[pair.src], pair.layouts[pair.tgt]
         edges = Edges.concat([get(path) for path in paths])
-        ids = self.src.read_ids(shard, ["hash", "text", "url"])
-        ids = ids.take(edges.src - self.src.starts[shard])
-        target_shard = self.tgt.shard_of(edges.tgt)
+        ids = src.read_ids(shard, ["hash", "text", "url"])
+        ids = ids.take(edges.src - src.starts[shard])
+        target_shard = tgt.shard_of(edges.tgt)
         for number in np.unique(target_shard):
             rows = target_shard == number
             table = pa.table(
@@ -158,24 +160,25 @@ class AttachSource(beam.DoFn):
                     "src_hash": ids.column("hash").filter(rows),
                 }
             )
-            name = f"attached/tgt{number:05d}-from-src{shard:05d}"
-            yield int(number), put(self.work_dir, name, table)
+            block_name = f"attached/tgt{number:05d}-from-src{shard:05d}"
+            yield (name, int(number)), put(pair.work, block_name, table)
 
 
 class AttachTarget(beam.DoFn):
     """Pairs of one target shard get their target side; pairs whose two sides are the same text
-    are dropped (counted). Writes the bitext rows plus the ordering columns; sends their scores
-    to the `scores` output (for the part boundaries)."""
+    are dropped (counted). Writes the bitext rows plus the ordering columns, (pair, path); sends
+    their scores to the `scores` output, (pair, scores), for the part boundaries."""
 
-    def __init__(self, tgt: ShardLayout, src_lang: str, work_dir: str, namespace: str):
-        self.tgt, self.src_lang, self.work_dir = tgt, src_lang, work_dir
-        self.namespace = namespace
+    def __init__(self, pairs: list[PairContext]):
+        self.pairs = by_name(pairs)
 
     def process(self, keyed):
-        shard, paths = keyed
+        (name, shard), paths = keyed
+        pair = self.pairs[name]
+        tgt = pair.layouts[pair.tgt]
         table = pa.concat_tables([get(path) for path in paths])
-        local = table.column("tgt_row").to_numpy() - self.tgt.starts[shard]
-        ids = self.tgt.read_ids(shard, ["hash", "text", "url"]).take(local)
+        local = table.column("tgt_row").to_numpy() - tgt.starts[shard]
+        ids = tgt.read_ids(shard, ["hash", "text", "url"]).take(local)
         identical = np.array(
             [
                 same_text(a, b)
@@ -187,14 +190,14 @@ class AttachTarget(beam.DoFn):
             ],
             dtype=bool,
         )
-        _count(self.namespace, "dropped:identical_text", identical.sum())
-        _count(self.namespace, "kept", (~identical).sum())
+        _count(pair.namespace, "dropped:identical_text", identical.sum())
+        _count(pair.namespace, "kept", (~identical).sum())
         keep = pa.array(~identical)
         rows = len(table)
         kept = pa.table(
             {
-                "src_lang": pa.array([self.src_lang] * rows, pa.string()),
-                "tgt_lang": pa.array([self.tgt.lang] * rows, pa.string()),
+                "src_lang": pa.array([pair.src] * rows, pa.string()),
+                "tgt_lang": pa.array([pair.tgt] * rows, pa.string()),
                 "src_text": table.column("src_text"),
                 "tgt_text": ids.column("text"),
                 "score": table.column("score").cast(pa.float32()),
@@ -208,8 +211,9 @@ class AttachTarget(beam.DoFn):
             }
         ).filter(keep)
         if len(kept):
-            yield beam.pvalue.TaggedOutput("scores", kept.column("score").to_numpy().tolist())
-            yield put(self.work_dir, f"rows/tgt{shard:05d}", kept)
+            scores = kept.column("score").to_numpy().tolist()
+            yield beam.pvalue.TaggedOutput("scores", (name, scores))
+            yield name, put(pair.work, f"rows/tgt{shard:05d}", kept)
 
 
 def part_boundaries(quantiles: list[float], count: int) -> np.ndarray:
@@ -222,25 +226,28 @@ def part_boundaries(quantiles: list[float], count: int) -> np.ndarray:
     return cuts[cuts > np.float32(quantiles[0])]  # every part gets at least one pair
 
 
-def split_into_parts(path: str, quantiles: list[float], count: int, work_dir: str):
-    """(part number, path of the rows of a table in that part); part 0 holds the best scores."""
+def split_into_parts(named, quantiles: dict, counts: dict, pairs: dict[str, PairContext]):
+    """((pair, part number), path of the rows of a table in that part); part 0 holds the best
+    scores; `quantiles` and `counts` are the pairs' score quantiles and row counts."""
+    name, path = named
     table = get(path)
-    cuts = part_boundaries(quantiles, count)
+    cuts = part_boundaries(quantiles[name], counts[name])
     part = len(cuts) - np.searchsorted(cuts, table.column("score").to_numpy(), side="right")
     for number in np.unique(part):
-        name = f"parts/part{number:05d}-from-{name_of(path)}"
-        yield int(number), put(work_dir, name, table.filter(pa.array(part == number)))
+        block_name = f"parts/part{number:05d}-from-{name_of(path)}"
+        rows = table.filter(pa.array(part == number))
+        yield (name, int(number)), put(pairs[name].work, block_name, rows)
 
 
 class WritePart(beam.DoFn):
-    def __init__(self, out_dir: str):
-        self.out_dir = out_dir
+    def __init__(self, pairs: list[PairContext]):
+        self.pairs = by_name(pairs)
 
     def process(self, keyed):
-        number, paths = keyed
+        (name, number), paths = keyed
         table = pa.concat_tables([get(path) for path in paths])
         table = table.sort_by(ORDER).select(BITEXT_SCHEMA.names)
-        path = FileSystems.join(self.out_dir, f"part-{number:05d}.parquet")
+        path = FileSystems.join(self.pairs[name].out, f"part-{number:05d}.parquet")
         write_table(table.cast(BITEXT_SCHEMA), path)
         yield path
 
@@ -252,10 +259,11 @@ def write_table(table: pa.Table, path: str) -> None:
         out.write(sink.getvalue().to_pybytes())
 
 
-def score_range(path: str):
+def score_range(named):
+    name, path = named
     edges = get(path)
     if len(edges):
-        yield float(edges.score.min()), float(edges.score.max())
+        yield name, (float(edges.score.min()), float(edges.score.max()))
 
 
 def widest(ranges) -> tuple[float, float] | None:
@@ -266,12 +274,13 @@ def widest(ranges) -> tuple[float, float] | None:
     return min(low for low, _ in ranges), max(high for _, high in ranges)
 
 
-def block_histogram(path: str, bounds) -> np.ndarray:
-    low, high = bounds or (0.0, 1.0)
+def block_histogram(named, bounds: dict) -> tuple[str, np.ndarray]:
+    name, path = named
+    low, high = bounds.get(name) or (0.0, 1.0)
     counts, _ = np.histogram(
         get(path).score, bins=HISTOGRAM_BINS, range=(np.float32(low), np.float32(high))
     )
-    return counts
+    return name, counts
 
 
 def sum_counts(counts) -> np.ndarray:
@@ -291,53 +300,70 @@ def histogram_json(counts, bounds) -> dict:
     return {"counts": np.asarray(counts).tolist(), "edges": edges.round(4).tolist()}
 
 
-def build_assembly(pipeline, blocks, layouts, src, tgt, cuts, out_dir, work_dir, namespace):
-    """Selected pair blocks (paths) to Parquet parts in out_dir; stats JSON files in work_dir;
-    cuts = (threshold, max score, min cosine); counters in `namespace`."""
+def write_histogram(named, bounds: dict, pairs: dict[str, PairContext]) -> None:
+    name, counts = named
+    write_json(
+        FileSystems.join(pairs[name].work, "histogram.json"),
+        histogram_json(counts, bounds.get(name)),
+    )
+
+
+def write_sample(named, pairs: dict[str, PairContext]) -> None:
+    name, edges = named
+    pair = pairs[name]
+    sample = sample_rows(edges, pair.layouts[pair.src], pair.layouts[pair.tgt])
+    write_json(FileSystems.join(pair.work, "sample.json"), sample)
+
+
+def named_length(named) -> tuple[str, int]:
+    name, scores = named
+    return name, len(scores)
+
+
+def build_assembly(pipeline, blocks, pairs):
+    """Every pair's (PairContext) selected pair blocks, (pair name, path), to Parquet parts in
+    its output directory, with its cuts; its histogram and sample JSON files in its work
+    directory (none for a pair without blocks: its stats then take the empty defaults)."""
+    named = by_name(pairs)
     selected = pipeline | "SelectedBlocks" >> beam.Create(blocks) | "Spread" >> beam.Reshuffle()
-    bounds = beam.pvalue.AsSingleton(
+    bounds = beam.pvalue.AsDict(
         selected
         | "ScoreRanges" >> beam.FlatMap(score_range)
-        | "Widest" >> beam.CombineGlobally(widest)
+        | "Widest" >> beam.CombinePerKey(widest)
     )
-    histogram_path = FileSystems.join(work_dir, "histogram.json")
-    sample_path = FileSystems.join(work_dir, "sample.json")
     _ = (
         selected
         | "Histograms" >> beam.Map(block_histogram, bounds)
-        | "SumHistograms" >> beam.CombineGlobally(sum_counts)
-        | "HistogramJson" >> beam.Map(histogram_json, bounds)
-        | "WriteHistogram" >> beam.Map(lambda h: write_json(histogram_path, h))
+        | "SumHistograms" >> beam.CombinePerKey(sum_counts)
+        | "WriteHistogram" >> beam.Map(write_histogram, bounds, named)
     )
-    cut = selected | "ScoreCuts" >> beam.ParDo(
-        ScoreCuts(*cuts, layouts[src], work_dir, namespace)
+    # ((pair, source shard), path) on the main output: Beam's inference of the DoFn's output
+    # type sees the tagged output too, which GroupByKey then rejects.
+    kept_type = tuple[tuple[str, int], str]
+    cut = selected | "ScoreCuts" >> beam.ParDo(ScoreCuts(pairs)).with_output_types(
+        kept_type
     ).with_outputs("below", main="kept")
     _ = (
         cut.below
-        | "BestBelowThreshold" >> beam.CombineGlobally(BestEdges(SAMPLE_SIZE))
-        | "SampleTexts" >> beam.Map(sample_rows, layouts[src], layouts[tgt])
-        | "WriteSample" >> beam.Map(lambda s: write_json(sample_path, s))
+        | "BestBelowThreshold" >> beam.CombinePerKey(BestEdges(SAMPLE_SIZE))
+        | "WriteSample" >> beam.Map(write_sample, named)
     )
     rows = (
         cut.kept
         | "GroupBySource" >> beam.GroupByKey()
-        | "AttachSource" >> beam.ParDo(AttachSource(layouts[src], layouts[tgt], work_dir))
+        | "AttachSource" >> beam.ParDo(AttachSource(pairs))
         | "GroupByTarget" >> beam.GroupByKey()
-        | "AttachTarget"
-        >> beam.ParDo(AttachTarget(layouts[tgt], src, work_dir, namespace)).with_outputs(
-            "scores", main="tables"
-        )
+        | "AttachTarget" >> beam.ParDo(AttachTarget(pairs)).with_outputs("scores", main="tables")
     )
-    quantiles = beam.pvalue.AsSingleton(
-        rows.scores
-        | "Quantiles" >> beam.ApproximateQuantiles.Globally(QUANTILES, input_batched=True)
+    quantiles = beam.pvalue.AsDict(
+        rows.scores | "Quantiles" >> beam.ApproximateQuantiles.PerKey(QUANTILES, input_batched=True)
     )
-    count = beam.pvalue.AsSingleton(
-        rows.scores | "Rows" >> beam.Map(len) | "CountRows" >> beam.CombineGlobally(sum)
+    counts = beam.pvalue.AsDict(
+        rows.scores | "Rows" >> beam.Map(named_length) | "CountRows" >> beam.CombinePerKey(sum)
     )
     _ = (
         rows.tables
-        | "SplitIntoParts" >> beam.FlatMap(split_into_parts, quantiles, count, work_dir)
+        | "SplitIntoParts" >> beam.FlatMap(split_into_parts, quantiles, counts, named)
         | "GroupParts" >> beam.GroupByKey()
-        | "WriteParts" >> beam.ParDo(WritePart(out_dir))
+        | "WriteParts" >> beam.ParDo(WritePart(pairs))
     )

@@ -10,9 +10,10 @@ counters and two small JSON files (the score histogram and the sample below the 
    pipeline continuing from the blocks the previous one left, up to `max_rounds` in all;
 3. assembly: score cuts, texts, identical-text cut, Parquet parts.
 
-Several pairs are mined in the same jobs (`run_pairs`): each job holds every pair's steps, named
-after the pair and counting in a namespace of its own, and each pair is still written into, and
-committed as, its own stage directory.
+Several pairs are mined in the same jobs (`run_pairs`) and the same steps: every element's key
+starts with its pair's name, each pair counts in a namespace of its own, and each is still
+written into, and committed as, its own stage directory. A job has as many steps for 100 pairs
+as for one.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-import apache_beam as beam
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
@@ -128,22 +128,10 @@ class PairMining:
     @property
     def context(self) -> PairContext:
         """What the workers of shared steps know of it."""
-        work = self.writer.path("_work")
-        return PairContext(self.name, self.src, self.tgt, self.layouts, work, self.namespace)
-
-
-class PairSteps(beam.PTransform):
-    """A pair's steps, built by build(input) inside this composite (input: the pipeline's
-    beginning or a PCollection), so that they carry the pair's name (`de-en/Score`) and
-    several pairs' steps can share one pipeline."""
-
-    def __init__(self, build):
-        super().__init__()
-        self._build = build
-
-    def expand(self, input_or_inputs):
-        self._build(input_or_inputs)
-        return beam.pvalue.PDone(input_or_inputs.pipeline)
+        out = self.writer.path()
+        return PairContext(
+            self.name, self.src, self.tgt, self.layouts, out, self.namespace, self.cuts
+        )
 
 
 def prepare(run_dir, src, tgt, k, margin_kind, mode, threshold, max_score, min_cosine, candidates):
@@ -220,7 +208,7 @@ def run_pairs(
             )
             for pair in continuing:
                 pair.rounds += more
-        _run_shared([p for p in prepared if p.name not in failed], _each_pair(_assemble), beam_args)
+        _run_shared([p for p in prepared if p.name not in failed], _assemble, beam_args)
         done = {}
         for pair in (p for p in prepared if p.name not in failed):
             try:
@@ -277,16 +265,6 @@ def _run_shared(pairs: list[PairMining], build, beam_args) -> None:
         _merge_counters(pair.counters, counters_to_stats(result, pair.namespace))
 
 
-def _each_pair(build_one):
-    """A build of each pair's own steps (build_one(pipeline, pair)), under its name."""
-
-    def build(pipeline, pairs):
-        for pair in pairs:
-            _ = pipeline | pair.name >> PairSteps(lambda p, pair=pair: build_one(p, pair))
-
-    return build
-
-
 def _contexts(pairs: list[PairMining]) -> list[PairContext]:
     return [pair.context for pair in pairs]
 
@@ -309,19 +287,9 @@ def build_search_and_selection(pipeline, pairs, index_dir, metas, config, rounds
     select.build_selection(best, c["mode"], pairs, rounds)
 
 
-def _assemble(pipeline, pair: PairMining) -> None:
-    blocks = select.list_blocks(pair.context.selected)
-    bitext.build_assembly(
-        pipeline,
-        blocks,
-        pair.layouts,
-        pair.src,
-        pair.tgt,
-        pair.cuts,
-        pair.writer.path(),
-        pair.context.work,
-        pair.namespace,
-    )
+def _assemble(pipeline, pairs: list[PairMining]) -> None:
+    blocks = [(p.name, path) for p in pairs for path in select.list_blocks(p.context.selected)]
+    bitext.build_assembly(pipeline, blocks, _contexts(pairs))
 
 
 def _finish(run_dir: str, pair: PairMining, mined_with: list[str]) -> dict:

@@ -20,8 +20,14 @@ class PairContext:
     src: str
     tgt: str
     layouts: dict[str, ShardLayout]  # both languages'
-    work: str  # the pair's work directory: its blocks never meet another pair's
+    out: str  # where its Parquet parts go
     namespace: str  # its counters', apart from the other pairs' in the same job
+    cuts: tuple = (None, None, None)  # its assembly's (threshold, max score, min cosine)
+
+    @property
+    def work(self) -> str:
+        """Its work directory: its blocks never meet another pair's."""
+        return FileSystems.join(self.out, "_work")
 
     def other(self, lang: str) -> str:
         """The pair's other language."""

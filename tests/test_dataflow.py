@@ -153,7 +153,7 @@ def test_index_and_mine_build_for_dataflow(tmp_path):
     metas = {lang: {"spec": spec.as_dict(), "shards": [shard]} for lang in ("de", "en")}
 
     pairs = [  # two pairs' steps in one job, as `mine` builds them
-        PairContext(f"{s}-{t}", s, t, layouts, f"gs://b/w/{s}-{t}", f"mine.{s}-{t}")
+        PairContext(f"{s}-{t}", s, t, layouts, f"gs://b/{s}-{t}", f"mine.{s}-{t}", (1.0, None, 0.5))
         for s, t in (("de", "en"), ("en", "de"))
     ]
     config = {"k": 4, "candidates": 32, "margin": "ratio"}
@@ -167,18 +167,40 @@ def test_index_and_mine_build_for_dataflow(tmp_path):
     select.build_continuation(pipeline, [("de-en", "gs://b/und/src00000.pkl")], pairs, 4, 2)
     assert pipeline.run().state == "DONE"
     pipeline = dataflow_pipeline()
-    bitext.build_assembly(
-        pipeline,
-        ["gs://b/sel/a.pkl"],
-        layouts,
-        "de",
-        "en",
-        (1.0, None, 0.5),
-        "gs://b/o",
-        "gs://b/w",
-        "mine.de-en",
-    )
+    bitext.build_assembly(pipeline, [("de-en", "gs://b/sel/a.pkl")], pairs)
     assert pipeline.run().state == "DONE"
+
+
+def test_mine_has_as_many_steps_for_sixteen_pairs_as_for_one(tmp_path):
+    """Steps per pair made 167 transforms per pair in the search and selection job (max mode)
+    and 97 in the assembly job."""
+    from pipelines import bitext, mine, select
+    from pipelines.pair_context import PairContext
+
+    layouts = _layouts(tmp_path)
+    shard = {"number": 0, "start": 0, "stop": 6, "path": "x/shard-00000.faiss", "bytes": 1}
+    srcs = ["de", "fr", "es", "it", "nl", "pt", "pl", "cs", "sv", "da", "fi", "ru", "uk", "zh"]
+    srcs += ["ja", "ko"]
+    metas = {lang: {"spec": {}, "shards": [shard]} for lang in [*srcs, "en"]}
+    config = {"k": 4, "candidates": 32, "margin": "ratio", "mode": "max"}
+
+    def pairs(n):
+        return [
+            PairContext(f"{s}-en", s, "en", {s: layouts["de"], "en": layouts["en"]}, "gs://b", "m")
+            for s in srcs[:n]
+        ]
+
+    def jobs(n):
+        return [
+            lambda p: mine.build_search_and_selection(p, pairs(n), "gs://i", metas, config, 8),
+            lambda p: select.build_continuation(
+                p, [("de-en", "gs://b/src00000.pkl")], pairs(n), 9, 8
+            ),
+            lambda p: bitext.build_assembly(p, [("de-en", "gs://b/a.pkl")], pairs(n)),
+        ]
+
+    for one, sixteen in zip(jobs(1), jobs(16), strict=True):
+        assert transform_count(one) == transform_count(sixteen)
 
 
 def test_worker_code_pickles(tmp_path):
@@ -188,7 +210,7 @@ def test_worker_code_pickles(tmp_path):
 
     layouts = _layouts(tmp_path)
     spec = faiss_index.choose_spec(6, 8, "flat")
-    pairs = [PairContext("de-en", "de", "en", layouts, "gs://b/w", "mine.de-en")]
+    pairs = [PairContext("de-en", "de", "en", layouts, "gs://b/de-en", "mine.de-en")]
     for fn in (
         extract.ReadDocuments(1000, False),
         extract.ExtractSentences(ExtractConfig(), None, False),
@@ -205,10 +227,10 @@ def test_worker_code_pickles(tmp_path):
         select.TargetSide(pairs, 1),
         select.SaveUndecided(pairs, 8),
         select.SplitByTarget(pairs),
-        bitext.ScoreCuts(1.0, None, None, layouts["de"], "gs://b/w", "m"),
-        bitext.AttachSource(layouts["de"], layouts["en"], "gs://b/w"),
-        bitext.AttachTarget(layouts["en"], "de", "gs://b/w", "m"),
-        bitext.WritePart("gs://b/out"),
+        bitext.ScoreCuts(pairs),
+        bitext.AttachSource(pairs),
+        bitext.AttachTarget(pairs),
+        bitext.WritePart(pairs),
     ):
         restored = pickler.loads(pickler.dumps(fn))
         assert type(restored) is type(fn) and vars(restored) == vars(fn)
