@@ -29,8 +29,8 @@ from apache_beam.metrics import Metrics
 from mining.embedding_store import ShardLayout
 from mining.matching import Edges, best_first, empty_edges
 from mining.pair_filters import KEEP, SCORE_REASONS, same_text, score_reasons
-from pipelines.pair_context import PairContext, by_name
-from pipelines.select import split_by_shard
+from pipelines.pair_context import job_pairs
+from pipelines.select import list_blocks, split_by_shard
 from pipelines.stage_dir import write_json
 from pipelines.work_files import get, name_of, put
 
@@ -65,12 +65,12 @@ class ScoreCuts(beam.DoFn):
     passes the rest on by (pair, source shard), and sends each block's best pairs below the
     threshold to the `below` output for the sample."""
 
-    def __init__(self, pairs: list[PairContext]):
-        self.pairs = by_name(pairs)
+    def __init__(self, job: str):
+        self.job = job  # the path of its MineJob (pipelines/pair_context.py)
 
     def process(self, named):
         name, path = named
-        pair = self.pairs[name]
+        pair = job_pairs(self.job)[name]
         edges = get(path)
         _count(pair.namespace, "candidates", len(edges))
         reasons = score_reasons(edges.score, edges.cos, *pair.cuts)
@@ -135,12 +135,12 @@ class AttachSource(beam.DoFn):
     """Pairs of one source shard get their source text, URL and hash from that shard's id file;
     passed on by (pair, target shard) as Arrow tables."""
 
-    def __init__(self, pairs: list[PairContext]):
-        self.pairs = by_name(pairs)
+    def __init__(self, job: str):
+        self.job = job  # the path of its MineJob (pipelines/pair_context.py)
 
     def process(self, keyed):
         (name, shard), paths = keyed
-        pair = self.pairs[name]
+        pair = job_pairs(self.job)[name]
         src, tgt = pair.layouts[pair.src], pair.layouts[pair.tgt]
         edges = Edges.concat([get(path) for path in paths])
         ids = src.read_ids(shard, ["hash", "text", "url"])
@@ -169,12 +169,12 @@ class AttachTarget(beam.DoFn):
     are dropped (counted). Writes the bitext rows plus the ordering columns, (pair, path); sends
     their scores to the `scores` output, (pair, scores), for the part boundaries."""
 
-    def __init__(self, pairs: list[PairContext]):
-        self.pairs = by_name(pairs)
+    def __init__(self, job: str):
+        self.job = job  # the path of its MineJob (pipelines/pair_context.py)
 
     def process(self, keyed):
         (name, shard), paths = keyed
-        pair = self.pairs[name]
+        pair = job_pairs(self.job)[name]
         tgt = pair.layouts[pair.tgt]
         table = pa.concat_tables([get(path) for path in paths])
         local = table.column("tgt_row").to_numpy() - tgt.starts[shard]
@@ -226,7 +226,7 @@ def part_boundaries(quantiles: list[float], count: int) -> np.ndarray:
     return cuts[cuts > np.float32(quantiles[0])]  # every part gets at least one pair
 
 
-def split_into_parts(named, quantiles: dict, counts: dict, pairs: dict[str, PairContext]):
+def split_into_parts(named, quantiles: dict, counts: dict, job: str):
     """((pair, part number), path of the rows of a table in that part); part 0 holds the best
     scores; `quantiles` and `counts` are the pairs' score quantiles and row counts."""
     name, path = named
@@ -236,18 +236,18 @@ def split_into_parts(named, quantiles: dict, counts: dict, pairs: dict[str, Pair
     for number in np.unique(part):
         block_name = f"parts/part{number:05d}-from-{name_of(path)}"
         rows = table.filter(pa.array(part == number))
-        yield (name, int(number)), put(pairs[name].work, block_name, rows)
+        yield (name, int(number)), put(job_pairs(job)[name].work, block_name, rows)
 
 
 class WritePart(beam.DoFn):
-    def __init__(self, pairs: list[PairContext]):
-        self.pairs = by_name(pairs)
+    def __init__(self, job: str):
+        self.job = job  # the path of its MineJob (pipelines/pair_context.py)
 
     def process(self, keyed):
         (name, number), paths = keyed
         table = pa.concat_tables([get(path) for path in paths])
         table = table.sort_by(ORDER).select(BITEXT_SCHEMA.names)
-        path = FileSystems.join(self.pairs[name].out, f"part-{number:05d}.parquet")
+        path = FileSystems.join(job_pairs(self.job)[name].out, f"part-{number:05d}.parquet")
         write_table(table.cast(BITEXT_SCHEMA), path)
         yield path
 
@@ -300,17 +300,15 @@ def histogram_json(counts, bounds) -> dict:
     return {"counts": np.asarray(counts).tolist(), "edges": edges.round(4).tolist()}
 
 
-def write_histogram(named, bounds: dict, pairs: dict[str, PairContext]) -> None:
+def write_histogram(named, bounds: dict, job: str) -> None:
     name, counts = named
-    write_json(
-        FileSystems.join(pairs[name].work, "histogram.json"),
-        histogram_json(counts, bounds.get(name)),
-    )
+    path = FileSystems.join(job_pairs(job)[name].work, "histogram.json")
+    write_json(path, histogram_json(counts, bounds.get(name)))
 
 
-def write_sample(named, pairs: dict[str, PairContext]) -> None:
+def write_sample(named, job: str) -> None:
     name, edges = named
-    pair = pairs[name]
+    pair = job_pairs(job)[name]
     sample = sample_rows(edges, pair.layouts[pair.src], pair.layouts[pair.tgt])
     write_json(FileSystems.join(pair.work, "sample.json"), sample)
 
@@ -320,12 +318,22 @@ def named_length(named) -> tuple[str, int]:
     return name, len(scores)
 
 
-def build_assembly(pipeline, blocks, pairs):
-    """Every pair's (PairContext) selected pair blocks, (pair name, path), to Parquet parts in
-    its output directory, with its cuts; its histogram and sample JSON files in its work
-    directory (none for a pair without blocks: its stats then take the empty defaults)."""
-    named = by_name(pairs)
-    selected = pipeline | "SelectedBlocks" >> beam.Create(blocks) | "Spread" >> beam.Reshuffle()
+def selected_blocks(name: str, job: str) -> list:
+    """A pair's selected blocks: (pair, path)."""
+    return [(name, path) for path in list_blocks(job_pairs(job)[name].selected)]
+
+
+def build_assembly(pipeline, job):
+    """Every pair's selected pair blocks (listed by a worker) to Parquet parts in its output
+    directory, with its cuts; its histogram and sample JSON files in its work directory (none
+    for a pair without blocks: its stats then take the empty defaults). `job`: the path of the
+    job's MineJob (pipelines/pair_context.py)."""
+    selected = (
+        pipeline
+        | "Pairs" >> beam.Create(sorted(job_pairs(job)))
+        | "SelectedBlocks" >> beam.FlatMap(selected_blocks, job)
+        | "Spread" >> beam.Reshuffle()
+    )
     bounds = beam.pvalue.AsDict(
         selected
         | "ScoreRanges" >> beam.FlatMap(score_range)
@@ -335,25 +343,25 @@ def build_assembly(pipeline, blocks, pairs):
         selected
         | "Histograms" >> beam.Map(block_histogram, bounds)
         | "SumHistograms" >> beam.CombinePerKey(sum_counts)
-        | "WriteHistogram" >> beam.Map(write_histogram, bounds, named)
+        | "WriteHistogram" >> beam.Map(write_histogram, bounds, job)
     )
     # ((pair, source shard), path) on the main output: Beam's inference of the DoFn's output
     # type sees the tagged output too, which GroupByKey then rejects.
     kept_type = tuple[tuple[str, int], str]
-    cut = selected | "ScoreCuts" >> beam.ParDo(ScoreCuts(pairs)).with_output_types(
+    cut = selected | "ScoreCuts" >> beam.ParDo(ScoreCuts(job)).with_output_types(
         kept_type
     ).with_outputs("below", main="kept")
     _ = (
         cut.below
         | "BestBelowThreshold" >> beam.CombinePerKey(BestEdges(SAMPLE_SIZE))
-        | "WriteSample" >> beam.Map(write_sample, named)
+        | "WriteSample" >> beam.Map(write_sample, job)
     )
     rows = (
         cut.kept
         | "GroupBySource" >> beam.GroupByKey()
-        | "AttachSource" >> beam.ParDo(AttachSource(pairs))
+        | "AttachSource" >> beam.ParDo(AttachSource(job))
         | "GroupByTarget" >> beam.GroupByKey()
-        | "AttachTarget" >> beam.ParDo(AttachTarget(pairs)).with_outputs("scores", main="tables")
+        | "AttachTarget" >> beam.ParDo(AttachTarget(job)).with_outputs("scores", main="tables")
     )
     quantiles = beam.pvalue.AsDict(
         rows.scores | "Quantiles" >> beam.ApproximateQuantiles.PerKey(QUANTILES, input_batched=True)
@@ -363,7 +371,7 @@ def build_assembly(pipeline, blocks, pairs):
     )
     _ = (
         rows.tables
-        | "SplitIntoParts" >> beam.FlatMap(split_into_parts, quantiles, counts, named)
+        | "SplitIntoParts" >> beam.FlatMap(split_into_parts, quantiles, counts, job)
         | "GroupParts" >> beam.GroupByKey()
-        | "WriteParts" >> beam.ParDo(WritePart(pairs))
+        | "WriteParts" >> beam.ParDo(WritePart(job))
     )

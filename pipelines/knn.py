@@ -32,7 +32,7 @@ from mining.embedding_store import ShardLayout, read_vectors
 from mining.margin import best_per_query, margin
 from mining.matching import BACKWARD, FORWARD, Edges
 from mining.topk import merge_topk, neighbour_means, pad_topk
-from pipelines.pair_context import PairContext, by_name
+from pipelines.pair_context import job_pairs, read_job
 from pipelines.work_files import get, put
 
 # With fewer index shards than this, the (query shard, index shard) items are spread over
@@ -68,17 +68,8 @@ class SearchIndexShard(beam.DoFn):
     (pair, query language, query shard). Items of one index shard follow each other, whichever
     pair they are for, so the worker loads the shard once for all of them."""
 
-    def __init__(
-        self,
-        index_dir: str,
-        specs: dict[str, dict],
-        pairs: list[PairContext],
-        k: int,
-        candidates: int,
-    ):
-        self.index_dir = index_dir
-        self.specs = specs
-        self.pairs = by_name(pairs)
+    def __init__(self, job: str, k: int, candidates: int):
+        self.job = job  # the path of its MineJob (pipelines/pair_context.py)
         self.k = k
         self.candidates = candidates
 
@@ -89,11 +80,12 @@ class SearchIndexShard(beam.DoFn):
         key = (target.lang, shard["number"])
         if self._loaded is None or self._loaded[0] != key:
             self._loaded = None  # free the previous shard first
-            path = FileSystems.join(self.index_dir, shard["path"])
+            job = read_job(self.job)
+            path = FileSystems.join(job.index_dir, shard["path"])
             index = faiss_index.load_index(path)
             rows = shard["stop"] - shard["start"]
             shards.check_loaded(index, path, rows, target.dim)
-            spec = faiss_index.IndexSpec(**self.specs[target.lang])
+            spec = faiss_index.IndexSpec(**job.metas[target.lang]["spec"])
             exact = None
             if spec.index_type != "flat":
                 exact = target.read_rows(shard["start"], shard["stop"]).astype(np.float16)
@@ -104,7 +96,7 @@ class SearchIndexShard(beam.DoFn):
 
     def process(self, item):
         lang, shard, name, query_number = item
-        pair = self.pairs[name]
+        pair = job_pairs(self.job)[name]
         target, query = pair.layouts[lang], pair.layouts[pair.other(lang)]
         index, exact = self._load(shard, target, pair.namespace)
         vectors = read_vectors(query.npys[query_number])
@@ -122,12 +114,12 @@ class MergeTopK(beam.DoFn):
     means keyed by (pair, query language, shard) on `means`, and its candidates keyed by the
     (pair, target language, shard) holding each neighbour."""
 
-    def __init__(self, pairs: list[PairContext]):
-        self.pairs = by_name(pairs)
+    def __init__(self, job: str):
+        self.job = job
 
     def process(self, keyed):
         (name, query_lang, number), paths = keyed
-        pair = self.pairs[name]
+        pair = job_pairs(self.job)[name]
         target = pair.layouts[pair.other(query_lang)]
         merged = None
         for path in paths:
@@ -160,13 +152,13 @@ class ScoreCandidates(beam.DoFn):
     means and get their margin scores; re-keyed by the query shard they came from. A candidate
     whose either side found no neighbour at all (possible with IVF) has no margin: counted."""
 
-    def __init__(self, margin_kind: str, pairs: list[PairContext]):
+    def __init__(self, margin_kind: str, job: str):
         self.margin_kind = margin_kind
-        self.pairs = by_name(pairs)
+        self.job = job
 
     def process(self, joined):
         (name, target_lang, target_shard), grouped = joined
-        pair = self.pairs[name]
+        pair = job_pairs(self.job)[name]
         (means_path,) = grouped["means"]  # every target shard was a query shard
         offset, target_means = get(means_path)
         for path in grouped["candidates"]:
@@ -191,12 +183,12 @@ class BestPerQuery(beam.DoFn):
     """Each query's best-scoring candidate, as Edges in (source, target) orientation, written
     per query shard."""
 
-    def __init__(self, pairs: list[PairContext]):
-        self.pairs = by_name(pairs)
+    def __init__(self, job: str):
+        self.job = job
 
     def process(self, keyed):
         (name, query_lang, number), paths = keyed
-        pair = self.pairs[name]
+        pair = job_pairs(self.job)[name]
         scored = [get(path) for path in paths]
         query = np.concatenate([b.query for b, _ in scored])
         target = np.concatenate([b.target for b, _ in scored])
@@ -214,46 +206,48 @@ class BestPerQuery(beam.DoFn):
         yield (name, query_lang, number), put(pair.work, block_name, edges)
 
 
-def expand_items(index_shard: tuple[str, dict], searching: dict[str, list]) -> list:
+def index_shards(lang: str, job: str) -> list:
+    """A language's index shards: (language, shard record)."""
+    return [(lang, shard) for shard in read_job(job).metas[lang]["shards"]]
+
+
+def expand_items(index_shard: tuple[str, dict], job: str) -> list:
     """An index shard's work items, one per query shard that searches it, of every pair:
     (language, index shard record, pair name, query shard number)."""
     lang, shard = index_shard
     return [
-        (lang, shard, name, number)
-        for name, query_shards in searching[lang]
-        for number in range(query_shards)
+        (lang, shard, pair.name, number)
+        for pair in job_pairs(job).values()
+        if lang in (pair.src, pair.tgt)
+        for number in range(pair.layouts[pair.other(lang)].shards)
     ]
 
 
-def build_best_candidates(pipeline, index_dir, pairs, metas, k, candidates, margin_kind):
-    """Each sentence's best candidate in both directions, for every pair: ((pair name, query
-    lang, shard), path of its Edges) per query shard (FORWARD edges for src queries, BACKWARD
-    for tgt queries); `metas` holds each language's index metadata."""
-    searching: dict[str, list] = {}  # index language: [(pair name, its query shards)]
-    for pair in pairs:
-        for lang in (pair.src, pair.tgt):
-            query_shards = pair.layouts[pair.other(lang)].shards
-            searching.setdefault(lang, []).append((pair.name, query_shards))
-    index_shards = [(lang, shard) for lang in sorted(searching) for shard in metas[lang]["shards"]]
+def build_best_candidates(pipeline, job, k, candidates, margin_kind):
+    """Each sentence's best candidate in both directions, for every pair of the job (the path of
+    its MineJob): ((pair name, query lang, shard), path of its Edges) per query shard (FORWARD
+    edges for src queries, BACKWARD for tgt queries)."""
+    inputs = read_job(job)
+    langs = sorted({lang for pair in inputs.pairs.values() for lang in (pair.src, pair.tgt)})
     items = (
         pipeline
-        | "IndexShards" >> beam.Create(index_shards)
+        | "Languages" >> beam.Create(langs)
+        | "IndexShards" >> beam.FlatMap(index_shards, job)
         | "SpreadIndexShards" >> beam.Reshuffle()
-        | "Items" >> beam.FlatMap(expand_items, searching)
+        | "Items" >> beam.FlatMap(expand_items, job)
     )
-    if len(index_shards) < SPREAD_ITEMS_BELOW:
+    if sum(len(inputs.metas[lang]["shards"]) for lang in langs) < SPREAD_ITEMS_BELOW:
         items = items | "SpreadItems" >> beam.Reshuffle()
-    specs = {lang: metas[lang]["spec"] for lang in searching}
     searched = (
         items
-        | "Search" >> beam.ParDo(SearchIndexShard(index_dir, specs, pairs, k, candidates))
+        | "Search" >> beam.ParDo(SearchIndexShard(job, k, candidates))
         | "ByQueryShard" >> beam.GroupByKey()
-        | "MergeTopK" >> beam.ParDo(MergeTopK(pairs)).with_outputs("means", main="candidates")
+        | "MergeTopK" >> beam.ParDo(MergeTopK(job)).with_outputs("means", main="candidates")
     )
     return (
         {"means": searched.means, "candidates": searched.candidates}
         | "JoinMeansByShard" >> beam.CoGroupByKey()
-        | "Score" >> beam.ParDo(ScoreCandidates(margin_kind, pairs))
+        | "Score" >> beam.ParDo(ScoreCandidates(margin_kind, job))
         | "ScoredByQueryShard" >> beam.GroupByKey()
-        | "BestPerQuery" >> beam.ParDo(BestPerQuery(pairs))
+        | "BestPerQuery" >> beam.ParDo(BestPerQuery(job))
     )

@@ -18,7 +18,9 @@ as for one.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import uuid
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -32,7 +34,7 @@ from pipelines import bitext, knn, select
 from pipelines.bitext import BITEXT_SCHEMA
 from pipelines.counts import counters_to_stats
 from pipelines.dataset_card import write_card
-from pipelines.pair_context import PairContext
+from pipelines.pair_context import PairContext, write_job
 from pipelines.stage_dir import (
     StageError,
     StageWriter,
@@ -191,24 +193,30 @@ def run_pairs(
         for src, tgt in pairs:
             prepared.append(prepare(run_dir, src, tgt, k, margin_kind, mode, *filters))
         rounds = min(ROUNDS_PER_PIPELINE, max_rounds)
-        _run_shared(prepared, lambda p, pairs: _search_and_select(p, pairs, rounds), beam_args)
+        metas = {lang: meta for pair in prepared for lang, meta in pair.metas.items()}
+        _run_shared(
+            prepared,
+            lambda p, job: build_search_and_selection(p, job, prepared[0].config, rounds),
+            beam_args,
+            index_dir=prepared[0].index_dir,
+            metas=metas,
+        )
         for pair in prepared:
             pair.rounds = rounds
         while mode == "max" and (left := _undecided(prepared, failed, max_rounds)):
             continuing = [p for p in prepared if p.name in left]
             done_rounds = continuing[0].rounds  # the same for all: they ran in the same jobs
             more = min(ROUNDS_PER_PIPELINE, max_rounds - done_rounds)
-            blocks = [(name, path) for name, paths in left.items() for path in paths]
             _run_shared(
                 continuing,
-                lambda p, pairs, blocks=blocks, first=done_rounds + 1, more=more: (
-                    select.build_continuation(p, blocks, _contexts(pairs), first, more)
+                lambda p, job, first=done_rounds + 1, more=more: select.build_continuation(
+                    p, job, first, more
                 ),
                 beam_args,
             )
             for pair in continuing:
                 pair.rounds += more
-        _run_shared([p for p in prepared if p.name not in failed], _assemble, beam_args)
+        _run_shared([p for p in prepared if p.name not in failed], bitext.build_assembly, beam_args)
         done = {}
         for pair in (p for p in prepared if p.name not in failed):
             try:
@@ -238,10 +246,10 @@ def run_in_groups(run_dir: str, pairs: list[tuple[str, str]], pairs_per_job: int
     return mined
 
 
-def _undecided(prepared: list[PairMining], failed: dict, max_rounds: int) -> dict:
-    """max mode, after a job: {pair name: its undecided blocks} for the pairs that have some; a
-    pair that has some and no rounds left is abandoned and its error put in `failed`."""
-    left = {}
+def _undecided(prepared: list[PairMining], failed: dict, max_rounds: int) -> set[str]:
+    """max mode, after a job: the pairs that have undecided blocks; a pair that has some and no
+    rounds left is abandoned and its error put in `failed`."""
+    left = set()
     for pair in (p for p in prepared if p.name not in failed):
         blocks = select.list_blocks(pair.context.undecided(pair.rounds))
         if blocks and pair.rounds >= max_rounds:
@@ -251,45 +259,43 @@ def _undecided(prepared: list[PairMining], failed: dict, max_rounds: int) -> dic
                 "(--max-rounds); nothing was written"
             )
         elif blocks:
-            left[pair.name] = blocks
+            left.add(pair.name)
     return left
 
 
-def _run_shared(pairs: list[PairMining], build, beam_args) -> None:
-    """One Beam job holding the pairs' steps (build(pipeline, pairs)); adds each pair's
-    counters to its own."""
+def _run_shared(pairs: list[PairMining], build, beam_args, **inputs) -> None:
+    """One Beam job holding the pairs' steps, build(pipeline, job), where job is the path of the
+    MineJob (the pairs and `inputs`) its steps read; adds each pair's counters to its own."""
     if not pairs:
         return
-    result = run_beam(lambda pipeline: build(pipeline, pairs), beam_args)
+    job = write_job(
+        pairs[0].context.work, f"job-{uuid.uuid4().hex[:8]}", _contexts(pairs), **inputs
+    )
+    result = run_beam(lambda pipeline: build(pipeline, job), beam_args)
     for pair in pairs:
         _merge_counters(pair.counters, counters_to_stats(result, pair.namespace))
 
 
 def _contexts(pairs: list[PairMining]) -> list[PairContext]:
-    return [pair.context for pair in pairs]
+    """The pairs' contexts, with one layout object per language, so that a job's file holds each
+    language's layout once however many pairs share it."""
+    layouts = {}
+    contexts = []
+    for pair in pairs:
+        context = pair.context
+        shared = {
+            lang: layouts.setdefault(lang, layout) for lang, layout in context.layouts.items()
+        }
+        contexts.append(dataclasses.replace(context, layouts=shared))
+    return contexts
 
 
-def _search_and_select(pipeline, pairs: list[PairMining], rounds: int) -> None:
-    metas = {lang: meta for pair in pairs for lang, meta in pair.metas.items()}
-    build_search_and_selection(
-        pipeline, _contexts(pairs), pairs[0].index_dir, metas, pairs[0].config, rounds
-    )
-
-
-def build_search_and_selection(pipeline, pairs, index_dir, metas, config, rounds) -> None:
-    """Every pair's (PairContext) kNN search and selection by `config`'s mode in one set of
-    steps (the pairs share every option), `rounds` rounds for max mode; `metas` holds each
-    language's index metadata."""
+def build_search_and_selection(pipeline, job, config, rounds) -> None:
+    """Every pair's kNN search and selection by `config`'s mode in one set of steps (the pairs
+    share every option), `rounds` rounds for max mode; `job`: the path of the job's MineJob."""
     c = config
-    best = knn.build_best_candidates(
-        pipeline, index_dir, pairs, metas, c["k"], c["candidates"], c["margin"]
-    )
-    select.build_selection(best, c["mode"], pairs, rounds)
-
-
-def _assemble(pipeline, pairs: list[PairMining]) -> None:
-    blocks = [(p.name, path) for p in pairs for path in select.list_blocks(p.context.selected)]
-    bitext.build_assembly(pipeline, blocks, _contexts(pairs))
+    best = knn.build_best_candidates(pipeline, job, c["k"], c["candidates"], c["margin"])
+    select.build_selection(best, c["mode"], job, rounds)
 
 
 def _finish(run_dir: str, pair: PairMining, mined_with: list[str]) -> dict:

@@ -31,7 +31,7 @@ from mining.matching import (
     intersect,
     union,
 )
-from pipelines.pair_context import PairContext, by_name
+from pipelines.pair_context import job_pairs
 from pipelines.work_files import get, name_of, put
 
 
@@ -57,12 +57,12 @@ class SplitBySource(beam.DoFn):
     """A pair's block of edges, re-keyed by source shard: ((pair, source shard), path of its
     part)."""
 
-    def __init__(self, pairs: list[PairContext], prefix: str):
-        self.pairs, self.prefix = by_name(pairs), prefix
+    def __init__(self, job: str, prefix: str):
+        self.job, self.prefix = job, prefix
 
     def process(self, named):
         name, path = named
-        pair = self.pairs[name]
+        pair = job_pairs(self.job)[name]
         for shard, part in split_by_shard(get(path), pair.layouts[pair.src], "src"):
             block_name = f"{self.prefix}/src{shard:05d}-from-{name_of(path)}"
             yield (name, shard), put(pair.work, block_name, part)
@@ -79,12 +79,12 @@ class SourceSide(beam.DoFn):
     """First half of a round, on one source shard: drop edges whose source was matched in the
     previous round, mark each source's best edge, pass the edges on by target shard."""
 
-    def __init__(self, pairs: list[PairContext], round_number: int):
-        self.pairs, self.round_number = by_name(pairs), round_number
+    def __init__(self, job: str, round_number: int):
+        self.job, self.round_number = job, round_number
 
     def process(self, joined):
         (name, shard), grouped = joined
-        pair = self.pairs[name]
+        pair = job_pairs(self.job)[name]
         edges = unmatched_edges(grouped)
         best = best_per_vertex(edges, "src")
         target = pair.layouts[pair.tgt].shard_of(edges.tgt)
@@ -99,12 +99,12 @@ class TargetSide(beam.DoFn):
     the edges that are best of both ends (written as selected), drop the others touching an
     accepted sentence, and send the rest and the accepted sources back by source shard."""
 
-    def __init__(self, pairs: list[PairContext], round_number: int):
-        self.pairs, self.round_number = by_name(pairs), round_number
+    def __init__(self, job: str, round_number: int):
+        self.job, self.round_number = job, round_number
 
     def process(self, keyed):
         (name, shard), paths = keyed
-        pair = self.pairs[name]
+        pair = job_pairs(self.job)[name]
         marked = [get(path) for path in paths]
         edges = Edges.concat([e for e, _ in marked])
         best_of_source = np.concatenate([m for _, m in marked])
@@ -128,19 +128,19 @@ class SaveUndecided(beam.DoFn):
     """After the last round of a pipeline: the undecided edges of a source shard, less those whose
     source the last round matched, written for the next pipeline."""
 
-    def __init__(self, pairs: list[PairContext], rounds: int):
-        self.pairs, self.rounds = by_name(pairs), rounds
+    def __init__(self, job: str, rounds: int):
+        self.job, self.rounds = job, rounds
 
     def process(self, joined):
         (name, shard), grouped = joined
-        pair = self.pairs[name]
+        pair = job_pairs(self.job)[name]
         edges = unmatched_edges(grouped)
         Metrics.counter(pair.namespace, "undecided_after_pipeline").inc(len(edges))
         save_selected(edges, pair.undecided(self.rounds), f"src{shard:05d}")
         yield shard
 
 
-def build_rounds(by_source, pairs, first_round, rounds):
+def build_rounds(by_source, job, first_round, rounds):
     """`rounds` rounds of the greedy matching on ((pair, source shard), path of edges)
     elements."""
     matched = by_source.pipeline | f"NoneMatchedBefore{first_round}" >> beam.Create([])
@@ -148,24 +148,24 @@ def build_rounds(by_source, pairs, first_round, rounds):
         step = (
             {"edges": by_source, "matched": matched}
             | f"BySource{number}" >> beam.CoGroupByKey()
-            | f"SourceSide{number}" >> beam.ParDo(SourceSide(pairs, number))
+            | f"SourceSide{number}" >> beam.ParDo(SourceSide(job, number))
             | f"ByTarget{number}" >> beam.GroupByKey()
             | f"TargetSide{number}"
-            >> beam.ParDo(TargetSide(pairs, number)).with_outputs("matched", main="remaining")
+            >> beam.ParDo(TargetSide(job, number)).with_outputs("matched", main="remaining")
         )
         by_source, matched = step.remaining, step.matched
     last = first_round + rounds - 1
     _ = (
         {"edges": by_source, "matched": matched}
         | "LastBySource" >> beam.CoGroupByKey()
-        | "SaveUndecided" >> beam.ParDo(SaveUndecided(pairs, last))
+        | "SaveUndecided" >> beam.ParDo(SaveUndecided(job, last))
     )
 
 
-def of_language(keyed, side: str, pairs: dict[str, PairContext]) -> bool:
+def of_language(keyed, side: str, job: str) -> bool:
     """Whether a best-candidate block's queries are its pair's `side` ("src" or "tgt")."""
     (name, query_lang, _shard), _path = keyed
-    return query_lang == getattr(pairs[name], side)
+    return query_lang == getattr(job_pairs(job)[name], side)
 
 
 def named_block(keyed):
@@ -177,12 +177,12 @@ def named_block(keyed):
 class SplitByTarget(beam.DoFn):
     """A pair's forward block re-keyed by target shard, for the join of intersect and union."""
 
-    def __init__(self, pairs: list[PairContext]):
-        self.pairs = by_name(pairs)
+    def __init__(self, job: str):
+        self.job = job
 
     def process(self, named):
         name, path = named
-        pair = self.pairs[name]
+        pair = job_pairs(self.job)[name]
         for shard, part in split_by_shard(get(path), pair.layouts[pair.tgt], "tgt"):
             block_name = f"by-target/tgt{shard:05d}-from-{name_of(path)}"
             yield (name, shard), put(pair.work, block_name, part)
@@ -191,17 +191,18 @@ class SplitByTarget(beam.DoFn):
 JOINED = {"intersect": intersect, "union": union}
 
 
-def join_shard(keyed, mode: str, pairs: dict[str, PairContext]) -> None:
+def join_shard(keyed, mode: str, job: str) -> None:
     """intersect or union of one target shard's forward and backward pairs."""
     (name, shard), grouped = keyed
     forward = Edges.concat([get(path) for path in grouped["forward"]])
     backward = Edges.concat([get(path) for path in grouped["backward"]])
-    save_selected(JOINED[mode](forward, backward), pairs[name].selected, f"{mode}-{shard:05d}")
+    selected = job_pairs(job)[name].selected
+    save_selected(JOINED[mode](forward, backward), selected, f"{mode}-{shard:05d}")
 
 
-def save_direction(keyed, mode: str, pairs: dict[str, PairContext]) -> None:
+def save_direction(keyed, mode: str, job: str) -> None:
     (name, _lang, shard), path = keyed
-    save_selected(get(path), pairs[name].selected, f"{mode}-{shard:05d}")
+    save_selected(get(path), job_pairs(job)[name].selected, f"{mode}-{shard:05d}")
 
 
 def by_pair_and_shard(keyed):
@@ -210,57 +211,56 @@ def by_pair_and_shard(keyed):
     return (name, shard), path
 
 
-def build_selection(best, mode, pairs, rounds):
+def build_selection(best, mode, job, rounds):
     """Select every pair's pairs from its best-candidate blocks ((pair, query lang, shard),
-    path) by `mode`; max mode runs `rounds` rounds."""
-    named = by_name(pairs)
+    path) by `mode`; max mode runs `rounds` rounds; `job`: the path of the job's MineJob."""
     if mode in ("forward", "backward"):
         _ = (
             best
-            | "OneDirection"
-            >> beam.Filter(of_language, "src" if mode == "forward" else "tgt", named)
-            | "SaveSelected" >> beam.Map(save_direction, mode, named)
+            | "OneDirection" >> beam.Filter(of_language, "src" if mode == "forward" else "tgt", job)
+            | "SaveSelected" >> beam.Map(save_direction, mode, job)
         )
     elif mode in JOINED:
         forward = (
             best
-            | "Forward" >> beam.Filter(of_language, "src", named)
+            | "Forward" >> beam.Filter(of_language, "src", job)
             | "ForwardBlocks" >> beam.Map(named_block)
-            | "ForwardByTarget" >> beam.ParDo(SplitByTarget(pairs))
+            | "ForwardByTarget" >> beam.ParDo(SplitByTarget(job))
         )
         backward = (
             best
-            | "Backward" >> beam.Filter(of_language, "tgt", named)
+            | "Backward" >> beam.Filter(of_language, "tgt", job)
             | "BackwardByTarget" >> beam.Map(by_pair_and_shard)
         )
         _ = (
             {"forward": forward, "backward": backward}
             | "JoinOnTarget" >> beam.CoGroupByKey()
-            | "Combine" >> beam.Map(join_shard, mode, named)
+            | "Combine" >> beam.Map(join_shard, mode, job)
         )
     elif mode == "max":
         by_source = (
             best
             | "Blocks" >> beam.Map(named_block)
-            | "PooledBySource" >> beam.ParDo(SplitBySource(pairs, "pooled"))
+            | "PooledBySource" >> beam.ParDo(SplitBySource(job, "pooled"))
         )
-        build_rounds(by_source, pairs, 1, rounds)
+        build_rounds(by_source, job, 1, rounds)
     else:
         raise ValueError(f"unknown mode {mode!r}")
 
 
-def undecided_key(named) -> tuple:
-    """(pair, path of an undecided block, named src{shard}) -> ((pair, shard), path)."""
-    name, path = named
-    return (name, int(name_of(path)[len("src") :])), path
+def undecided_blocks(name: str, first_round: int, job: str) -> list:
+    """The undecided blocks the pair's last job left, one per source shard (named src{shard}):
+    ((pair, shard), path)."""
+    directory = job_pairs(job)[name].undecided(first_round - 1)
+    return [((name, int(name_of(path)[len("src") :])), path) for path in list_blocks(directory)]
 
 
-def build_continuation(pipeline, undecided, pairs, first_round, rounds):
-    """More rounds of the greedy matching, from the undecided blocks the last pipeline wrote
-    (`undecided`: (pair name, path) of each, one per source shard, named src{shard})."""
+def build_continuation(pipeline, job, first_round, rounds):
+    """More rounds of the greedy matching for every pair of the job, from the undecided blocks
+    its last pipeline wrote (listed by a worker)."""
     by_source = (
         pipeline
-        | "Undecided" >> beam.Create(undecided)
-        | "BySourceShard" >> beam.Map(undecided_key)
+        | "Pairs" >> beam.Create(sorted(job_pairs(job)))
+        | "Undecided" >> beam.FlatMap(undecided_blocks, first_round, job)
     )
-    build_rounds(by_source, pairs, first_round, rounds)
+    build_rounds(by_source, job, first_round, rounds)

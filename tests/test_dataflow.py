@@ -139,7 +139,7 @@ def ids(n):
 def test_index_and_mine_build_for_dataflow(tmp_path):
     from indexes import faiss_index
     from pipelines import bitext, mine, select
-    from pipelines.pair_context import PairContext
+    from pipelines.pair_context import PairContext, write_job
 
     layouts = _layouts(tmp_path)
     spec = faiss_index.choose_spec(6, 8, "ivfpq", nlist=2, pq_m=4)
@@ -156,61 +156,73 @@ def test_index_and_mine_build_for_dataflow(tmp_path):
         PairContext(f"{s}-{t}", s, t, layouts, f"gs://b/{s}-{t}", f"mine.{s}-{t}", (1.0, None, 0.5))
         for s, t in (("de", "en"), ("en", "de"))
     ]
+    job = write_job(str(tmp_path), "job", pairs, index_dir="gs://b/idx", metas=metas)
     config = {"k": 4, "candidates": 32, "margin": "ratio"}
     for mode in ("max", "intersect", "union", "forward"):
         pipeline = dataflow_pipeline()
-        mine.build_search_and_selection(
-            pipeline, pairs, "gs://b/idx", metas, {**config, "mode": mode}, 3
-        )
+        mine.build_search_and_selection(pipeline, job, {**config, "mode": mode}, 3)
         assert pipeline.run().state == "DONE"
     pipeline = dataflow_pipeline()
-    select.build_continuation(pipeline, [("de-en", "gs://b/und/src00000.pkl")], pairs, 4, 2)
+    select.build_continuation(pipeline, job, 4, 2)
     assert pipeline.run().state == "DONE"
     pipeline = dataflow_pipeline()
-    bitext.build_assembly(pipeline, [("de-en", "gs://b/sel/a.pkl")], pairs)
+    bitext.build_assembly(pipeline, job)
     assert pipeline.run().state == "DONE"
 
 
-def test_mine_has_as_many_steps_for_sixteen_pairs_as_for_one(tmp_path):
+def test_mine_jobs_are_as_large_for_sixteen_pairs_of_10000_shards_as_for_two_of_10(tmp_path):
     """Steps per pair made 167 transforms per pair in the search and selection job (max mode)
-    and 97 in the assembly job."""
+    and 97 in the assembly job, and shard layouts carried in the steps put 3.1 MB into the
+    first for one pair of 10,000 embedding shards per language."""
+    from mining.embedding_store import ShardLayout
     from pipelines import bitext, mine, select
-    from pipelines.pair_context import PairContext
+    from pipelines.pair_context import PairContext, write_job
 
-    layouts = _layouts(tmp_path)
+    def layout(lang, shards):
+        root = f"gs://bucket/run/embeddings/lang={lang}"
+        npys = tuple(f"{root}/shard-{i:05d}.npy" for i in range(shards))
+        parquets = tuple(f"{root}/shard-{i:05d}.parquet" for i in range(shards))
+        return ShardLayout(lang, npys, parquets, tuple(range(0, 1000 * (shards + 1), 1000)), 768)
+
     shard = {"number": 0, "start": 0, "stop": 6, "path": "x/shard-00000.faiss", "bytes": 1}
     srcs = ["de", "fr", "es", "it", "nl", "pt", "pl", "cs", "sv", "da", "fi", "ru", "uk", "zh"]
     srcs += ["ja", "ko"]
     metas = {lang: {"spec": {}, "shards": [shard]} for lang in [*srcs, "en"]}
     config = {"k": 4, "candidates": 32, "margin": "ratio", "mode": "max"}
 
-    def pairs(n):
-        return [
-            PairContext(f"{s}-en", s, "en", {s: layouts["de"], "en": layouts["en"]}, "gs://b", "m")
+    def job(n, shards):
+        en = layout("en", shards)
+        pairs = [
+            PairContext(f"{s}-en", s, "en", {s: layout(s, shards), "en": en}, f"gs://b/{s}", "m")
             for s in srcs[:n]
         ]
+        return write_job(str(tmp_path), f"j{n:02d}{shards:05d}", pairs, metas=metas)
 
-    def jobs(n):
-        return [
-            lambda p: mine.build_search_and_selection(p, pairs(n), "gs://i", metas, config, 8),
-            lambda p: select.build_continuation(
-                p, [("de-en", "gs://b/src00000.pkl")], pairs(n), 9, 8
-            ),
-            lambda p: bitext.build_assembly(p, [("de-en", "gs://b/a.pkl")], pairs(n)),
-        ]
+    def graph(build):
+        pipeline = beam.Pipeline()
+        build(pipeline)
+        proto = pipeline.to_runner_api()
+        return len(proto.components.transforms), len(proto.SerializeToString())
 
-    for one, sixteen in zip(jobs(1), jobs(16), strict=True):
-        assert transform_count(one) == transform_count(sixteen)
+    builds = [
+        lambda p, job: mine.build_search_and_selection(p, job, config, 8),
+        lambda p, job: select.build_continuation(p, job, 9, 8),
+        bitext.build_assembly,
+    ]
+    small_job, large_job = job(2, 10), job(16, 10_000)
+    for build in builds:
+        steps, size = graph(lambda p, build=build: build(p, small_job))
+        more_steps, larger = graph(lambda p, build=build: build(p, large_job))
+        assert more_steps == steps and larger < size + 1_000, (size, larger)
 
 
 def test_worker_code_pickles(tmp_path):
     from indexes import faiss_index
     from pipelines import bitext, knn, select
-    from pipelines.pair_context import PairContext
 
     layouts = _layouts(tmp_path)
     spec = faiss_index.choose_spec(6, 8, "flat")
-    pairs = [PairContext("de-en", "de", "en", layouts, "gs://b/de-en", "mine.de-en")]
+    job = "gs://b/de-en/_work/job-0.pkl"
     for fn in (
         extract.ReadDocuments(1000, False),
         extract.ExtractSentences(ExtractConfig(), None, False),
@@ -218,19 +230,19 @@ def test_worker_code_pickles(tmp_path):
         embed.WriteShards("gs://b/out", "float16"),
         index.SampleRows(),
         index.BuildIndexShard({"de": (layouts["de"], spec, {"encoder": "e"})}, "gs://b/idx"),
-        knn.SearchIndexShard("gs://b/idx", {"en": spec.as_dict()}, pairs, 4, 32),
-        knn.MergeTopK(pairs),
-        knn.ScoreCandidates("ratio", pairs),
-        knn.BestPerQuery(pairs),
-        select.SplitBySource(pairs, "pooled"),
-        select.SourceSide(pairs, 1),
-        select.TargetSide(pairs, 1),
-        select.SaveUndecided(pairs, 8),
-        select.SplitByTarget(pairs),
-        bitext.ScoreCuts(pairs),
-        bitext.AttachSource(pairs),
-        bitext.AttachTarget(pairs),
-        bitext.WritePart(pairs),
+        knn.SearchIndexShard(job, 4, 32),
+        knn.MergeTopK(job),
+        knn.ScoreCandidates("ratio", job),
+        knn.BestPerQuery(job),
+        select.SplitBySource(job, "pooled"),
+        select.SourceSide(job, 1),
+        select.TargetSide(job, 1),
+        select.SaveUndecided(job, 8),
+        select.SplitByTarget(job),
+        bitext.ScoreCuts(job),
+        bitext.AttachSource(job),
+        bitext.AttachTarget(job),
+        bitext.WritePart(job),
     ):
         restored = pickler.loads(pickler.dumps(fn))
         assert type(restored) is type(fn) and vars(restored) == vars(fn)
