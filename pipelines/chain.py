@@ -2,7 +2,7 @@
 the same configuration and input, and letting embed and index take over the languages whose
 input did not change; `force` reruns everything. Several source languages are mined against one
 target from one extraction, one embedding and one index of each language, and the pairs not
-complete are mined in shared Beam jobs (`pairs_per_job` pairs to a job)."""
+complete are mined in the same Beam jobs (all of them, or `pairs_per_job` to a job)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ class ChainConfig:
     candidates: int | None = None  # IVF-PQ: faiss_index.CANDIDATES
     force: bool = False
     beam_args: list[str] = field(default_factory=list)
-    pairs_per_job: int = mine.PAIRS_PER_JOB  # pairs whose mining shares Beam jobs
+    pairs_per_job: int | None = None  # pairs whose mining shares Beam jobs (None: all)
 
 
 def run_chain(c: ChainConfig) -> dict:

@@ -19,16 +19,15 @@ from mining.extraction import ExtractConfig
 from mining.margin import MARGINS, MODES
 from mining.matching import MAX_ROUNDS
 from mining.warc_records import DEFAULT_MAX_RECORD_BYTES, BadInputError
-from pipelines.mine import PAIRS_PER_JOB
 from pipelines.stage_dir import StageError
 
 # `ccmine mine` and `ccmine run` both take it.
 pairs_per_job_option = click.option(
     "--pairs-per-job",
     type=click.IntRange(min=1),
-    default=PAIRS_PER_JOB,
-    show_default=True,
-    help="Pairs mined in the same Beam jobs (more pairs, fewer jobs, a larger job graph).",
+    default=None,
+    help="Pairs mined in the same Beam jobs (default: all). Fewer limit what one failed job "
+    "takes down, and what each worker holds of the job's shard layouts.",
 )
 BEAM_PASSTHROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
 MIN_COSINE_HELP = (

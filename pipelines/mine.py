@@ -49,10 +49,6 @@ log = logging.getLogger("ccmine")
 STAGE = "bitext"
 NAMESPACE = "mine"
 ROUNDS_PER_PIPELINE = 8  # measured: 3-4 rounds on real candidates (README, "Scaling out")
-# Pairs whose steps share one job. Each pair adds 167 transforms to the search and selection job
-# (max mode) and 97 to the assembly job: for 16 pairs the Dataflow runner's pipeline protos are
-# 2.9 and 1.8 MB, within Dataflow's 10 MB for a job graph.
-PAIRS_PER_JOB = 16
 
 
 def default_cut(margin_kind: str, mode: str, encoder_dir: str | None) -> Cut:
@@ -235,12 +231,13 @@ def run_pairs(
     return done
 
 
-def run_in_groups(run_dir: str, pairs: list[tuple[str, str]], pairs_per_job: int, **options):
-    """`run_pairs` on the pairs in groups of `pairs_per_job`, one group after another (stopping
-    at the first group that fails); returns {(src, tgt): stats}."""
+def run_in_groups(run_dir: str, pairs: list[tuple[str, str]], pairs_per_job: int | None, **options):
+    """`run_pairs` on the pairs in groups of `pairs_per_job` (None: all in one), one group after
+    another (stopping at the first group that fails); returns {(src, tgt): stats}."""
     mined = {}
-    for start in range(0, len(pairs), pairs_per_job):
-        group = pairs[start : start + pairs_per_job]
+    size = pairs_per_job or max(len(pairs), 1)
+    for start in range(0, len(pairs), size):
+        group = pairs[start : start + size]
         log.info("mine %s: running", ", ".join(f"{src}-{tgt}" for src, tgt in group))
         mined.update(run_pairs(run_dir, group, **options))
     return mined
