@@ -63,9 +63,10 @@ def write_job(directory: str, name: str, pairs: list[PairContext], **inputs) -> 
     return put(directory, name, MineJob({pair.name: pair for pair in pairs}, **inputs))
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=2)
 def read_job(path: str) -> MineJob:
-    """A job's inputs, read once per process (each job writes a file of its own)."""
+    """A job's inputs, read once per process (each job writes a file of its own; a process
+    keeps the last two, since it runs one job at a time and a job's file can be tens of MB)."""
     return get(path)
 
 
