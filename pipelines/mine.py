@@ -18,7 +18,6 @@ as for one.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -72,15 +71,16 @@ def read_bitext(bitext_dir: str) -> pa.Table:
     return pa.concat_tables(tables) if tables else BITEXT_SCHEMA.empty_table()
 
 
-def checked_inputs(run_dir: str, src: str, tgt: str):
-    """Embedding layouts and index metadata of both languages, after checking that each index
+def checked_inputs(run_dir: str, langs: list[str]):
+    """Embedding layouts and index metadata of the languages, after checking that each index
     was built from the language's current embeddings and every index shard is there and
-    complete."""
+    complete (each language once, however many pairs it is in: its headers and shard records
+    are a read each)."""
     emb_dir = require_complete(run_dir, "embeddings")
     index_dir = require_complete(run_dir, "indexes")
-    embeddings = output_ids(run_dir, "embeddings", (src, tgt))
+    embeddings = output_ids(run_dir, "embeddings", langs)
     layouts, metas = {}, {}
-    for lang in (src, tgt):
+    for lang in langs:
         layouts[lang] = shard_layout(emb_dir, lang)
         metas[lang] = shards.check_language(
             index_dir, lang, embeddings[lang], layouts[lang].rows, layouts[lang].dim
@@ -105,7 +105,6 @@ class PairMining:
     src: str
     tgt: str
     config: dict
-    index_dir: str
     layouts: dict
     metas: dict
     cuts: tuple  # (threshold, max score, min cosine)
@@ -132,12 +131,10 @@ class PairMining:
         )
 
 
-def prepare(run_dir, src, tgt, k, margin_kind, mode, threshold, max_score, min_cosine, candidates):
-    """A pair's checked inputs and cuts, and its stage directory opened for writing."""
-    index_dir, layouts, metas = checked_inputs(run_dir, src, tgt)
-    config = stage_config(
-        run_dir, src, tgt, k, margin_kind, mode, threshold, max_score, min_cosine, candidates
-    )
+def mining_cuts(run_dir, margin_kind, mode, threshold, max_score, min_cosine):
+    """((threshold, max score, min cosine), the mode the encoder's cut was calibrated for): the
+    cuts asked for, the rest from the encoder's calibration (warned about when it was made for
+    another mode) or the margin's neutral threshold."""
     encoder_dir = read_marker(run_dir, "embeddings")["config"].get("encoder_dir")
     cut = default_cut(margin_kind, mode, encoder_dir)
     if cut.mode not in (None, mode) and (threshold is None or min_cosine is None):
@@ -152,9 +149,7 @@ def prepare(run_dir, src, tgt, k, margin_kind, mode, threshold, max_score, min_c
         threshold = cut.threshold if cut.threshold is not None else neutral_threshold(margin_kind)
     if min_cosine is None:
         min_cosine = cut.min_cosine
-    writer = StageWriter(FileSystems.join(run_dir, STAGE), f"{src}-{tgt}")
-    cuts = (threshold, max_score, min_cosine)
-    return PairMining(src, tgt, config, index_dir, layouts, metas, cuts, cut.mode, writer)
+    return (threshold, max_score, min_cosine), cut.mode
 
 
 def run(run_dir: str, src: str, tgt: str, *args, **options) -> dict:
@@ -184,17 +179,24 @@ def run_pairs(
     pairs = list(dict.fromkeys(pairs))
     prepared: list[PairMining] = []
     failed: dict[str, BaseException] = {}
+    index_dir, layouts, metas = checked_inputs(run_dir, sorted({lang for p in pairs for lang in p}))
+    cuts, cut_mode = mining_cuts(run_dir, margin_kind, mode, threshold, max_score, min_cosine)
     filters = (threshold, max_score, min_cosine, candidates)
     try:
         for src, tgt in pairs:
-            prepared.append(prepare(run_dir, src, tgt, k, margin_kind, mode, *filters))
+            config = stage_config(run_dir, src, tgt, k, margin_kind, mode, *filters)
+            writer = StageWriter(FileSystems.join(run_dir, STAGE), f"{src}-{tgt}")
+            pair_layouts = {lang: layouts[lang] for lang in (src, tgt)}
+            pair_metas = {lang: metas[lang] for lang in (src, tgt)}
+            prepared.append(
+                PairMining(src, tgt, config, pair_layouts, pair_metas, cuts, cut_mode, writer)
+            )
         rounds = min(ROUNDS_PER_PIPELINE, max_rounds)
-        metas = {lang: meta for pair in prepared for lang, meta in pair.metas.items()}
         _run_shared(
             prepared,
             lambda p, job: build_search_and_selection(p, job, prepared[0].config, rounds),
             beam_args,
-            index_dir=prepared[0].index_dir,
+            index_dir=index_dir,
             metas=metas,
         )
         for pair in prepared:
@@ -265,26 +267,12 @@ def _run_shared(pairs: list[PairMining], build, beam_args, **inputs) -> None:
     MineJob (the pairs and `inputs`) its steps read; adds each pair's counters to its own."""
     if not pairs:
         return
-    job = write_job(
-        pairs[0].context.work, f"job-{uuid.uuid4().hex[:8]}", _contexts(pairs), **inputs
-    )
+    # The pairs share each language's layout object, so the file holds it once.
+    contexts = [pair.context for pair in pairs]
+    job = write_job(pairs[0].context.work, f"job-{uuid.uuid4().hex[:8]}", contexts, **inputs)
     result = run_beam(lambda pipeline: build(pipeline, job), beam_args)
     for pair in pairs:
         _merge_counters(pair.counters, counters_to_stats(result, pair.namespace))
-
-
-def _contexts(pairs: list[PairMining]) -> list[PairContext]:
-    """The pairs' contexts, with one layout object per language, so that a job's file holds each
-    language's layout once however many pairs share it."""
-    layouts = {}
-    contexts = []
-    for pair in pairs:
-        context = pair.context
-        shared = {
-            lang: layouts.setdefault(lang, layout) for lang, layout in context.layouts.items()
-        }
-        contexts.append(dataclasses.replace(context, layouts=shared))
-    return contexts
 
 
 def build_search_and_selection(pipeline, job, config, rounds) -> None:

@@ -95,7 +95,7 @@ def test_pairs_mined_in_shared_jobs_equal_each_pair_mined_alone(tmp_path, monkey
     adds no job to de-en's (max mode, one round per job, so de-en takes several). With too few
     rounds for de-en, it is not written while fr-en (three sentences, one round) is, and the
     error comes after. A worker error in fr-en's steps fails the job, so both pairs. Each en
-    index shard is loaded once for both pairs' queries."""
+    index shard is loaded once for both pairs' queries, and en's inputs are checked once."""
     rng = np.random.default_rng(5)
     de, en = planted(rng, 300, 500, 200, 16)
     fr = unit(en[:3] + 0.02 * rng.normal(size=(3, 16)))
@@ -121,7 +121,13 @@ def test_pairs_mined_in_shared_jobs_equal_each_pair_mined_alone(tmp_path, monkey
     assert row_pairs(alone["fr"][0]) == [(0, 0), (1, 1), (2, 2)]
 
     jobs.clear()
+    read = []  # each language's shard headers are read once, en's too
+    shard_layout = mine.shard_layout
+    monkeypatch.setattr(
+        mine, "shard_layout", lambda d, lang: read.append(lang) or shard_layout(d, lang)
+    )
     mined = mine.run_pairs(str(tmp_path), [("de", "en"), ("fr", "en")], threshold=-10.0)
+    assert sorted(read) == ["de", "en", "fr"]
     assert len(jobs) == alone["de"][1]
     assert bitext("de-en") == alone["de"][0] and bitext("fr-en") == alone["fr"][0]
     assert mined[("de", "en")]["mined_with"] == ["fr-en"]
