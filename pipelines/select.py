@@ -1,4 +1,4 @@
-"""Pair selection by mode as keyed Beam steps; the selected pairs are written as .npz blocks.
+"""Pair selection by mode as keyed Beam steps; the selected pairs are written as blocks.
 
 forward / backward: each source's (target's) best candidate, as found. intersect and union: a
 join on the target shard keeps the forward pairs that are also their target's best (intersect),
