@@ -173,9 +173,9 @@ def run_pairs(
 ) -> dict[tuple[str, str], dict]:
     """Mine several pairs in shared Beam jobs, each pair into its own stage directory; returns
     {(src, tgt): stats}. The jobs are those of one pair (search and selection, max mode's later
-    rounds, the parts), each holding every pair's steps. A job that fails fails every pair not
-    yet written; a pair still undecided after `max_rounds` is not written while the others are,
-    and its error is raised after them."""
+    rounds, the parts), and each of their steps serves every pair. A job that fails fails every
+    pair not yet written; a pair still undecided after `max_rounds` is not written while the
+    others are, and its error is raised after them."""
     pairs = list(dict.fromkeys(pairs))
     prepared: list[PairMining] = []
     failed: dict[str, BaseException] = {}
