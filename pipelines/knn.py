@@ -1,19 +1,20 @@
 """kNN in both directions over index shards, margins by keyed joins, each sentence's best candidate.
 
 One work item per (query shard, index shard): the worker searches the query shard's vectors in
-that index shard (loaded once per worker and kept while its items follow each other; IVF-PQ
-candidates re-scored with that shard's exact vectors only) and writes each query's top k there.
-The per-shard lists are merged into each query's global top k by query shard (GroupByKey, then
-a fold that reads one list at a time: a lifted CombinePerKey would hold one rows x k
-accumulator per query shard a worker has seen in a bundle, i.e. all of them for a worker that
-walks one index shard). Neighbour means come from the merged lists, so margins equal an
-unsharded search's. Candidates are then joined by key (the target's embedding shard) with the
+that index shard (IVF-PQ candidates re-scored with that shard's exact vectors only) and writes
+each query's top k there. An index shard's items go to workers in tasks (one item each in a
+small job, up to ITEMS_PER_TASK in a large one), and a task loads its index shard once for all
+its items. The per-shard lists are merged into each query's global top k by query shard
+(GroupByKey, then a fold that reads one list at a time: a lifted CombinePerKey would hold one
+rows x k accumulator per query shard a worker has seen in a bundle, i.e. all of them for a
+worker that walks one index shard). Neighbour means come from the merged lists, so margins equal
+an unsharded search's. Candidates are then joined by key (the target's embedding shard) with the
 target side's means, scored, and reduced to each query's best candidate.
 
 All pairs of a job share these steps: every key starts with the pair's name
-(pipelines/pair_context.py), and a worker that holds an index shard searches it for every pair
-whose queries meet that language, so a language mined against several others (en against de,
-fr and zh) has each of its index shards loaded once per worker, not once per pair.
+(pipelines/pair_context.py), and a task holds the items of every pair whose queries meet its
+index shard's language, so a language mined against several others (en against de, fr and zh)
+has each of its index shards loaded once per task, not once per pair.
 
 Blocks go between steps as work files (pipelines/work_files.py); elements are (key, path).
 """
@@ -35,10 +36,16 @@ from mining.topk import merge_topk, neighbour_means, pad_topk
 from pipelines.pair_context import job_pairs, read_job
 from pipelines.work_files import get, put
 
-# With fewer index shards than this, the (query shard, index shard) items are spread over
-# workers one by one (each worker still loads each index shard once); with more, the items of
-# one index shard stay together on one worker, which then loads it once for all of them.
-SPREAD_ITEMS_BELOW = 32
+# Work items (searches of a query shard in an index shard) go to workers in tasks. A task loads its
+# index shard once, so larger tasks load less often; the tasks are what the search spreads over
+# workers, so smaller ones keep more of them busy. A job makes tasks of one item until it has
+# TASKS_WANTED of them (enough for a few hundred worker processes), and of up to ITEMS_PER_TASK
+# items beyond. (Before tasks, an index shard's items stayed together from 32 index shards in a
+# job on, each one after another on one worker: for en mined against 16 languages, every search
+# of an en index shard, for all 16 pairs. And tasks of 8 in a small job leave cores idle: README,
+# "Scaling out".)
+ITEMS_PER_TASK = 8
+TASKS_WANTED = 1000
 
 
 @dataclass
@@ -64,9 +71,9 @@ class CandidateBlock:
 
 
 class SearchIndexShard(beam.DoFn):
-    """Searches one query shard of a pair in one index shard; emits the top k keyed by
-    (pair, query language, query shard). Items of one index shard follow each other, whichever
-    pair they are for, so the worker loads the shard once for all of them."""
+    """Searches the items of a task, each a query shard of a pair in the task's index shard
+    (loaded once for all of them, whichever pairs they are for); emits each top k keyed by
+    (pair, query language, query shard)."""
 
     def __init__(self, job: str, k: int, candidates: int):
         self.job = job  # the path of its MineJob (pipelines/pair_context.py)
@@ -94,7 +101,11 @@ class SearchIndexShard(beam.DoFn):
             Metrics.counter(namespace, "index_shard_loads").inc()
         return self._loaded[1:]
 
-    def process(self, item):
+    def process(self, task):
+        for item in task:
+            yield from self._search(item)
+
+    def _search(self, item):
         lang, shard, name, query_number = item
         pair = job_pairs(self.job)[name]
         target, query = pair.layouts[lang], pair.layouts[pair.other(lang)]
@@ -211,35 +222,42 @@ def index_shards(lang: str, job: str) -> list:
     return [(lang, shard) for shard in read_job(job).metas[lang]["shards"]]
 
 
-def expand_items(index_shard: tuple[str, dict], job: str) -> list:
-    """An index shard's work items, one per query shard that searches it, of every pair:
-    (language, index shard record, pair name, query shard number)."""
+def search_tasks(index_shard: tuple[str, dict], job: str, size: int) -> list[list]:
+    """An index shard's work items, one per query shard that searches it, of every pair, in
+    tasks of up to `size`: (language, index shard record, pair name, query shard number)."""
     lang, shard = index_shard
-    return [
+    items = [
         (lang, shard, pair.name, number)
         for pair in job_pairs(job).values()
         if lang in (pair.src, pair.tgt)
         for number in range(pair.layouts[pair.other(lang)].shards)
     ]
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+def task_size(job: str) -> int:
+    """Items per search task for a job (see TASKS_WANTED)."""
+    inputs = read_job(job)
+    items = sum(
+        len(inputs.metas[lang]["shards"]) * pair.layouts[pair.other(lang)].shards
+        for pair in inputs.pairs.values()
+        for lang in (pair.src, pair.tgt)
+    )
+    return min(ITEMS_PER_TASK, max(1, items // TASKS_WANTED))
 
 
 def build_best_candidates(pipeline, job, k, candidates, margin_kind):
     """Each sentence's best candidate in both directions, for every pair of the job (the path of
     its MineJob): ((pair name, query lang, shard), path of its Edges) per query shard (FORWARD
     edges for src queries, BACKWARD for tgt queries)."""
-    inputs = read_job(job)
-    langs = sorted({lang for pair in inputs.pairs.values() for lang in (pair.src, pair.tgt)})
-    items = (
+    pairs = job_pairs(job).values()
+    langs = sorted({lang for pair in pairs for lang in (pair.src, pair.tgt)})
+    searched = (
         pipeline
         | "Languages" >> beam.Create(langs)
         | "IndexShards" >> beam.FlatMap(index_shards, job)
-        | "SpreadIndexShards" >> beam.Reshuffle()
-        | "Items" >> beam.FlatMap(expand_items, job)
-    )
-    if sum(len(inputs.metas[lang]["shards"]) for lang in langs) < SPREAD_ITEMS_BELOW:
-        items = items | "SpreadItems" >> beam.Reshuffle()
-    searched = (
-        items
+        | "Tasks" >> beam.FlatMap(search_tasks, job, task_size(job))
+        | "SpreadTasks" >> beam.Reshuffle()
         | "Search" >> beam.ParDo(SearchIndexShard(job, k, candidates))
         | "ByQueryShard" >> beam.GroupByKey()
         | "MergeTopK" >> beam.ParDo(MergeTopK(job)).with_outputs("means", main="candidates")

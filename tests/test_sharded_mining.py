@@ -102,7 +102,7 @@ def test_pairs_mined_in_shared_jobs_equal_each_pair_mined_alone(tmp_path, monkey
     write_embeddings(tmp_path, {"de": de, "en": en, "fr": fr}, {"de": 100, "en": 150, "fr": 100})
     index.run(str(tmp_path), ["de", "en", "fr"], {"index_type": "flat", "shard_size": 130})
     monkeypatch.setattr(mine, "ROUNDS_PER_PIPELINE", 1)
-    monkeypatch.setattr(knn, "SPREAD_ITEMS_BELOW", 0)  # an index shard's items stay together
+    monkeypatch.setattr(knn, "TASKS_WANTED", 1)  # an index shard's items in one task
     jobs = []
     run_beam = mine.run_beam
     monkeypatch.setattr(mine, "run_beam", lambda *args: jobs.append(1) or run_beam(*args))
@@ -164,11 +164,47 @@ def test_pairs_mined_in_shared_jobs_equal_each_pair_mined_alone(tmp_path, monkey
             raise OSError("index shard unreadable")
         yield from search(self, item)
 
-    search = knn.SearchIndexShard.process
-    monkeypatch.setattr(knn.SearchIndexShard, "process", search_fails)
+    search = knn.SearchIndexShard._search
+    monkeypatch.setattr(knn.SearchIndexShard, "_search", search_fails)
     marker["fr-en"] = (tmp_path / "bitext" / "fr-en" / "_SUCCESS.json").read_text()
     with pytest.raises(Exception, match="index shard unreadable"):
         mine.run_pairs(str(tmp_path), [("de", "en"), ("fr", "en")], threshold=-10.0)
     for pair in ("de-en", "fr-en"):  # the job failed both pairs: their last output stays
         assert (tmp_path / "bitext" / pair / "_SUCCESS.json").read_text() == marker[pair]
     assert not list((tmp_path / "bitext").glob(".*.tmp-*"))
+
+
+def test_search_tasks_hold_every_pairs_items_of_one_index_shard(tmp_path, monkeypatch):
+    """An index shard's items, of every pair whose queries meet its language, in tasks of up to
+    the given size, each item once; one item per task until a job has TASKS_WANTED tasks."""
+    from mining.embedding_store import shard_layout
+    from pipelines.pair_context import PairContext, write_job
+
+    rng = np.random.default_rng(1)
+    vectors = {
+        lang: unit(rng.normal(size=(n, 8))) for lang, n in (("de", 30), ("fr", 10), ("en", 50))
+    }
+    write_embeddings(tmp_path, vectors, {"de": 10, "fr": 10, "en": 10})
+    layouts = {lang: shard_layout(str(tmp_path / "embeddings"), lang) for lang in vectors}
+    pairs = [
+        PairContext(f"{s}-en", s, "en", {s: layouts[s], "en": layouts["en"]}, str(tmp_path), "m")
+        for s in ("de", "fr")
+    ]
+    shard = {"number": 2, "start": 20, "stop": 30}
+    metas = {lang: {"shards": [shard] * n} for lang, n in (("de", 3), ("fr", 1), ("en", 5))}
+    job = write_job(str(tmp_path), "job", pairs, metas=metas)
+    items = 3 * 5 + 5 * 3 + 1 * 5 + 5 * 1  # de's and fr's index shards x en's query shards, ...
+    assert knn.task_size(job) == 1  # 40 items: spread one by one
+    monkeypatch.setattr(knn, "TASKS_WANTED", 10)
+    assert knn.task_size(job) == items // 10 == 4
+    monkeypatch.setattr(knn, "TASKS_WANTED", 2)
+    assert knn.task_size(job) == knn.ITEMS_PER_TASK
+    tasks = knn.search_tasks(("en", shard), job, 3)
+    items = [item for task in tasks for item in task]
+    assert [len(task) for task in tasks] == [3, 1]  # de's 3 query shards, then fr's 1
+    assert items == [("en", shard, "de-en", n) for n in range(3)] + [("en", shard, "fr-en", 0)]
+    tasks = knn.search_tasks(("de", shard), job, 3)  # only de-en's queries (en's 5) meet de
+    assert [[(pair, n) for _, _, pair, n in task] for task in tasks] == [
+        [("de-en", 0), ("de-en", 1), ("de-en", 2)],
+        [("de-en", 3), ("de-en", 4)],
+    ]
