@@ -53,18 +53,19 @@ def split_by_shard(edges: Edges, layout: ShardLayout, side: str):
         yield int(number), edges.take(shard == number)
 
 
-class SplitBySource(beam.DoFn):
-    """A pair's block of edges, re-keyed by source shard: ((pair, source shard), path of its
-    part)."""
+class SplitByShard(beam.DoFn):
+    """A pair's block of edges, re-keyed by the shard of their `side` ("src" or "tgt"):
+    ((pair, shard), path of its part)."""
 
-    def __init__(self, job: str, prefix: str):
-        self.job, self.prefix = job, prefix
+    def __init__(self, job: str, side: str, prefix: str):
+        self.job, self.side, self.prefix = job, side, prefix
 
     def process(self, named):
         name, path = named
         pair = job_pairs(self.job)[name]
-        for shard, part in split_by_shard(get(path), pair.layouts[pair.src], "src"):
-            block_name = f"{self.prefix}/src{shard:05d}-from-{name_of(path)}"
+        layout = pair.layouts[getattr(pair, self.side)]
+        for shard, part in split_by_shard(get(path), layout, self.side):
+            block_name = f"{self.prefix}/{self.side}{shard:05d}-from-{name_of(path)}"
             yield (name, shard), put(pair.work, block_name, part)
 
 
@@ -174,20 +175,6 @@ def named_block(keyed):
     return name, path
 
 
-class SplitByTarget(beam.DoFn):
-    """A pair's forward block re-keyed by target shard, for the join of intersect and union."""
-
-    def __init__(self, job: str):
-        self.job = job
-
-    def process(self, named):
-        name, path = named
-        pair = job_pairs(self.job)[name]
-        for shard, part in split_by_shard(get(path), pair.layouts[pair.tgt], "tgt"):
-            block_name = f"by-target/tgt{shard:05d}-from-{name_of(path)}"
-            yield (name, shard), put(pair.work, block_name, part)
-
-
 JOINED = {"intersect": intersect, "union": union}
 
 
@@ -225,7 +212,7 @@ def build_selection(best, mode, job, rounds):
             best
             | "Forward" >> beam.Filter(of_language, "src", job)
             | "ForwardBlocks" >> beam.Map(named_block)
-            | "ForwardByTarget" >> beam.ParDo(SplitByTarget(job))
+            | "ForwardByTarget" >> beam.ParDo(SplitByShard(job, "tgt", "by-target"))
         )
         backward = (
             best
@@ -241,7 +228,7 @@ def build_selection(best, mode, job, rounds):
         by_source = (
             best
             | "Blocks" >> beam.Map(named_block)
-            | "PooledBySource" >> beam.ParDo(SplitBySource(job, "pooled"))
+            | "PooledBySource" >> beam.ParDo(SplitByShard(job, "src", "pooled"))
         )
         build_rounds(by_source, job, 1, rounds)
     else:
