@@ -3,13 +3,20 @@
     RUN/embeddings/lang=de/shard-00000.npy       (n, dim) float16 or float32, unit-length rows
     RUN/embeddings/lang=de/shard-00000.parquet   n rows: hash, text, url, record_id, position
 
+    RUN/embeddings/lang=de/_layout.json         each shard's rows, dim, dtype and .npy size
+
 Readable with numpy and pyarrow alone; embeddings computed elsewhere can be dropped in with
-`write_shard` (or by writing the same two files) and mined.
+`write_shard` (or by writing the same two files) and mined. The layout file, written by the
+embed stage, spares the readers of a language's layout opening every shard: on Cloud Storage,
+reading an .npy header through Beam's file system downloads the file's first 16 MiB. A shard it
+does not list, or lists with another size, has its header read.
 """
 
 from __future__ import annotations
 
 import io
+import json
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +35,9 @@ ID_SCHEMA = pa.schema(
 )
 
 
+LAYOUT_NAME = "_layout.json"
+
+
 class EmbeddingShardError(ValueError):
     """An embedding shard (written by `embed` or dropped in) that does not hold what its header
     or its vectors say: the message names the file."""
@@ -41,9 +51,11 @@ def shard_names(index: int) -> tuple[str, str]:
     return f"shard-{index:05d}.npy", f"shard-{index:05d}.parquet"
 
 
-def write_shard(directory: str, index: int, vectors: np.ndarray, ids: pa.Table) -> None:
+def write_shard(directory: str, index: int, vectors: np.ndarray, ids: pa.Table) -> dict:
+    """Writes shard `index` of a language directory; returns its record for `write_layout`."""
     if len(vectors) != ids.num_rows:
         raise ValueError(f"{len(vectors)} vectors but {ids.num_rows} id rows")
+    rows, dim = vectors.shape
     npy_name, parquet_name = shard_names(index)
     buffer = io.BytesIO()
     np.save(buffer, vectors)
@@ -53,6 +65,30 @@ def write_shard(directory: str, index: int, vectors: np.ndarray, ids: pa.Table) 
     pq.write_table(ids.cast(ID_SCHEMA), sink)
     with FileSystems.create(FileSystems.join(directory, parquet_name)) as out:
         out.write(sink.getvalue().to_pybytes())
+    dtype = str(vectors.dtype)
+    return {"npy": npy_name, "rows": rows, "dim": dim, "dtype": dtype, "bytes": buffer.tell()}
+
+
+def write_layout(directory: str, records) -> None:
+    """A language directory's layout file, from its shards' `write_shard` records."""
+    shards = sorted({record["npy"]: record for record in records}.values(), key=lambda r: r["npy"])
+    with FileSystems.create(FileSystems.join(directory, LAYOUT_NAME)) as out:
+        out.write(json.dumps({"shards": shards}).encode())
+
+
+def _recorded_shards(directory: str) -> dict[str, dict]:
+    """{.npy name: record} from a language directory's layout file; empty without one."""
+    path = FileSystems.join(directory, LAYOUT_NAME)
+    if not FileSystems.exists(path):
+        return {}
+    try:
+        with FileSystems.open(path) as stream:
+            return {record["npy"]: record for record in json.loads(stream.read())["shards"]}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise EmbeddingShardError(
+            f"{path}: not a readable layout file ({exc!r}); delete it, and the shards' headers "
+            "are read instead"
+        ) from exc
 
 
 def lang_of(path: str) -> str:
@@ -98,12 +134,6 @@ def _npy_header(stream) -> tuple[tuple[int, ...], np.dtype, int]:
     return shape, dtype, stream.tell()
 
 
-def shard_shape(npy_path: str) -> tuple[int, ...]:
-    """Shape of a shard's vectors, from the .npy header alone."""
-    with FileSystems.open(npy_path) as stream:
-        return _npy_header(stream)[0]
-
-
 def read_row_range(npy_path: str, start: int, stop: int) -> np.ndarray:
     """Rows [start, stop) of a shard, reading only those bytes."""
     with FileSystems.open(npy_path) as stream:
@@ -118,7 +148,7 @@ def read_row_range(npy_path: str, start: int, stop: int) -> np.ndarray:
 @dataclass(frozen=True)
 class ShardLayout:
     """A language's embedding shards and where their rows fall in the language's row ids:
-    shard i holds rows starts[i] .. starts[i+1]-1. Built from the .npy headers alone."""
+    shard i holds rows starts[i] .. starts[i+1]-1 (see `shard_layout`)."""
 
     lang: str
     npys: tuple[str, ...]
@@ -165,11 +195,14 @@ class ShardLayout:
 
 
 def shard_layout(embeddings_dir: str, lang: str) -> ShardLayout:
-    """A language's layout from its .npy headers, each checked against its file's size."""
+    """A language's layout from the listing of its .npy files and its layout file; the header
+    of a shard that file does not record at the listed size is read and checked against the
+    size instead."""
     files = _npy_files(embeddings_dir, lang)
     if not files:
         raise FileNotFoundError(f"no embedding shards for {lang} in {embeddings_dir}")
-    shapes = [_checked_shape(m.path, m.size_in_bytes) for m in files]
+    recorded = _recorded_shards(lang_dir(embeddings_dir, lang))
+    shapes = [_listed_shape(m, recorded.get(os.path.basename(m.path))) for m in files]
     dims = {shape[1] for shape in shapes}
     if len(dims) != 1:
         raise ValueError(f"{lang}: embedding shards of different dimensions {sorted(dims)}")
@@ -181,6 +214,18 @@ def shard_layout(embeddings_dir: str, lang: str) -> ShardLayout:
         tuple(np.cumsum([0] + [shape[0] for shape in shapes]).tolist()),
         dims.pop(),
     )
+
+
+def _listed_shape(metadata, record: dict | None) -> tuple[int, int]:
+    """A shard's (rows, dim): as its record says, if that is of float16 or float32 rows in a
+    file of the listed size, else from its header."""
+    if (
+        record is not None
+        and record["bytes"] == metadata.size_in_bytes
+        and record["dtype"] in ("float16", "float32")
+    ):
+        return record["rows"], record["dim"]
+    return _checked_shape(metadata.path, metadata.size_in_bytes)
 
 
 def _checked_shape(npy_path: str, size: int) -> tuple[int, int]:

@@ -4,7 +4,8 @@ Rows are grouped by shard first; each shard's rows then go through RunInference 
 depend only on the shard's rows (so a rerun writes the same vectors), and the shard is written
 as soon as its last vector arrives, with a record under `_units/`. A killed run leaves its
 finished shards in the stage's temporary place: a rerun with the same configuration drops the
-rows of those shards before encoding and encodes only the rest.
+rows of those shards before encoding and encodes only the rest. Once every shard of a language
+is written, its records go into the language's layout file (see mining/embedding_store.py).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from mining.embedding_store import (
     lang_dir,
     lang_of,
     shard_names,
-    shard_shape,
+    write_layout,
     write_shard,
 )
 from pipelines.stage_dir import (
@@ -95,7 +96,8 @@ class SentenceEncoderHandler(ModelHandler):
 
 class WriteShards(beam.DoFn):
     """Collects each shard's encoded chunks (they arrive together, in one bundle) and writes the
-    shard, rows ordered by hash, as soon as it is complete; then records it as finished."""
+    shard, rows ordered by hash, as soon as it is complete; then records it as finished and
+    yields (language, its layout record)."""
 
     def __init__(self, out_dir: str, dtype: str):
         self.out_dir = out_dir
@@ -111,19 +113,18 @@ class WriteShards(beam.DoFn):
         rows.extend(zip(chunk.rows, vectors, strict=True))
         if len(rows) == chunk.shard_rows:
             del self.pending[key]
-            self.write(key, rows)
-            yield key
+            yield chunk.lang, self.write(key, rows)
 
-    def write(self, key, items) -> None:
+    def write(self, key, items) -> dict:
         lang, shard = key
         items = sorted(items, key=lambda item: item[0]["hash"])
         vectors = np.stack([vector for _, vector in items]).astype(self.dtype)
         ids = pa.Table.from_pylist([{c: row[c] for c in ID_COLUMNS} for row, _ in items], ID_SCHEMA)
-        write_shard(lang_dir(self.out_dir, lang), shard, vectors, ids)
-        record = {"lang": lang, "shard": shard, "rows": len(items)}
+        record = write_shard(lang_dir(self.out_dir, lang), shard, vectors, ids)
         with FileSystems.create(unit_path(self.out_dir, lang, shard)) as out:
-            out.write(json.dumps(record).encode())
+            out.write(json.dumps({"lang": lang, "shard": shard, **record}).encode())
         _count(f"embedded:{lang}", len(items))
+        return record
 
     def finish_bundle(self):
         if self.pending:  # a shard's rows always travel together: this is a bug, not input
@@ -136,22 +137,27 @@ def unit_path(out_dir: str, lang: str, shard: int) -> str:
     return FileSystems.join(out_dir, UNITS, f"{lang}-{shard:05d}.json")
 
 
-def finished_shards(out_dir: str, shards: dict[str, int]) -> dict[tuple[str, int], int]:
-    """{(lang, shard): rows} of the shards a killed run finished: recorded, and their files
-    hold the recorded rows."""
+def finished_shards(out_dir: str, shards: dict[str, int]) -> dict[tuple[str, int], dict]:
+    """{(lang, shard): layout record} of the shards a killed run finished: recorded, with both
+    files listed and the .npy of the recorded size (no shard is opened)."""
     pattern = FileSystems.join(out_dir, UNITS, "*.json")
-    found = {}
-    for match in FileSystems.match([pattern])[0].metadata_list:
-        record = read_json(match.path)
-        lang, shard, rows = record["lang"], record["shard"], record["rows"]
-        if lang not in shards or shard >= shards[lang]:
-            continue
-        npy, parquet = (
-            FileSystems.join(lang_dir(out_dir, lang), name) for name in shard_names(shard)
-        )
-        if FileSystems.exists(parquet) and FileSystems.exists(npy) and shard_shape(npy)[0] == rows:
-            found[(lang, shard)] = rows
-    return found
+    units = [read_json(m.path) for m in FileSystems.match([pattern])[0].metadata_list]
+    units = [u for u in units if u["lang"] in shards and u["shard"] < shards[u["lang"]]]
+    if not units:
+        return {}
+    files = [
+        FileSystems.join(lang_dir(out_dir, lang), "shard-*") for lang in {u["lang"] for u in units}
+    ]
+    sizes = {
+        m.path: m.size_in_bytes for found in FileSystems.match(files) for m in found.metadata_list
+    }
+    finished = {}
+    for unit in units:
+        lang, shard = unit.pop("lang"), unit.pop("shard")
+        npy, parquet = (FileSystems.join(lang_dir(out_dir, lang), n) for n in shard_names(shard))
+        if parquet in sizes and sizes.get(npy) == unit.get("bytes"):
+            finished[(lang, shard)] = unit
+    return finished
 
 
 @dataclass
@@ -232,13 +238,15 @@ def build_pipeline(
     handler,
     dtype,
     shards,
-    finished=frozenset(),
+    finished=None,
     chunk_size=CHUNK_ROWS,
 ):
-    """Rows of every language, keyed by (language, hash % shards), less the finished shards,
-    grouped, encoded chunk by chunk and written shard by shard."""
+    """Rows of every language, keyed by (language, hash % shards), less the `finished` shards
+    ({(lang, shard): layout record}), grouped, encoded chunk by chunk and written shard by
+    shard; then each language's layout file, from the records of all its shards."""
+    finished = finished or {}
     patterns = [FileSystems.join(sentences_dir, f"lang={lang}", "*.parquet") for lang in langs]
-    _ = (
+    written = (
         pipeline
         | "SentenceFiles" >> beam.Create(patterns)
         | "ReadSentences" >> beam.io.ReadAllFromParquet(with_filename=True)
@@ -252,6 +260,18 @@ def build_pipeline(
         | "Encode" >> RunInference(handler)
         | "WriteShards" >> beam.ParDo(WriteShards(out_dir, dtype))
     )
+    earlier = [(lang, record) for (lang, _), record in sorted(finished.items())]
+    _ = (
+        (written, pipeline | "FinishedShards" >> beam.Create(earlier))
+        | "AllShards" >> beam.Flatten()
+        | "GroupByLanguage" >> beam.GroupByKey()
+        | "WriteLayouts" >> beam.Map(_write_language_layout, out_dir)
+    )
+
+
+def _write_language_layout(grouped, out_dir: str) -> None:
+    lang, records = grouped
+    write_layout(lang_dir(out_dir, lang), records)
 
 
 def run(
@@ -305,17 +325,19 @@ def run(
                 handler,
                 dtype,
                 shards,
-                set(finished),
+                finished,
                 chunk_size,
             ),
             beam_args,
             NAMESPACE,
         )
     encoded = dict(stats.get("embedded", {}))
-    for (lang, _shard), rows in finished.items():
-        stats.setdefault("embedded", {})[lang] = stats.get("embedded", {}).get(lang, 0) + rows
+    for (lang, _shard), record in finished.items():
+        embedded = stats.setdefault("embedded", {})
+        embedded[lang] = embedded.get(lang, 0) + record["rows"]
     if finished:
-        stats["resumed"] = {"shards_reused": len(finished), "rows_reused": sum(finished.values())}
+        rows_reused = sum(record["rows"] for record in finished.values())
+        stats["resumed"] = {"shards_reused": len(finished), "rows_reused": rows_reused}
         stats["encoded_now"] = encoded
     if reused:
         stats.setdefault("embedded", {}).update(reused_rows)

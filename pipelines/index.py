@@ -4,8 +4,8 @@ A language's rows are cut into index shards of at most `shard_size` rows (indexe
 For IVF-PQ, workers draw a bounded training sample from the embedding shards (rows in
 proportion to each shard's size, seeded by shard), one worker trains the quantizer and codebooks
 once per language and writes the trained empty index, and workers then add each index shard's
-rows to a copy of it and write the shard. The driver reads only .npy headers and the shards'
-small records.
+rows to a copy of it and write the shard. The driver reads only the embedding shards' listing
+and layout file, and the index shards' small records.
 """
 
 from __future__ import annotations

@@ -74,8 +74,8 @@ def read_bitext(bitext_dir: str) -> pa.Table:
 def checked_inputs(run_dir: str, langs: list[str]):
     """Embedding layouts and index metadata of the languages, after checking that each index
     was built from the language's current embeddings and every index shard is there and
-    complete (each language once, however many pairs it is in: its headers and shard records
-    are a read each)."""
+    complete (each language once, however many pairs it is in: its embedding layout and shard
+    records are a read each)."""
     emb_dir = require_complete(run_dir, "embeddings")
     index_dir = require_complete(run_dir, "indexes")
     embeddings = output_ids(run_dir, "embeddings", langs)

@@ -53,3 +53,24 @@ def download(path: str) -> bytes:
 def generation(path: str) -> int:
     """An object's generation: it changes whenever the object is written."""
     return _blob(path).generation
+
+
+@contextmanager
+def served() -> Iterator[dict]:
+    """Counts what the emulator answers while open: {"requests": n, "bytes": body bytes}."""
+    from gcp_storage_emulator import server
+
+    counts = {"requests": 0, "bytes": 0}
+    close = server.Response.close
+
+    def counted(response):
+        body = response._content
+        counts["requests"] += 1
+        counts["bytes"] += len(body.encode() if isinstance(body, str) else body)
+        close(response)
+
+    server.Response.close = counted
+    try:
+        yield counts
+    finally:
+        server.Response.close = close

@@ -9,10 +9,11 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from click.testing import CliRunner
 
+from mining.embedding_store import LAYOUT_NAME, shard_layout
 from pipelines.cli import cli
 from pipelines.mine import read_bitext
 from pipelines.stage_dir import read_json
-from tests.gcs_emulator import download, gcs_bucket, generation
+from tests.gcs_emulator import download, gcs_bucket, generation, served
 from tests.test_chain import cut_sample
 
 pytestmark = pytest.mark.slow
@@ -50,6 +51,7 @@ def test_stages_run_with_input_and_run_directory_on_cloud_storage(tmp_path, monk
     run_stages(sample, str(tmp_path / "run"))
     local = read_bitext(str(tmp_path / "run" / "bitext" / "de-en"))
     local_stats = read_json(str(tmp_path / "run" / "bitext" / "de-en" / "stats.json"))
+    local_layout = shard_layout(str(tmp_path / "run" / "embeddings"), "en")
     assert local.num_rows > 50
     with gcs_bucket(monkeypatch) as root:
         run, crawl = f"{root}/run", f"{root}/crawl/{sample.name}"
@@ -64,6 +66,14 @@ def test_stages_run_with_input_and_run_directory_on_cloud_storage(tmp_path, monk
         assert remote == scored_pairs(local)
         stats = read_json(f"{run}/bitext/de-en/stats.json")
         assert timeless(stats) == timeless(local_stats)
+        # index and mine learn each shard's rows from the layout file embed wrote, not from its
+        # header: through Beam's file system, reading a header downloads up to 16 MiB.
+        embeddings = f"{run}/embeddings"
+        with served() as traffic:
+            layout = shard_layout(embeddings, "en")
+        assert traffic["bytes"] < 10_000 < len(download(layout.npys[0])) / 4
+        assert len(download(f"{embeddings}/lang=en/{LAYOUT_NAME}")) < 1_000
+        assert layout.starts == local_layout.starts and layout.dim == local_layout.dim
         card = download(f"{run}/bitext/de-en/README.md").decode()
         assert f"{local.num_rows} sentence pairs mined from" in card
         assert f'ds.dataset("{run}/bitext/de-en", format="parquet"' in card

@@ -1,6 +1,7 @@
 """Extract then embed on the real CommonCrawl samples with the tiny LaBSE-layout model."""
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -8,7 +9,13 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from mining.embedding_store import list_shards, load_language, read_parquet, read_vectors
+from mining.embedding_store import (
+    LAYOUT_NAME,
+    list_shards,
+    load_language,
+    read_parquet,
+    read_vectors,
+)
 from mining.encoders import load_encoder
 from mining.extraction import ExtractConfig
 from pipelines import embed, extract
@@ -56,6 +63,17 @@ def test_embed_shards_line_up_with_ids(extracted, tmp_path):
         assert hashes == sorted(hashes)
         expected = encoder.encode(ids.column("text").to_pylist()[:20])
         np.testing.assert_allclose(vectors[:20].astype(np.float32), expected, atol=2e-3)
+
+    for lang in ("de", "en"):  # each language's layout file records every shard as written
+        layout = json.loads((run_dir / "embeddings" / f"lang={lang}" / LAYOUT_NAME).read_text())
+        listed = [npy for npy, _ in list_shards(str(run_dir / "embeddings"), lang)]
+        assert [record["npy"] for record in layout["shards"]] == list(map(os.path.basename, listed))
+        for record, npy in zip(layout["shards"], listed, strict=True):
+            shape, size = np.load(npy, mmap_mode="r").shape, os.path.getsize(npy)
+            assert record == {"npy": record["npy"], "dtype": "float16", "bytes": size} | {
+                "rows": shape[0],
+                "dim": shape[1],
+            }
 
     vectors, ids = load_language(str(run_dir / "embeddings"), "de")
     assert vectors.dtype == np.float32 and len(vectors) == ids.num_rows

@@ -1,19 +1,23 @@
 """The embedding shard format: vectors and row-aligned ids, readable with numpy and pyarrow."""
 
+import os
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+from mining import embedding_store
 from mining.embedding_store import (
     ID_SCHEMA,
+    LAYOUT_NAME,
     EmbeddingShardError,
     list_shards,
     load_ids,
     load_vectors,
     shard_layout,
-    shard_shape,
+    write_layout,
     write_shard,
 )
 
@@ -31,7 +35,6 @@ def test_shards_round_trip_and_headers_give_sizes(tmp_path):
     write_shard(str(tmp_path / "lang=de"), 0, vectors[:7], ids(0, 7))
     write_shard(str(tmp_path / "lang=de"), 1, vectors[7:], ids(7, 5))
     (npy0, parquet0), (npy1, _) = list_shards(str(tmp_path), "de")
-    assert shard_shape(npy0) == (7, 5) and shard_shape(npy1) == (5, 5)
     layout = shard_layout(str(tmp_path), "de")
     assert layout.starts == (0, 7, 12) and layout.dim == 5 and layout.parquets[0] == parquet0
     assert layout.shard_of(np.array([0, 6, 7, 11])).tolist() == [0, 0, 1, 1]
@@ -42,6 +45,41 @@ def test_shards_round_trip_and_headers_give_sizes(tmp_path):
     assert load_ids(str(tmp_path), "de", ["hash"]).column("hash").to_pylist() == list(range(12))
     with pytest.raises(ValueError, match="3 vectors but 2 id rows"):
         write_shard(str(tmp_path / "lang=en"), 0, vectors[:3], ids(0, 2))
+
+
+def test_the_layout_file_stands_for_the_headers_of_the_shards_it_records_at_their_size(
+    tmp_path, monkeypatch
+):
+    vectors = np.random.default_rng(0).normal(size=(12, 5)).astype(np.float16)
+    directory = str(tmp_path / "lang=de")
+    records = [
+        write_shard(directory, 0, vectors[:7], ids(0, 7)),
+        write_shard(directory, 1, vectors[7:10], ids(7, 3)),
+    ]
+    assert records[1] == {"npy": "shard-00001.npy", "rows": 3, "dim": 5, "dtype": "float16"} | {
+        "bytes": os.path.getsize(tmp_path / "lang=de" / "shard-00001.npy")
+    }
+    write_layout(directory, records)
+    write_shard(directory, 2, vectors[10:], ids(10, 2))  # dropped in later: not recorded
+    headers = []
+    checked = embedding_store._checked_shape
+    monkeypatch.setattr(
+        embedding_store,
+        "_checked_shape",
+        lambda path, size: headers.append(path) or checked(path, size),
+    )
+    assert shard_layout(str(tmp_path), "de").starts == (0, 7, 10, 12)
+    assert [os.path.basename(path) for path in headers] == ["shard-00002.npy"]
+
+    headers.clear()  # shard 1 replaced by one of 4 rows: its size no longer matches the record
+    write_shard(directory, 1, np.concatenate([vectors[7:10], vectors[:1]]), ids(7, 4))
+    layout = shard_layout(str(tmp_path), "de")
+    assert layout.starts == (0, 7, 11, 13) and np.array_equal(layout.read_rows(10, 11), vectors[:1])
+    assert [os.path.basename(path) for path in headers] == ["shard-00001.npy", "shard-00002.npy"]
+
+    (tmp_path / "lang=de" / LAYOUT_NAME).write_text('{"shards": [{"rows": 7}]}')
+    with pytest.raises(EmbeddingShardError, match=rf"lang=de/{LAYOUT_NAME}: not a readable layout"):
+        shard_layout(str(tmp_path), "de")
 
 
 def test_damaged_or_mismatched_shards_are_named(tmp_path):

@@ -72,6 +72,8 @@ def test_a_killed_embed_encodes_only_the_missing_rows_when_rerun(extracted, tmp_
     for key, (vectors, ids) in expected.items():
         assert ids.equals(got[key][1]), key
         np.testing.assert_allclose(got[key][0], vectors, atol=2e-3)
+    layout = "embeddings/lang=de/_layout.json"  # the killed run's shards recorded with the rest
+    assert (killed / layout).read_text() == (full / layout).read_text()
     assert not list(killed.glob(".embeddings.tmp-*"))  # committed and cleaned up
     assert not (killed / "embeddings" / "_units").exists()
 
