@@ -107,3 +107,33 @@ def test_stages_run_with_input_and_run_directory_on_cloud_storage(tmp_path, monk
         assert generation(shard) == before
         assert scored_pairs(read_bitext(f"{run}/bitext/de-en")) == scored_pairs(local)
         assert read_bitext(f"{run}/bitext/zh-en").num_rows > 0
+
+
+def test_index_shards_are_checked_from_one_listing_and_their_records(monkeypatch):
+    """Before mining, every index shard is checked: there, complete and built from the run's
+    embeddings. On Cloud Storage, asking after each file was 11 requests per shard; one listing
+    per language and each shard's record are 3."""
+    from indexes import shards
+
+    record = {"encoder": "e", "dim": 8, "embeddings": "run-1", "factory": "Flat"}
+    with gcs_bucket(monkeypatch) as root:
+        index_dir, listed = f"{root}/run/indexes", []
+        for number in range(40):
+            path = shards.shard_path(index_dir, "de", number)
+            with FileSystems.create(path) as out:
+                out.write(bytes(100))
+            rows = {"start": number * 10, "stop": number * 10 + 10}
+            shards.write_json(shards.shard_record_path(path), {**record, **rows, "bytes": 100})
+            listed.append({**rows, "path": f"de/shard-{number:05d}.faiss", "bytes": 100})
+        meta = {**record, "lang": "de", "count": 400, "shards": listed}
+        shards.write_json(shards.meta_path(index_dir, "de"), meta)
+        with served() as traffic:
+            assert shards.check_language(index_dir, "de", "run-1", 400, 8) == meta
+        assert traffic["requests"] <= 3 * 40 + 10
+        with FileSystems.create(shards.shard_path(index_dir, "de", 7)) as out:
+            out.write(bytes(99))
+        with pytest.raises(shards.IndexShardError, match="shard-00007.faiss: incomplete: 99 bytes"):
+            shards.check_language(index_dir, "de", "run-1", 400, 8)
+        FileSystems.delete([shards.shard_record_path(shards.shard_path(index_dir, "de", 3))])
+        with pytest.raises(shards.IndexShardError, match="de/shard-00003.json: missing"):
+            shards.check_language(index_dir, "de", "run-1", 400, 8)
