@@ -82,7 +82,7 @@ def check_language(index_dir: str, lang: str, embeddings_run: str, rows: int, di
             f"indexes {meta['count']} vectors of {meta['dim']} dimensions, the embeddings "
             f"have {rows} of {dim}: rerun `ccmine index`",
         )
-    listed = _listed_sizes(FileSystems.join(index_dir, lang))
+    listed = listed_sizes(FileSystems.join(index_dir, lang))
     covered = 0
     for shard in meta["shards"]:
         path = FileSystems.join(index_dir, shard["path"])
@@ -109,7 +109,7 @@ def check_language(index_dir: str, lang: str, embeddings_run: str, rows: int, di
     return meta
 
 
-def _listed_sizes(directory: str) -> dict[str, int]:
+def listed_sizes(directory: str) -> dict[str, int]:
     """{file name: bytes} of a language's shard files and records, from one listing (on Cloud
     Storage a request per 1,000 files, where asking after each file is a request per file)."""
     found = FileSystems.match([FileSystems.join(directory, "shard-*")])[0].metadata_list

@@ -5,13 +5,14 @@ For IVF-PQ, workers draw a bounded training sample from the embedding shards (ro
 proportion to each shard's size, seeded by shard), one worker trains the quantizer and codebooks
 once per language and writes the trained empty index, and workers then add each index shard's
 rows to a copy of it and write the shard. The driver reads only the embedding shards' listing
-and layout file, and the index shards' small records.
+and layout file, and the index shards' listing.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import os
 
 import apache_beam as beam
 import numpy as np
@@ -135,18 +136,21 @@ def build_pipeline(pipeline, plans: dict, index_dir: str, shard_size: int) -> No
 
 
 def language_meta(index_dir, layout, spec, record, shard_size) -> dict:
-    """LANG.json from the shards' records (read back: what the workers wrote)."""
+    """LANG.json from the listing of the shards the workers wrote, each with its record."""
+    sizes = shards.listed_sizes(FileSystems.join(index_dir, layout.lang))
     listed = []
     for number, start, stop in shards.plan_shards(layout.rows, shard_size):
         path = shards.shard_path(index_dir, layout.lang, number)
-        written = shards.read_json(shards.shard_record_path(path))
+        for written in (path, shards.shard_record_path(path)):
+            if os.path.basename(written) not in sizes:
+                raise shards.IndexShardError(written, "missing after the index job")
         listed.append(
             {
                 "number": number,
                 "start": start,
                 "stop": stop,
                 "path": FileSystems.join(layout.lang, f"shard-{number:05d}.faiss"),
-                "bytes": written["bytes"],
+                "bytes": sizes[os.path.basename(path)],
             }
         )
     return {
