@@ -32,6 +32,7 @@ from mining.embedding_store import (
     write_layout,
     write_shard,
 )
+from pipelines.extract import content_rows
 from pipelines.stage_dir import (
     UNITS,
     StageError,
@@ -214,12 +215,18 @@ def count_rows(files: list[str]) -> int:
     return total
 
 
-def shard_counts(sentences_dir: str, langs: list[str], rows_per_shard: int) -> dict[str, int]:
-    """Shards per language (sentences per language / rows per shard, rounded up); a StageError
-    for a language the extract stage kept no sentences of, which would have no shards."""
+def shard_counts(
+    sentences_dir: str, content_ids: dict[str, str], rows_per_shard: int
+) -> dict[str, int]:
+    """Shards per language of `content_ids` (sentences per language / rows per shard, rounded
+    up): the count of a language's sentences is in its content id, else it is read from its
+    files' footers (a request or more per file on Cloud Storage). A StageError for a language
+    the extract stage kept no sentences of, which would have no shards."""
     shards = {}
-    for lang in langs:
-        rows = count_rows(sentence_files(sentences_dir, lang))
+    for lang, sentences_id in content_ids.items():
+        rows = content_rows(sentences_id)
+        if rows is None:
+            rows = count_rows(sentence_files(sentences_dir, lang))
         if not rows:
             raise StageError(f"no {lang} sentences in {sentences_dir}: the extract stage kept none")
         shards[lang] = math.ceil(rows / rows_per_shard)
@@ -301,7 +308,9 @@ def run(
         log.info("embed: %s unchanged, their embeddings reused", ", ".join(reused))
     todo = [lang for lang in langs if lang not in reused]
     handler = SentenceEncoderHandler(encoder, device, batch_size, threads)
-    shards = shard_counts(sentences_dir, todo, rows_per_shard)
+    shards = shard_counts(
+        sentences_dir, {lang: config["langs"][lang] for lang in todo}, rows_per_shard
+    )
     writer = StageWriter(
         run_dir,
         STAGE,

@@ -292,6 +292,13 @@ class ContentId(beam.CombineFn):
         return f"{acc[0]}:{acc[1]:016x}"
 
 
+def content_rows(content_id: str) -> int | None:
+    """The row count in a language's content id; None for an id of another kind (the run id
+    that stands for sentences dropped in by hand)."""
+    rows, _, digest = content_id.partition(":")
+    return int(rows) if rows.isdigit() and len(digest) == 16 else None
+
+
 def build_pipeline(
     pipeline: beam.Pipeline,
     paths: list[str],

@@ -5,6 +5,7 @@ import os
 import shutil
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
@@ -153,3 +154,19 @@ def test_vectors_do_not_depend_on_how_the_runner_batches(extracted, tmp_path):
     stored = read_vectors(npy)
     assert stored.dtype == np.float32
     np.testing.assert_array_equal(stored, [expected[h] for h in ids.column("hash").to_pylist()])
+
+
+def test_shards_are_counted_from_the_content_ids_without_opening_sentence_files(
+    tmp_path, monkeypatch
+):
+    (tmp_path / "lang=de").mkdir()
+    rows = [{"text": f"Satz {i}.", "lang": "de"} for i in range(5)]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "lang=de" / "part-0.parquet")
+    read = []
+    count_rows = embed.count_rows
+    monkeypatch.setattr(embed, "count_rows", lambda files: read.append(files) or count_rows(files))
+    assert embed.shard_counts(str(tmp_path), {"de": "5:00000000000000ff"}, 2) == {"de": 3}
+    assert not read
+    # sentences dropped in by hand have the stage's run id instead: their footers are read
+    assert embed.shard_counts(str(tmp_path), {"de": "3f9a0c1e" * 4}, 2) == {"de": 3}
+    assert len(read) == 1
