@@ -2,8 +2,7 @@
 
     RUN/embeddings/lang=de/shard-00000.npy       (n, dim) float16 or float32, unit-length rows
     RUN/embeddings/lang=de/shard-00000.parquet   n rows: hash, text, url, record_id, position
-
-    RUN/embeddings/lang=de/_layout.json         each shard's rows, dim, dtype and .npy size
+    RUN/embeddings/lang=de/_layout.json          each shard's rows, dim, dtype and .npy size
 
 Readable with numpy and pyarrow alone; embeddings computed elsewhere can be dropped in with
 `write_shard` (or by writing the same two files) and mined. The layout file, written by the
@@ -76,14 +75,16 @@ def write_layout(directory: str, records) -> None:
         out.write(json.dumps({"shards": shards}).encode())
 
 
-def _recorded_shards(directory: str) -> dict[str, dict]:
-    """{.npy name: record} from a language directory's layout file; empty without one."""
+def _recorded_shards(directory: str) -> dict[str, tuple]:
+    """{.npy name: (rows, dim, dtype, bytes)} from a language directory's layout file; empty
+    without one."""
     path = FileSystems.join(directory, LAYOUT_NAME)
     if not FileSystems.exists(path):
         return {}
     try:
         with FileSystems.open(path) as stream:
-            return {record["npy"]: record for record in json.loads(stream.read())["shards"]}
+            records = json.loads(stream.read())["shards"]
+        return {r["npy"]: (r["rows"], r["dim"], r["dtype"], r["bytes"]) for r in records}
     except (ValueError, KeyError, TypeError) as exc:
         raise EmbeddingShardError(
             f"{path}: not a readable layout file ({exc!r}); delete it, and the shards' headers "
@@ -216,15 +217,13 @@ def shard_layout(embeddings_dir: str, lang: str) -> ShardLayout:
     )
 
 
-def _listed_shape(metadata, record: dict | None) -> tuple[int, int]:
-    """A shard's (rows, dim): as its record says, if that is of float16 or float32 rows in a
-    file of the listed size, else from its header."""
-    if (
-        record is not None
-        and record["bytes"] == metadata.size_in_bytes
-        and record["dtype"] in ("float16", "float32")
-    ):
-        return record["rows"], record["dim"]
+def _listed_shape(metadata, recorded: tuple | None) -> tuple[int, int]:
+    """A shard's (rows, dim): as the layout file records it, if that is of float16 or float32
+    rows in a file of the listed size, else from its header."""
+    if recorded is not None:
+        rows, dim, dtype, size = recorded
+        if size == metadata.size_in_bytes and dtype in ("float16", "float32"):
+            return rows, dim
     return _checked_shape(metadata.path, metadata.size_in_bytes)
 
 
