@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from collections import Counter
 from dataclasses import dataclass
 
@@ -146,17 +147,18 @@ def finished_shards(out_dir: str, shards: dict[str, int]) -> dict[tuple[str, int
     units = [u for u in units if u["lang"] in shards and u["shard"] < shards[u["lang"]]]
     if not units:
         return {}
-    files = [
-        FileSystems.join(lang_dir(out_dir, lang), "shard-*") for lang in {u["lang"] for u in units}
-    ]
+    langs = sorted({unit["lang"] for unit in units})
+    listings = FileSystems.match([FileSystems.join(lang_dir(out_dir, lang), "*") for lang in langs])
     sizes = {
-        m.path: m.size_in_bytes for found in FileSystems.match(files) for m in found.metadata_list
+        (lang, os.path.basename(m.path)): m.size_in_bytes
+        for lang, listing in zip(langs, listings, strict=True)
+        for m in listing.metadata_list
     }
     finished = {}
     for unit in units:
         lang, shard = unit.pop("lang"), unit.pop("shard")
-        npy, parquet = (FileSystems.join(lang_dir(out_dir, lang), n) for n in shard_names(shard))
-        if parquet in sizes and sizes.get(npy) == unit.get("bytes"):
+        npy, parquet = shard_names(shard)
+        if (lang, parquet) in sizes and sizes.get((lang, npy)) == unit.get("bytes"):
             finished[(lang, shard)] = unit
     return finished
 
