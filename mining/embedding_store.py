@@ -249,13 +249,17 @@ def _checked_shape(npy_path: str, size: int) -> tuple[int, int]:
 
 
 def read_parquet(parquet_path: str, columns: list[str] | None = None) -> pa.Table:
-    """A whole Parquet file from any of Beam's file systems, read by ParquetFile from an Arrow
-    buffer. pq.read_table on a Python file object or a buffer may leave work on pyarrow's
-    threads when it returns, and a process exiting then aborts ("terminate called without an
-    active exception", apache/arrow#33975): measured here on pyarrow 25, 7 of 25 exits after
-    read_table(BufferReader), about half after read_table(BytesIO), none of 25 this way."""
+    """A whole Parquet file from any of Beam's file systems, decoded on the calling thread.
+
+    The file's bytes are a Python object, and Arrow's column readers hold them until they are
+    destroyed. With threads, a column's task is destroyed on Arrow's pool after its result is
+    handed over; if that is as the interpreter exits, the pool thread cannot take the GIL to
+    release the bytes and the process aborts ("terminate called without an active exception",
+    apache/arrow#33975). gdb caught it so, in FileReaderImpl::DecodeRowGroups' task, after
+    `ccmine run` had written everything (2 of 22 runs)."""
     with FileSystems.open(parquet_path) as stream:
-        return pq.ParquetFile(pa.BufferReader(stream.read())).read(columns=columns)
+        source = pa.BufferReader(stream.read())
+    return pq.ParquetFile(source).read(columns=columns, use_threads=False)
 
 
 def load_ids(embeddings_dir: str, lang: str, columns: list[str] | None = None) -> pa.Table:
