@@ -230,14 +230,19 @@ def _batches(
     parts: list[str], needed: list[str] | None, dictionaries: bool = False
 ) -> Iterator[pa.RecordBatch]:
     """The parts' rows in batches, with the `needed` columns (None: all); with `dictionaries`,
-    each string column a part stores as a dictionary (see `_dictionary_encoded`) read as one."""
+    each string column a part stores as a dictionary (see `_dictionary_encoded`) read as one.
+
+    Arrow reads a local part by its path: read through a Python file object, a part's bytes
+    are Python objects that Arrow's decoding threads may release as the interpreter exits,
+    which aborts it (see `read_parquet`); as fast, measured on 1M pairs."""
     for path in parts:
         rows = 0
-        with FileSystems.open(path) as stream:
+        local = FileSystems.get_scheme(path) is None
+        with contextlib.nullcontext(path) if local else FileSystems.open(path) as source:
             try:
-                metadata = pq.read_metadata(stream) if dictionaries else None
+                metadata = pq.read_metadata(source) if dictionaries else None
                 encoded = _dictionary_encoded(metadata) if dictionaries else []
-                parquet = pq.ParquetFile(stream, metadata=metadata, read_dictionary=encoded)
+                parquet = pq.ParquetFile(source, metadata=metadata, read_dictionary=encoded)
                 names = parquet.schema_arrow.names
                 wanted = None if needed is None else [c for c in needed if c in names]
                 for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=wanted):
