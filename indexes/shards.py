@@ -89,11 +89,8 @@ def check_language(index_dir: str, lang: str, embeddings_run: str, rows: int, di
         if shard["start"] != covered:
             raise IndexShardError(path, f"starts at row {shard['start']}, expected {covered}")
         covered = shard["stop"]
-        record_path = shard_record_path(path)
-        for required in (path, record_path):
-            if os.path.basename(required) not in listed:
-                raise IndexShardError(required, "missing")
-        record = read_json(record_path)
+        size = listed_shard_size(listed, path, "missing")
+        record = read_json(shard_record_path(path))
         expected = {key: meta.get(key) for key in ("encoder", "dim", "embeddings", "factory")}
         expected.update(start=shard["start"], stop=shard["stop"])
         for key, value in expected.items():
@@ -101,7 +98,6 @@ def check_language(index_dir: str, lang: str, embeddings_run: str, rows: int, di
                 raise IndexShardError(
                     path, f"{key} is {record.get(key)!r}, the {lang} index has {value!r}"
                 )
-        size = listed[os.path.basename(path)]
         if size != shard["bytes"]:
             raise IndexShardError(path, f"incomplete: {size} bytes, {shard['bytes']} written")
     if covered != rows:
@@ -114,6 +110,15 @@ def listed_sizes(directory: str) -> dict[str, int]:
     Storage a request per 1,000 files, where asking after each file is a request per file)."""
     found = FileSystems.match([FileSystems.join(directory, "shard-*")])[0].metadata_list
     return {os.path.basename(m.path): m.size_in_bytes for m in found}
+
+
+def listed_shard_size(listed: dict[str, int], path: str, reason: str) -> int:
+    """A shard's size from its language's `listed_sizes`, once the shard and its record are
+    both there (else an IndexShardError naming the one that is not, for `reason`)."""
+    for required in (path, shard_record_path(path)):
+        if os.path.basename(required) not in listed:
+            raise IndexShardError(required, reason)
+    return listed[os.path.basename(path)]
 
 
 def check_loaded(index, path: str, rows: int, dim: int) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 
 import apache_beam as beam
 import numpy as np
@@ -141,16 +140,14 @@ def language_meta(index_dir, layout, spec, record, shard_size) -> dict:
     listed = []
     for number, start, stop in shards.plan_shards(layout.rows, shard_size):
         path = shards.shard_path(index_dir, layout.lang, number)
-        for written in (path, shards.shard_record_path(path)):
-            if os.path.basename(written) not in sizes:
-                raise shards.IndexShardError(written, "missing after the index job")
+        size = shards.listed_shard_size(sizes, path, "missing after the index job")
         listed.append(
             {
                 "number": number,
                 "start": start,
                 "stop": stop,
                 "path": FileSystems.join(layout.lang, f"shard-{number:05d}.faiss"),
-                "bytes": sizes[os.path.basename(path)],
+                "bytes": size,
             }
         )
     return {
