@@ -10,10 +10,11 @@ truncated file or embeddings rebuilt after indexing are caught before mining sta
 
 from __future__ import annotations
 
-import json
 import os
 
 from apache_beam.io.filesystems import FileSystems
+
+from mining.json_files import read_json, read_json_files
 
 # Default rows per index shard. A worker searching one holds its codes and, for IVF-PQ, its
 # exact vectors for re-scoring: at 768 dimensions 1M rows are 0.2 GB of 4-bit codes plus 1.5 GB
@@ -50,16 +51,6 @@ def shard_record_path(faiss_path: str) -> str:
     return faiss_path[: -len(".faiss")] + ".json"
 
 
-def write_json(path: str, payload: dict) -> None:
-    with FileSystems.create(path) as out:
-        out.write(json.dumps(payload, indent=2, sort_keys=True).encode())
-
-
-def read_json(path: str) -> dict:
-    with FileSystems.open(path) as stream:
-        return json.loads(stream.read().decode())
-
-
 def read_language_meta(index_dir: str, lang: str) -> dict:
     path = meta_path(index_dir, lang)
     if not FileSystems.exists(path):
@@ -83,25 +74,26 @@ def check_language(index_dir: str, lang: str, embeddings_run: str, rows: int, di
             f"have {rows} of {dim}: rerun `ccmine index`",
         )
     listed = listed_sizes(FileSystems.join(index_dir, lang))
-    covered = 0
+    paths, sizes, covered = [], [], 0
     for shard in meta["shards"]:
         path = FileSystems.join(index_dir, shard["path"])
         if shard["start"] != covered:
             raise IndexShardError(path, f"starts at row {shard['start']}, expected {covered}")
         covered = shard["stop"]
-        size = listed_shard_size(listed, path, "missing")
-        record = read_json(shard_record_path(path))
-        expected = {key: meta.get(key) for key in ("encoder", "dim", "embeddings", "factory")}
-        expected.update(start=shard["start"], stop=shard["stop"])
-        for key, value in expected.items():
-            if record.get(key) != value:
+        sizes.append(listed_shard_size(listed, path, "missing"))
+        paths.append(path)
+    if covered != rows:
+        raise IndexShardError(where, f"its shards cover {covered} rows of {rows}")
+    records = read_json_files([shard_record_path(path) for path in paths])
+    expected = {key: meta.get(key) for key in ("encoder", "dim", "embeddings", "factory")}
+    for shard, path, size, record in zip(meta["shards"], paths, sizes, records, strict=True):
+        for key, value in {**expected, "start": shard["start"], "stop": shard["stop"]}.items():
+            if record.get(key) != value:  # before the size: a shard of another kind says why
                 raise IndexShardError(
                     path, f"{key} is {record.get(key)!r}, the {lang} index has {value!r}"
                 )
         if size != shard["bytes"]:
             raise IndexShardError(path, f"incomplete: {size} bytes, {shard['bytes']} written")
-    if covered != rows:
-        raise IndexShardError(where, f"its shards cover {covered} rows of {rows}")
     return meta
 
 

@@ -20,6 +20,7 @@ from apache_beam.metrics import Metrics
 
 from indexes import faiss_index, shards
 from mining.embedding_store import ShardLayout, read_vectors, shard_layout
+from mining.json_files import write_json
 from pipelines.stage_dir import (
     StageWriter,
     content_id,
@@ -93,7 +94,7 @@ class BuildIndexShard(beam.DoFn):
         faiss_index.add_vectors(index, layout.read_rows(start, stop))
         path = shards.shard_path(self.index_dir, lang, number)
         size = faiss_index.write_index(index, path)
-        shards.write_json(
+        write_json(
             shards.shard_record_path(path),
             {**record, "number": number, "start": start, "stop": stop, "bytes": size},
         )
@@ -210,7 +211,7 @@ def run(
     try:
         for layout, spec, record in plans.values():
             meta = language_meta(writer.path(), layout, spec, record, shard_size)
-            shards.write_json(shards.meta_path(writer.path(), layout.lang), meta)
+            write_json(shards.meta_path(writer.path(), layout.lang), meta)
             trained = trained_path(writer.path(), layout.lang)
             if FileSystems.exists(trained):
                 FileSystems.delete([trained])

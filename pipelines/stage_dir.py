@@ -21,6 +21,8 @@ import uuid
 
 from apache_beam.io.filesystems import FileSystems
 
+from mining.json_files import read_json, write_json
+
 MARKER = "_SUCCESS.json"
 STATS = "stats.json"
 RESUME = "_resume.json"  # the configuration a resumable stage's temporary place was made for
@@ -37,16 +39,6 @@ def _is_local(path: str) -> bool:
 
 def stage_path(run_dir: str, stage: str) -> str:
     return FileSystems.join(run_dir, stage)
-
-
-def write_json(path: str, payload: dict) -> None:
-    with FileSystems.create(path) as out:
-        out.write(json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False).encode())
-
-
-def read_json(path: str) -> dict:
-    with FileSystems.open(path) as stream:
-        return json.loads(stream.read().decode())
 
 
 def read_marker(run_dir: str, stage: str) -> dict | None:

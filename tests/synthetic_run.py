@@ -7,6 +7,7 @@ import numpy as np
 import pyarrow as pa
 
 from mining.embedding_store import write_shard
+from mining.json_files import write_json
 from pipelines.stage_dir import StageWriter
 
 
@@ -56,3 +57,24 @@ def write_embeddings(
 def row_pairs(rows):
     """(src row, tgt row) of mined bitext rows."""
     return [(int(r["src_text"].split()[-1]), int(r["tgt_text"].split()[-1])) for r in rows]
+
+
+def write_index_shards(index_dir, lang, count, record, rows=10, size=100):
+    """`count` stand-in index shards of `rows` rows and `size` bytes, each with its record, and
+    the language's metadata: what the index check before mining reads, without FAISS. Returns
+    the metadata."""
+    from apache_beam.io.filesystems import FileSystems
+
+    from indexes import shards
+
+    listed = []
+    for number in range(count):
+        path = shards.shard_path(index_dir, lang, number)
+        with FileSystems.create(path) as out:
+            out.write(bytes(size))
+        span = {"start": number * rows, "stop": number * rows + rows}
+        write_json(shards.shard_record_path(path), {**record, **span, "bytes": size})
+        listed.append({**span, "path": f"{lang}/shard-{number:05d}.faiss", "bytes": size})
+    meta = {**record, "lang": lang, "count": count * rows, "shards": listed}
+    write_json(shards.meta_path(index_dir, lang), meta)
+    return meta

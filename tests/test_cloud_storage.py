@@ -14,6 +14,7 @@ from pipelines.cli import cli
 from pipelines.mine import read_bitext
 from pipelines.stage_dir import read_json
 from tests.gcs_emulator import download, gcs_bucket, generation, served
+from tests.synthetic_run import write_index_shards
 from tests.test_chain import cut_sample
 
 pytestmark = pytest.mark.slow
@@ -117,16 +118,8 @@ def test_index_shards_are_checked_from_one_listing_and_their_records(monkeypatch
 
     record = {"encoder": "e", "dim": 8, "embeddings": "run-1", "factory": "Flat"}
     with gcs_bucket(monkeypatch) as root:
-        index_dir, listed = f"{root}/run/indexes", []
-        for number in range(40):
-            path = shards.shard_path(index_dir, "de", number)
-            with FileSystems.create(path) as out:
-                out.write(bytes(100))
-            rows = {"start": number * 10, "stop": number * 10 + 10}
-            shards.write_json(shards.shard_record_path(path), {**record, **rows, "bytes": 100})
-            listed.append({**rows, "path": f"de/shard-{number:05d}.faiss", "bytes": 100})
-        meta = {**record, "lang": "de", "count": 400, "shards": listed}
-        shards.write_json(shards.meta_path(index_dir, "de"), meta)
+        index_dir = f"{root}/run/indexes"
+        meta = write_index_shards(index_dir, "de", 40, record)
         with served() as traffic:
             assert shards.check_language(index_dir, "de", "run-1", 400, 8) == meta
         assert traffic["requests"] <= 3 * 40 + 10

@@ -1,0 +1,53 @@
+"""Small JSON files (stage markers, shard and work-unit records) on any Beam file system, and
+many of them read at once.
+
+Before it starts a job, the `ccmine` command reads such records: every index shard's, every
+work unit's a killed run finished. On Cloud Storage each read is a few round trips (and Beam's
+GCS file system makes a new client for each call), so 10,000 of them read one after another
+take minutes. Threads spend that time waiting on the network, so a pool of them reads many at
+once (benchmarks/bench_record_reads.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from apache_beam.io.filesystems import FileSystems
+
+THREADS = 16  # reads in flight at once
+
+A = TypeVar("A")
+T = TypeVar("T")
+
+
+def write_json(path: str, payload: dict) -> None:
+    with FileSystems.create(path) as out:
+        out.write(json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False).encode())
+
+
+def read_json(path: str) -> dict:
+    with FileSystems.open(path) as stream:
+        return json.loads(stream.read().decode())
+
+
+def read_json_files(paths: Sequence[str]) -> list[dict]:
+    """The JSON of each file, read concurrently."""
+    return read_concurrently(read_json, paths)
+
+
+def read_concurrently(
+    read: Callable[[A], T], items: Sequence[A], threads: int | None = None
+) -> list[T]:
+    """[read(item) for item in items], up to `threads` (THREADS) at a time; the error of the
+    first item that fails is raised, and the reads not yet started are cancelled."""
+    threads = min(threads or THREADS, len(items))
+    if threads < 2:
+        return [read(item) for item in items]
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="ccmine-read")
+    try:
+        return list(pool.map(read, items))
+    finally:
+        pool.shutdown(cancel_futures=True)
