@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections import Counter
 from dataclasses import asdict, dataclass
 
@@ -27,6 +28,7 @@ from apache_beam.metrics import Metrics
 from mining.embedding_store import read_parquet
 from mining.extraction import ExtractConfig, SentenceExtractor
 from mining.inputs import open_input
+from mining.json_files import read_json_files
 from mining.langid import LanguageIdentifier
 from mining.warc_records import DEFAULT_MAX_RECORD_BYTES, BadInputError, Skipped, iter_records
 from pipelines.counts import add_counts
@@ -200,8 +202,15 @@ class WriteFileUnits(beam.DoFn):
         unit["writer"].close()
         unit["stream"].close()
         del self.open[item.path]
-        record = {"path": item.path, "rows": unit["rows"], "counts": dict(item.counts)}
-        with FileSystems.create(unit_file(self.units_dir, self.numbers[item.path], "json")) as out:
+        number = self.numbers[item.path]
+        written = FileSystems.match([unit_file(self.units_dir, number, "parquet")])[0]
+        record = {
+            "path": item.path,
+            "rows": unit["rows"],
+            "bytes": written.metadata_list[0].size_in_bytes,
+            "counts": dict(item.counts),
+        }
+        with FileSystems.create(unit_file(self.units_dir, number, "json")) as out:
             out.write(json.dumps(record).encode())
 
     def finish_bundle(self):
@@ -210,24 +219,27 @@ class WriteFileUnits(beam.DoFn):
 
 
 def unit_file(units_dir: str, number: int, suffix: str) -> str:
-    return FileSystems.join(units_dir, f"file-{number:06d}.{suffix}")
+    return FileSystems.join(units_dir, _unit_name(number, suffix))
+
+
+def _unit_name(number: int, suffix: str) -> str:
+    return f"file-{number:06d}.{suffix}"
 
 
 def finished_files(units_dir: str, paths: list[str]) -> dict[str, dict]:
-    """{input path: its unit record} of the files a killed run finished."""
-    found = {}
-    for number, path in enumerate(paths):
-        record_path = unit_file(units_dir, number, "json")
-        rows_path = unit_file(units_dir, number, "parquet")
-        if FileSystems.exists(record_path) and FileSystems.exists(rows_path):
-            record = read_json(record_path)
-            with FileSystems.open(rows_path) as stream:
-                if (
-                    record["path"] == path
-                    and pq.ParquetFile(stream).metadata.num_rows == record["rows"]
-                ):
-                    found[path] = record
-    return found
+    """{input path: its unit record} of the files a killed run finished: recorded for that
+    input, with the unit's sentences listed at the recorded size (one listing of the units and
+    a read of each record; no unit is opened)."""
+    found = FileSystems.match([FileSystems.join(units_dir, "file-*")])[0].metadata_list
+    sizes = {os.path.basename(m.path): m.size_in_bytes for m in found}
+    numbers = [n for n in range(len(paths)) if _unit_name(n, "json") in sizes]
+    records = read_json_files([unit_file(units_dir, n, "json") for n in numbers])
+    return {
+        paths[number]: record
+        for number, record in zip(numbers, records, strict=True)
+        if record["path"] == paths[number]
+        and sizes.get(_unit_name(number, "parquet")) == record.get("bytes")
+    }
 
 
 def read_unit(path: str):

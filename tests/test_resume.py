@@ -1,14 +1,17 @@
 """Killed stages resume: a rerun of embed encodes only the rows of unfinished shards, a rerun of
 extract reads only the unfinished files, and the results equal uninterrupted runs'."""
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from warcio.archiveiterator import ArchiveIterator
@@ -143,6 +146,24 @@ def test_a_killed_extract_reads_only_the_unfinished_files_when_rerun(tmp_path):
     print(
         f"extract: full {full_seconds:.1f} s, rerun {resumed_seconds:.1f} s, {files_reused} reused"
     )
+
+
+def test_a_unit_is_reused_only_when_recorded_for_its_file_at_its_listed_size(tmp_path):
+    units, paths = str(tmp_path), [f"crawl-{n}.warc.gz" for n in range(5)]
+    for number, path in enumerate(paths):
+        rows = extract.unit_file(units, number, "parquet")
+        pq.write_table(pa.table({"text": ["Eins.", "Zwei."]}), rows)
+        record = {"path": path, "rows": 2, "bytes": os.path.getsize(rows), "counts": {}}
+        if number == 1:
+            record["path"] = paths[0]  # a record of another input file
+        if number == 2:
+            del record["bytes"]  # a record written before units recorded their size
+        if number != 3:  # killed before its record was written
+            Path(extract.unit_file(units, number, "json")).write_text(json.dumps(record))
+    with open(extract.unit_file(units, 4, "parquet"), "r+b") as cut:
+        cut.truncate(os.path.getsize(cut.name) - 1)
+    assert list(extract.finished_files(units, paths)) == ["crawl-0.warc.gz"]
+    assert extract.finished_files(str(tmp_path / "none"), paths) == {}
 
 
 def test_a_resumable_place_is_continued_only_for_the_same_configuration(tmp_path):
