@@ -1,11 +1,12 @@
 """Index stage: FAISS index shards per language, trained and built by Beam workers.
 
 A language's rows are cut into index shards of at most `shard_size` rows (indexes/shards.py).
-For IVF-PQ, workers draw a bounded training sample from the embedding shards (rows in
+For IVF-PQ, workers draw a bounded training sample from the embedding shards (from every one,
+or from shards spread over the language where the embed stage cut them by hash; rows in
 proportion to each shard's size, seeded by shard), one worker trains the quantizer and codebooks
 once per language and writes the trained empty index, and workers then add each index shard's
-rows to a copy of it and write the shard. The driver reads only the embedding shards' listing
-and layout file, and the index shards' listing.
+rows to a copy of it and write the shard. The driver reads only the
+embedding shards' listing and layout file, and the index shards' listing.
 """
 
 from __future__ import annotations
@@ -34,16 +35,59 @@ from pipelines.stage_dir import (
 
 STAGE = "indexes"
 NAMESPACE = "index"
+# The embed stage cuts a language's shards by sentence hash, so each of its shards is a random
+# subset of the language; the IVF training sample is drawn from shards of theirs spread evenly
+# over the language that hold SAMPLE_SPREAD times its rows: tens of shards where every one
+# would be 10,000 at a billion rows. Embeddings dropped in by hand may be in any order (by
+# site, say), and give rows from every shard (benchmarks/bench_ivf_sample.py: on shards sorted
+# by cluster, a spread sample lost 0.106 of recall@4; on hash-cut shards none).
+SAMPLE_SPREAD = 8
 log = logging.getLogger("ccmine")
 
 
-def sample_counts(layout: ShardLayout, size: int) -> list[int]:
-    """Rows to draw from each embedding shard: `size` in all, in proportion to shard sizes."""
+def sample_counts(layout: ShardLayout, size: int, spread: bool) -> list[int]:
+    """Rows to draw from each embedding shard: `size` in all, in proportion to shard sizes,
+    from every shard or, with `spread` (hash-cut shards), from the `sampled_shards` only."""
     rows = np.diff(layout.starts)
-    counts = np.floor(size * rows / max(layout.rows, 1)).astype(int)
-    for shard in np.argsort(-(rows - counts), kind="stable")[: size - counts.sum()]:
-        counts[shard] += 1  # the remainder to the shards with most rows left
-    return np.minimum(counts, rows).tolist()
+    picked = sampled_shards(rows, size) if spread else np.arange(len(rows))
+    share = np.floor(size * rows[picked] / max(rows[picked].sum(), 1)).astype(int)
+    for i in np.argsort(-(rows[picked] - share), kind="stable")[: size - share.sum()]:
+        share[i] += 1  # the remainder to the shards with most rows left
+    counts = np.zeros(len(rows), int)
+    counts[picked] = np.minimum(share, rows[picked])
+    return counts.tolist()
+
+
+def sampled_shards(rows: np.ndarray, size: int) -> np.ndarray:
+    """The embedding shards (of `rows` rows each) a training sample of `size` rows is drawn
+    from: all of them when they hold at most SAMPLE_SPREAD * size rows, else the fewest shards
+    spread evenly over the language that hold that many."""
+    wanted = SAMPLE_SPREAD * size
+    if rows.sum() <= wanted:
+        return np.arange(len(rows))
+    count = max(1, wanted * len(rows) // rows.sum())
+    while rows[_evenly(count, len(rows))].sum() < wanted:  # at the latest, all shards hold it
+        count += 1
+    return _evenly(count, len(rows))
+
+
+def _evenly(count: int, shards: int) -> np.ndarray:
+    """`count` of `shards` shard numbers, evenly spaced (the middle of each stretch)."""
+    return ((np.arange(count) + 0.5) * shards / count).astype(int)
+
+
+def training_samples(plans: dict, hash_cut: frozenset) -> list[tuple[str, int, str, int]]:
+    """(language, shard, .npy, rows to draw) of the IVF-PQ languages' training samples;
+    `hash_cut`: the languages whose embedding shards the embed stage cut by sentence hash."""
+    return [
+        (lang, number, layout.npys[number], count)
+        for lang, (layout, spec, _) in plans.items()
+        if spec.index_type != "flat"
+        for number, count in enumerate(
+            sample_counts(layout, faiss_index.sample_size(spec, layout.rows), lang in hash_cut)
+        )
+        if count
+    ]
 
 
 class SampleRows(beam.DoFn):
@@ -102,18 +146,9 @@ class BuildIndexShard(beam.DoFn):
         yield lang, number
 
 
-def build_pipeline(pipeline, plans: dict, index_dir: str, shard_size: int) -> None:
+def build_pipeline(pipeline, plans: dict, samples: list, index_dir: str, shard_size: int) -> None:
     """Every language's index shards in one set of steps (as many for 100 languages as for
-    one). `plans`: {language: (layout, spec, record)}."""
-    samples = [
-        (lang, number, layout.npys[number], count)
-        for lang, (layout, spec, _) in plans.items()
-        if spec.index_type != "flat"
-        for number, count in enumerate(
-            sample_counts(layout, faiss_index.sample_size(spec, layout.rows))
-        )
-        if count
-    ]
+    one). `plans`: {language: (layout, spec, record)}; `samples`: `training_samples`."""
     trained = beam.pvalue.AsDict(
         pipeline
         | "SampleShards" >> beam.Create(samples)
@@ -176,7 +211,9 @@ def run(
     config = stage_config(run_dir, langs, index_args)
     index_args = dict(config["index_args"])
     shard_size = index_args.pop("shard_size")
-    encoder = read_marker(run_dir, "embeddings")["config"].get("encoder")
+    embedded = read_marker(run_dir, "embeddings")["config"]
+    encoder = embedded.get("encoder")
+    hash_cut = frozenset(embedded.get("langs", {}))  # embedded by the embed stage
     reused = reusable_langs(run_dir, STAGE, config) if reuse else []
     stats: dict = {"indexes": output_stats(run_dir, STAGE, "indexes", reused)}
     if reused:
@@ -196,6 +233,11 @@ def run(
             "factory": spec.factory(),
         }
         plans[lang] = (layout, spec, record)
+    samples = training_samples(plans, hash_cut)
+    drawn: dict = {}
+    for lang, _, _, count in samples:
+        rows, from_shards = drawn.get(lang, (0, 0))
+        drawn[lang] = (rows + count, from_shards + 1)
     keep = [path for lang in reused for path in (lang, f"{lang}.json")]
     writer = StageWriter(run_dir, STAGE, keep=keep)
 
@@ -203,7 +245,7 @@ def run(
         stats.update(
             run_pipeline(
                 writer,
-                lambda p: build_pipeline(p, plans, writer.path(), shard_size),
+                lambda p: build_pipeline(p, plans, samples, writer.path(), shard_size),
                 beam_args,
                 NAMESPACE,
             )
@@ -218,6 +260,12 @@ def run(
             stats["indexes"][layout.lang] = {
                 key: meta[key] for key in ("count", "dim", "factory", "encoder", "shard_size")
             } | {"shards": len(meta["shards"])}
+            if layout.lang in drawn:
+                rows, from_shards = drawn[layout.lang]
+                stats["indexes"][layout.lang]["training_sample"] = {
+                    "rows": rows,
+                    "embedding_shards": from_shards,
+                }
     except BaseException:
         writer.abandon()
         raise

@@ -82,7 +82,8 @@ def test_extract_embed_and_index_have_as_many_steps_for_176_languages_as_for_two
 
     def index_for(langs):
         plans = {lang: (layout, spec, {}) for lang in langs}
-        return lambda p: index.build_pipeline(p, plans, "gs://b/run/indexes", 4)
+        samples = index.training_samples(plans, frozenset(langs))
+        return lambda p: index.build_pipeline(p, plans, samples, "gs://b/run/indexes", 4)
 
     assert transform_count(index_for(every)) == transform_count(index_for(["de", "en"]))
 
@@ -146,7 +147,8 @@ def test_index_and_mine_build_for_dataflow(tmp_path):
     pipeline = dataflow_pipeline()
     flat = faiss_index.choose_spec(6, 8, "flat")
     plans = {"de": (layouts["de"], spec, {"encoder": "e"}), "en": (layouts["en"], flat, {})}
-    index.build_pipeline(pipeline, plans, "gs://b/run/indexes", 4)
+    samples = index.training_samples(plans, frozenset())
+    index.build_pipeline(pipeline, plans, samples, "gs://b/run/indexes", 4)
     assert pipeline.run().state == "DONE"
 
     shard = {"number": 0, "start": 0, "stop": 6, "path": "x/shard-00000.faiss", "bytes": 1}

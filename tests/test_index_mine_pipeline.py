@@ -8,9 +8,10 @@ import pytest
 from click.testing import CliRunner
 
 from indexes import faiss_index
+from mining.embedding_store import ShardLayout
 from pipelines import index, mine
 from pipelines.cli import cli
-from tests.synthetic_run import planted, write_embeddings
+from tests.synthetic_run import planted, unit, write_embeddings
 
 pytestmark = pytest.mark.slow
 
@@ -24,6 +25,39 @@ def run_dir(tmp_path):
 
 def read_bitext(run_dir):
     return pq.read_table(run_dir / "bitext" / "de-en" / "part-00000.parquet").to_pylist()
+
+
+def test_the_training_sample_comes_from_shards_spread_over_a_large_hash_cut_language():
+    def layout(shards, rows):
+        paths = tuple(f"shard-{n:05d}.npy" for n in range(shards))
+        return ShardLayout("de", paths, paths, tuple(range(0, shards * rows + 1, rows)), 8)
+
+    counts = index.sample_counts(layout(1000, 100), 500, spread=True)  # 8 x 500 rows: 40 shards
+    drawn = np.flatnonzero(counts)
+    assert sum(counts) == 500 and len(drawn) == 40
+    assert drawn[0] == 12 and drawn[-1] == 987 and set(np.diff(drawn)) == {25}
+    every = index.sample_counts(layout(1000, 100), 500, spread=False)
+    assert sum(every) == 500 and max(every) == 1
+    assert index.sample_counts(layout(10, 100), 500, spread=True) == [50] * 10  # small: all
+    rows = np.array([10, 190] * 50)  # uneven shards: as many as hold 8 x 100 rows
+    assert index.sampled_shards(rows, 100).tolist() == [6, 18, 31, 43, 56, 68, 81, 93]
+    assert index.sampled_shards(rows, 120).tolist() == list(range(5, 100, 10))  # 9 hold 810
+    uneven = ShardLayout("de", ("a", "b", "c"), ("a", "b", "c"), (0, 7, 7, 10), 8)
+    assert index.sample_counts(uneven, 5, spread=True) == [4, 0, 1]
+
+
+def test_shards_the_embed_stage_cut_give_their_sample_from_a_spread(tmp_path):
+    vectors = unit(np.random.default_rng(0).standard_normal((100_000, 8)))
+    write_embeddings(tmp_path, {"de": vectors}, {"de": 1000})
+    args = {"index_type": "ivfpq", "nlist": 16}  # a sample of 10,000 rows
+    stats = index.run(str(tmp_path), ["de"], args)
+    assert stats["indexes"]["de"]["training_sample"] == {"rows": 10_000, "embedding_shards": 100}
+    marker = tmp_path / "embeddings" / "_SUCCESS.json"
+    marked = json.loads(marker.read_text())
+    marked["config"]["langs"] = {"de": "100000:0123456789abcdef"}  # as the embed stage marks
+    marker.write_text(json.dumps(marked))
+    stats = index.run(str(tmp_path), ["de"], args, reuse=False)
+    assert stats["indexes"]["de"]["training_sample"] == {"rows": 10_000, "embedding_shards": 80}
 
 
 def test_flat_index_and_mining(run_dir):
