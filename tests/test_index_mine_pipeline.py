@@ -37,13 +37,13 @@ def test_the_training_sample_comes_from_shards_spread_over_a_large_hash_cut_lang
     assert sum(counts) == 500 and len(drawn) == 40
     assert drawn[0] == 12 and drawn[-1] == 987 and set(np.diff(drawn)) == {25}
     every = index.sample_counts(layout(1000, 100), 500, spread=False)
-    assert sum(every) == 500 and max(every) == 1
+    assert every == [0, 1] * 500  # a row from every other shard, not from the first 500
     assert index.sample_counts(layout(10, 100), 500, spread=True) == [50] * 10  # small: all
     rows = np.array([10, 190] * 50)  # uneven shards: as many as hold 8 x 100 rows
     assert index.sampled_shards(rows, 100).tolist() == [6, 18, 31, 43, 56, 68, 81, 93]
     assert index.sampled_shards(rows, 120).tolist() == list(range(5, 100, 10))  # 9 hold 810
     uneven = ShardLayout("de", ("a", "b", "c"), ("a", "b", "c"), (0, 7, 7, 10), 8)
-    assert index.sample_counts(uneven, 5, spread=True) == [4, 0, 1]
+    assert index.sample_counts(uneven, 5, spread=True) == [3, 0, 2]
 
 
 def test_shards_the_embed_stage_cut_give_their_sample_from_a_spread(tmp_path):
