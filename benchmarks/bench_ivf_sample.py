@@ -42,9 +42,8 @@ def drawn_sample(y: np.ndarray, shard_rows: int, size: int, spread: bool) -> tup
     pieces = []
     for number, count in enumerate(index_stage.sample_counts(layout, size, spread)):
         if count:
-            rows = starts[number + 1] - starts[number]
-            drawn = np.random.default_rng([0, number]).choice(rows, count, replace=False)
-            pieces.append(y[starts[number] + np.sort(drawn)])
+            shard = y[starts[number] : starts[number + 1]]
+            pieces.append(index_stage.drawn_rows(shard, number, count))
     return np.concatenate(pieces), len(pieces)
 
 

@@ -5,8 +5,8 @@ For IVF-PQ, workers draw a bounded training sample from the embedding shards (fr
 or from shards spread over the language where the embed stage cut them by hash; rows in
 proportion to each shard's size, seeded by shard), one worker trains the quantizer and codebooks
 once per language and writes the trained empty index, and workers then add each index shard's
-rows to a copy of it and write the shard. The driver reads only the
-embedding shards' listing and layout file, and the index shards' listing.
+rows to a copy of it and write the shard. The driver reads only the embedding shards' listing
+and layout file, and the index shards' listing.
 """
 
 from __future__ import annotations
@@ -90,14 +90,19 @@ def training_samples(plans: dict, hash_cut: frozenset) -> list[tuple[str, int, s
     ]
 
 
+def drawn_rows(vectors: np.ndarray, number: int, count: int) -> np.ndarray:
+    """`count` rows of embedding shard `number`, in float32 (seeded by the shard, so reruns
+    agree)."""
+    rows = np.random.default_rng([0, number]).choice(len(vectors), count, replace=False)
+    return np.asarray(vectors[np.sort(rows)], dtype=np.float32)
+
+
 class SampleRows(beam.DoFn):
-    """Draws `count` rows of one embedding shard (seeded by the shard, so reruns agree)."""
+    """Draws `count` rows of one embedding shard (`drawn_rows`)."""
 
     def process(self, item):
         lang, number, npy, count = item
-        vectors = read_vectors(npy)
-        rows = np.random.default_rng([0, number]).choice(len(vectors), count, replace=False)
-        yield lang, (number, np.asarray(vectors[np.sort(rows)], dtype=np.float32))
+        yield lang, (number, drawn_rows(read_vectors(npy), number, count))
 
 
 def train_and_write(gathered, plans: dict, index_dir: str) -> tuple[str, str]:
