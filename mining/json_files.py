@@ -2,15 +2,18 @@
 many of them read at once.
 
 Before it starts a job, the `ccmine` command reads such records: every index shard's, every
-work unit's a killed run finished. On Cloud Storage each read is a few round trips (and Beam's
-GCS file system makes a new client for each call), so 10,000 of them read one after another
-take minutes. Threads spend that time waiting on the network, so a pool of them reads many at
-once (benchmarks/bench_record_reads.py).
+work unit's a killed run finished. On Cloud Storage each read is a round trip, so 10,000 of them
+read one after another take minutes. Threads spend that time waiting on the network, so a pool
+of them reads many at once (benchmarks/bench_record_reads.py). Beam's GCS file system makes a
+new storage client and connection for every call and asks for an object's metadata before its
+bytes (3 requests and about 12 ms of CPU a record), so on gs:// each reading thread keeps one
+client and downloads a record in one request (about 3 ms).
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -35,7 +38,19 @@ def read_json(path: str) -> dict:
 
 def read_json_files(paths: Sequence[str]) -> list[dict]:
     """The JSON of each file, read concurrently."""
-    return read_concurrently(read_json, paths)
+    clients = threading.local()  # a storage client per reading thread, for this call only
+
+    def read(path: str) -> dict:
+        if not path.startswith("gs://"):
+            return read_json(path)
+        if not hasattr(clients, "client"):
+            from apache_beam.io.gcp import gcsio  # 0.3 s to import, only for gs://
+
+            clients.client = gcsio.GcsIO().client  # with the credentials Beam finds
+        bucket, name = path.removeprefix("gs://").split("/", 1)
+        return json.loads(clients.client.bucket(bucket).blob(name).download_as_bytes().decode())
+
+    return read_concurrently(read, paths)
 
 
 def read_concurrently(

@@ -2,8 +2,10 @@ import threading
 import time
 
 import pytest
+from google.api_core.exceptions import NotFound
 
-from mining.json_files import read_concurrently
+from mining.json_files import THREADS, read_concurrently, read_json_files, write_json
+from tests.gcs_emulator import gcs_bucket, served
 
 
 def test_reads_overlap_and_come_back_in_path_order():
@@ -38,3 +40,17 @@ def test_the_first_failing_path_is_raised_and_later_reads_are_cancelled():
     with pytest.raises(FileNotFoundError, match="b"):
         read_concurrently(read, ["a", "b", "c", *map(str, range(100))], threads=2)
     assert len(started) < 50
+
+
+def test_records_on_cloud_storage_take_one_request_each(monkeypatch):
+    with gcs_bucket(monkeypatch) as root:
+        paths = [f"{root}/run/_units/file-{n:05d}.json" for n in range(40)]
+        for number, path in enumerate(paths):
+            write_json(path, {"number": number, "text": "Grüße, 你好"})
+        with served() as counts:
+            records = read_json_files(paths)
+        assert records == [{"number": n, "text": "Grüße, 你好"} for n in range(40)]
+        # and each thread's client asks once for the bucket; Beam's file system takes 3 a record
+        assert counts["requests"] <= 40 + THREADS
+        with pytest.raises(NotFound, match="file-00040.json"):
+            read_json_files([*paths, f"{root}/run/_units/file-00040.json"])
