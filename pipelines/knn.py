@@ -8,8 +8,9 @@ its items. The per-shard lists are merged into each query's global top k by quer
 (GroupByKey, then a fold that reads one list at a time: a lifted CombinePerKey would hold one
 rows x k accumulator per query shard a worker has seen in a bundle, i.e. all of them for a
 worker that walks one index shard). Neighbour means come from the merged lists, so margins equal
-an unsharded search's. Candidates are then joined by key (the target's embedding shard) with the
-target side's means, scored, and reduced to each query's best candidate.
+an unsharded search's. Candidates are then joined by key (the group of target embedding shards
+holding their neighbour, see `shards_per_group`) with the target side's means, scored, and
+reduced to each query's best candidate.
 
 All pairs of a job share these steps: every key starts with the pair's name
 (pipelines/pair_context.py), and a task holds the items of every pair whose queries meet its
@@ -46,6 +47,16 @@ from pipelines.work_files import get, put
 # "Scaling out".)
 ITEMS_PER_TASK = 8
 TASKS_WANTED = 1000
+
+# Candidates go to their margins by the group of target embedding shards holding their neighbour,
+# one block per (query shard, group). Neighbours fall in every target shard, so by single shards
+# the blocks would number query shards x target shards: 10^8 work files of a few dozen rows each
+# per direction at a billion sentences in shards of 100,000. SCORE_GROUPS groups a language keep
+# that at query shards x SCORE_GROUPS, and still make that many keys to spread over workers. A
+# group's worker holds its shards' neighbour means (400 KB a shard of 100,000 rows), so a group
+# has at most GROUP_SHARDS shards: beyond 16,384 shards a language has more groups.
+SCORE_GROUPS = 256
+GROUP_SHARDS = 64
 
 
 @dataclass
@@ -120,13 +131,20 @@ class SearchIndexShard(beam.DoFn):
         yield (name, query.lang, query_number), put(pair.work, block_name, block)
 
 
+def shards_per_group(layout: ShardLayout, groups: int) -> int:
+    """Consecutive embedding shards per score group: enough for `groups` groups, at most
+    GROUP_SHARDS."""
+    return min(-(-layout.shards // groups), GROUP_SHARDS)
+
+
 class MergeTopK(beam.DoFn):
     """Folds a query shard's per-index-shard lists into its global top k; emits its neighbour
-    means keyed by (pair, query language, shard) on `means`, and its candidates keyed by the
-    (pair, target language, shard) holding each neighbour."""
+    means on `means`, keyed by (pair, query language, the group of `groups` its shard is in), and
+    its candidates keyed by the (pair, target language, group) holding each neighbour."""
 
-    def __init__(self, job: str):
+    def __init__(self, job: str, groups: int):
         self.job = job
+        self.groups = groups
 
     def process(self, keyed):
         (name, query_lang, number), paths = keyed
@@ -144,34 +162,38 @@ class MergeTopK(beam.DoFn):
                 )
         means = neighbour_means(merged.sims, merged.ids)
         path = put(pair.work, f"means/{query_lang}-{number:05d}", (merged.offset, means))
-        yield beam.pvalue.TaggedOutput("means", ((name, query_lang, number), path))
+        group = number // shards_per_group(pair.layouts[query_lang], self.groups)
+        yield beam.pvalue.TaggedOutput("means", ((name, query_lang, group), path))
         rows, cols = np.nonzero(merged.ids >= 0)
         targets = merged.ids[rows, cols]
-        target_shard = target.shard_of(targets)
-        for shard in np.unique(target_shard):
-            sel = target_shard == shard
+        target_group = target.shard_of(targets) // shards_per_group(target, self.groups)
+        for group in np.unique(target_group):
+            sel = target_group == group
             r, c = rows[sel], cols[sel]
             block = CandidateBlock(
                 query_lang, number, merged.offset + r, c, targets[sel], merged.sims[r, c]
             )
-            block_name = f"candidates/{target.lang}-{shard:05d}-from-{query_lang}-{number:05d}"
-            yield (name, target.lang, int(shard)), put(pair.work, block_name, (block, means[r]))
+            block_name = f"candidates/{target.lang}-g{group:05d}-from-{query_lang}-{number:05d}"
+            yield (name, target.lang, int(group)), put(pair.work, block_name, (block, means[r]))
 
 
 class ScoreCandidates(beam.DoFn):
-    """The keyed join: candidates that point into one target shard meet that shard's neighbour
-    means and get their margin scores; re-keyed by the query shard they came from. A candidate
-    whose either side found no neighbour at all (possible with IVF) has no margin: counted."""
+    """The keyed join: candidates that point into one group of target shards meet those shards'
+    neighbour means and get their margin scores; re-keyed by the query shard they came from. A
+    candidate whose either side found no neighbour at all (possible with IVF) has no margin:
+    counted."""
 
     def __init__(self, margin_kind: str, job: str):
         self.margin_kind = margin_kind
         self.job = job
 
     def process(self, joined):
-        (name, target_lang, target_shard), grouped = joined
+        (name, target_lang, group), grouped = joined
         pair = job_pairs(self.job)[name]
-        (means_path,) = grouped["means"]  # every target shard was a query shard
-        offset, target_means = get(means_path)
+        # every target shard was a query shard; a group's shards hold consecutive rows
+        shard_means = sorted((get(path) for path in grouped["means"]), key=lambda m: m[0])
+        offset = shard_means[0][0]
+        target_means = np.concatenate([means for _, means in shard_means])
         for path in grouped["candidates"]:
             block, query_means = get(path)
             scores = margin(
@@ -183,8 +205,7 @@ class ScoreCandidates(beam.DoFn):
                     int(unscored.sum())
                 )
             block_name = (
-                f"scored/{block.query_lang}-{block.query_shard:05d}"
-                f"-to-{target_lang}-{target_shard:05d}"
+                f"scored/{block.query_lang}-{block.query_shard:05d}-to-{target_lang}-g{group:05d}"
             )
             key = (name, block.query_lang, block.query_shard)
             yield key, put(pair.work, block_name, (block, scores))
@@ -260,11 +281,12 @@ def build_best_candidates(pipeline, job, k, candidates, margin_kind):
         | "SpreadTasks" >> beam.Reshuffle()
         | "Search" >> beam.ParDo(SearchIndexShard(job, k, candidates))
         | "ByQueryShard" >> beam.GroupByKey()
-        | "MergeTopK" >> beam.ParDo(MergeTopK(job)).with_outputs("means", main="candidates")
+        | "MergeTopK"
+        >> beam.ParDo(MergeTopK(job, SCORE_GROUPS)).with_outputs("means", main="candidates")
     )
     return (
         {"means": searched.means, "candidates": searched.candidates}
-        | "JoinMeansByShard" >> beam.CoGroupByKey()
+        | "JoinMeansByGroup" >> beam.CoGroupByKey()
         | "Score" >> beam.ParDo(ScoreCandidates(margin_kind, job))
         | "ScoredByQueryShard" >> beam.GroupByKey()
         | "BestPerQuery" >> beam.ParDo(BestPerQuery(job))

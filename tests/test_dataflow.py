@@ -233,7 +233,7 @@ def test_worker_code_pickles(tmp_path):
         index.SampleRows(),
         index.BuildIndexShard({"de": (layouts["de"], spec, {"encoder": "e"})}, "gs://b/idx"),
         knn.SearchIndexShard(job, 4, 32),
-        knn.MergeTopK(job),
+        knn.MergeTopK(job, knn.SCORE_GROUPS),
         knn.ScoreCandidates("ratio", job),
         knn.BestPerQuery(job),
         select.SplitByShard(job, "src", "pooled"),

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from mining.margin import MARGINS, MODES
 from pipelines import index, knn, mine
 from pipelines.cli import cli
+from pipelines.work_files import put
 from tests.synthetic_run import planted, row_pairs, unit, write_embeddings
 from tests.test_margin import brute_force
 
@@ -58,6 +59,43 @@ def test_max_mode_continues_from_undecided_pairs(sharded_run, monkeypatch):
     with pytest.raises(mine.StageError, match="still undecided after 1 rounds"):
         mine.run(str(run_dir), "de", "en", threshold=-10.0, max_rounds=1)
     assert not list((run_dir / "bitext").glob(".de-en.tmp-*"))  # nothing left behind
+
+
+@pytest.mark.parametrize("mode", ["max", "intersect"])
+def test_candidates_grouped_by_target_shards_give_the_same_pairs(sharded_run, monkeypatch, mode):
+    """With 2 score groups a language (de's 3 shards in groups of 2, en's 4 in groups of 2), a
+    query shard sends its candidates in one block per group, not one per target shard."""
+    run_dir, de, en = sharded_run
+    blocks = []
+
+    def counted_put(work, name, block):
+        blocks.append(name)
+        return put(work, name, block)
+
+    monkeypatch.setattr(knn, "SCORE_GROUPS", 2)
+    monkeypatch.setattr(knn, "put", counted_put)
+    stats = mine.run(str(run_dir), "de", "en", 4, "ratio", mode, threshold=-10.0)
+    rows = mine.read_bitext(str(run_dir / "bitext" / "de-en")).to_pylist()
+    expected = brute_force(de, en, 4, "ratio", mode)
+    assert row_pairs(rows) == [(i, j) for i, j, _ in expected]
+    np.testing.assert_allclose([r["score"] for r in rows], [s for *_, s in expected], atol=1e-5)
+    candidates = [name for name in blocks if name.startswith("candidates/")]
+    assert len(candidates) == 3 * 2 + 4 * 2  # by single shards: 3 x 4 + 4 x 3
+    assert len([name for name in blocks if name.startswith("scored/")]) == len(candidates)
+    assert stats["candidates"] == len(expected)
+
+
+def test_score_groups_cover_a_language_in_bounded_groups():
+    from mining.embedding_store import ShardLayout
+
+    def layout(shards):
+        return ShardLayout("en", ("x.npy",) * shards, ("x.parquet",) * shards, (0,), 768)
+
+    assert knn.shards_per_group(layout(1), 256) == 1
+    assert knn.shards_per_group(layout(256), 256) == 1  # as by single shards
+    assert knn.shards_per_group(layout(257), 256) == 2  # 129 groups
+    assert knn.shards_per_group(layout(10_000), 256) == 40  # a billion rows: 250 groups
+    assert knn.shards_per_group(layout(100_000), 256) == knn.GROUP_SHARDS  # 1,563 groups
 
 
 def test_parts_are_score_ranges_in_order(sharded_run, monkeypatch):
