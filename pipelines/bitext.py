@@ -30,7 +30,7 @@ from mining.embedding_store import ShardLayout
 from mining.matching import Edges, best_first, empty_edges
 from mining.pair_filters import KEEP, SCORE_REASONS, same_text, score_reasons
 from pipelines.pair_context import job_pairs
-from pipelines.select import list_blocks, split_by_shard
+from pipelines.select import list_blocks
 from pipelines.stage_dir import write_json
 from pipelines.work_files import get, name_of, put
 
@@ -53,6 +53,13 @@ QUANTILES = 1001  # part boundaries are chosen among these: at most 1,000 parts
 HISTOGRAM_BINS = 40
 SAMPLE_SIZE = 10
 ORDER = [("score", "descending"), ("direction", "ascending"), ("query", "ascending")]
+
+
+def split_by_shard(edges: Edges, layout: ShardLayout, side: str):
+    """(shard, the edges whose `side` row lies in it) for each shard they touch."""
+    shard = layout.shard_of(getattr(edges, side))
+    for number in np.unique(shard):
+        yield int(number), edges.take(shard == number)
 
 
 def _count(namespace: str, name: str, n: int) -> None:

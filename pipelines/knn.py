@@ -9,7 +9,7 @@ its items. The per-shard lists are merged into each query's global top k by quer
 rows x k accumulator per query shard a worker has seen in a bundle, i.e. all of them for a
 worker that walks one index shard). Neighbour means come from the merged lists, so margins equal
 an unsharded search's. Candidates are then joined by key (the group of target embedding shards
-holding their neighbour, see `shards_per_group`) with the target side's means, scored, and
+holding their neighbour, see pipelines/pair_context.py) with the target side's means, scored, and
 reduced to each query's best candidate.
 
 All pairs of a job share these steps: every key starts with the pair's name
@@ -47,16 +47,6 @@ from pipelines.work_files import get, put
 # "Scaling out".)
 ITEMS_PER_TASK = 8
 TASKS_WANTED = 1000
-
-# Candidates go to their margins by the group of target embedding shards holding their neighbour,
-# one block per (query shard, group). Neighbours fall in every target shard, so by single shards
-# the blocks would number query shards x target shards: 10^8 work files of a few dozen rows each
-# per direction at a billion sentences in shards of 100,000. SCORE_GROUPS groups a language keep
-# that at query shards x SCORE_GROUPS, and still make that many keys to spread over workers. A
-# group's worker holds its shards' neighbour means (400 KB a shard of 100,000 rows), so a group
-# has at most GROUP_SHARDS shards: beyond 16,384 shards a language has more groups.
-SCORE_GROUPS = 256
-GROUP_SHARDS = 64
 
 
 @dataclass
@@ -131,20 +121,13 @@ class SearchIndexShard(beam.DoFn):
         yield (name, query.lang, query_number), put(pair.work, block_name, block)
 
 
-def shards_per_group(layout: ShardLayout, groups: int) -> int:
-    """Consecutive embedding shards per score group: enough for `groups` groups, at most
-    GROUP_SHARDS."""
-    return min(-(-layout.shards // groups), GROUP_SHARDS)
-
-
 class MergeTopK(beam.DoFn):
     """Folds a query shard's per-index-shard lists into its global top k; emits its neighbour
-    means on `means`, keyed by (pair, query language, the group of `groups` its shard is in), and
-    its candidates keyed by the (pair, target language, group) holding each neighbour."""
+    means on `means`, keyed by (pair, query language, its shard's group), and its candidates
+    keyed by the (pair, target language, group of shards) holding each neighbour."""
 
-    def __init__(self, job: str, groups: int):
+    def __init__(self, job: str):
         self.job = job
-        self.groups = groups
 
     def process(self, keyed):
         (name, query_lang, number), paths = keyed
@@ -162,11 +145,11 @@ class MergeTopK(beam.DoFn):
                 )
         means = neighbour_means(merged.sims, merged.ids)
         path = put(pair.work, f"means/{query_lang}-{number:05d}", (merged.offset, means))
-        group = number // shards_per_group(pair.layouts[query_lang], self.groups)
+        group = pair.shard_group(query_lang, number)
         yield beam.pvalue.TaggedOutput("means", ((name, query_lang, group), path))
         rows, cols = np.nonzero(merged.ids >= 0)
         targets = merged.ids[rows, cols]
-        target_group = target.shard_of(targets) // shards_per_group(target, self.groups)
+        target_group = pair.group_of(target.lang, targets)
         for group in np.unique(target_group):
             sel = target_group == group
             r, c = rows[sel], cols[sel]
@@ -281,8 +264,7 @@ def build_best_candidates(pipeline, job, k, candidates, margin_kind):
         | "SpreadTasks" >> beam.Reshuffle()
         | "Search" >> beam.ParDo(SearchIndexShard(job, k, candidates))
         | "ByQueryShard" >> beam.GroupByKey()
-        | "MergeTopK"
-        >> beam.ParDo(MergeTopK(job, SCORE_GROUPS)).with_outputs("means", main="candidates")
+        | "MergeTopK" >> beam.ParDo(MergeTopK(job)).with_outputs("means", main="candidates")
     )
     return (
         {"means": searched.means, "candidates": searched.candidates}

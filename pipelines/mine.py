@@ -33,7 +33,7 @@ from pipelines import bitext, knn, select
 from pipelines.bitext import BITEXT_SCHEMA
 from pipelines.counts import counters_to_stats
 from pipelines.dataset_card import write_card
-from pipelines.pair_context import PairContext, write_job
+from pipelines.pair_context import PairContext, shard_groups, write_job
 from pipelines.stage_dir import (
     StageError,
     StageWriter,
@@ -127,7 +127,14 @@ class PairMining:
         """What the workers of shared steps know of it."""
         out = self.writer.path()
         return PairContext(
-            self.name, self.src, self.tgt, self.layouts, out, self.namespace, self.cuts
+            self.name,
+            self.src,
+            self.tgt,
+            self.layouts,
+            out,
+            self.namespace,
+            self.cuts,
+            shard_groups(self.layouts),
         )
 
 

@@ -7,6 +7,11 @@ pairs and index metadata to a file (`write_job`) and the steps carry its path, r
 per worker process (`read_job`). Carried in the steps, the layouts alone made a job's graph grow
 with the shards and the pairs: one pair of 10,000 embedding shards per language put 3.1 MB of
 pickled layouts into the search and selection job's graph (Dataflow takes up to 10 MB).
+
+Steps that send a pair's blocks on by the other side's shard key them by groups of consecutive
+shards (`shard_groups`): a block goes to every shard its rows touch, and rows fall in every
+shard, so by single shards the blocks would number shards x shards per step, 10^8 work files of
+a few dozen rows each at a billion sentences per side in shards of 100,000.
 """
 
 from __future__ import annotations
@@ -14,10 +19,26 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
+import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
 from mining.embedding_store import ShardLayout
 from pipelines.work_files import get, put
+
+# A language's shards form up to GROUPS groups, which stay that many keys to spread over workers.
+# A group's worker holds its shards' neighbour means (400 KB a shard of 100,000 rows) or edges
+# (about 5 MB a shard), so a group has at most GROUP_SHARDS shards: beyond 4,096 shards a language
+# has more groups.
+GROUPS = 256
+GROUP_SHARDS = 16
+
+
+def shard_groups(layouts: dict[str, ShardLayout]) -> dict[str, int]:
+    """Consecutive shards per group, for each language: enough for GROUPS groups, at most
+    GROUP_SHARDS."""
+    return {
+        lang: min(-(-layout.shards // GROUPS), GROUP_SHARDS) for lang, layout in layouts.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -29,6 +50,15 @@ class PairContext:
     out: str  # where its Parquet parts go
     namespace: str  # its counters', apart from the other pairs' in the same job
     cuts: tuple = (None, None, None)  # its assembly's (threshold, max score, min cosine)
+    group_shards: dict[str, int] = field(default_factory=dict)  # by language; absent: 1
+
+    def shard_group(self, lang: str, shard: int) -> int:
+        """The group of `lang`'s shard number `shard`."""
+        return shard // self.group_shards.get(lang, 1)
+
+    def group_of(self, lang: str, rows: np.ndarray) -> np.ndarray:
+        """The group of the shard holding each of `lang`'s row ids."""
+        return self.layouts[lang].shard_of(rows) // self.group_shards.get(lang, 1)
 
     @property
     def work(self) -> str:

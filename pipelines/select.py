@@ -1,12 +1,13 @@
 """Pair selection by mode as keyed Beam steps; the selected pairs are written as blocks.
 
 forward / backward: each source's (target's) best candidate, as found. intersect and union: a
-join on the target shard keeps the forward pairs that are also their target's best (intersect),
-or both directions' pairs with those found twice kept once (union). max: the greedy
-one-to-one matching by rounds (mining/matching.py), each round a step keyed by source shard and
-one keyed by target shard. A pipeline unrolls `rounds` rounds; edges still undecided after them
-are written out per source shard (the sources matched in the last round already removed), and
-the driver continues from them with another pipeline, up to its bound on rounds.
+join on the group of target shards keeps the forward pairs that are also their target's best
+(intersect), or both directions' pairs with those found twice kept once (union). max: the greedy
+one-to-one matching by rounds (mining/matching.py), each round a step keyed by group of source
+shards and one keyed by group of target shards (pipelines/pair_context.py: `shard_groups`). A
+pipeline unrolls `rounds` rounds; edges still undecided after them are written out per source
+group (the sources matched in the last round already removed), and the driver continues from
+them with another pipeline, up to its bound on rounds.
 
 All pairs of a job share these steps: every key starts with the pair's name
 (pipelines/pair_context.py). The pairs of a job have run the same rounds, so each round is one
@@ -22,7 +23,6 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from mining.embedding_store import ShardLayout
 from mining.matching import (
     Edges,
     accept_round,
@@ -31,7 +31,7 @@ from mining.matching import (
     intersect,
     union,
 )
-from pipelines.pair_context import job_pairs
+from pipelines.pair_context import PairContext, job_pairs
 from pipelines.work_files import get, name_of, put
 
 
@@ -46,16 +46,17 @@ def save_selected(edges: Edges, directory: str, name: str) -> None:
         put(directory, name, edges)
 
 
-def split_by_shard(edges: Edges, layout: ShardLayout, side: str):
-    """(shard, the edges whose `side` row lies in it) for each shard they touch."""
-    shard = layout.shard_of(getattr(edges, side))
-    for number in np.unique(shard):
-        yield int(number), edges.take(shard == number)
+def split_by_group(edges: Edges, pair: PairContext, side: str):
+    """(group, the edges whose `side` ("src" or "tgt") row lies in its shards) for each group of
+    shards they touch."""
+    group = pair.group_of(getattr(pair, side), getattr(edges, side))
+    for number in np.unique(group):
+        yield int(number), edges.take(group == number)
 
 
-class SplitByShard(beam.DoFn):
-    """A pair's block of edges, re-keyed by the shard of their `side` ("src" or "tgt"):
-    ((pair, shard), path of its part)."""
+class SplitByGroup(beam.DoFn):
+    """A pair's block of edges, re-keyed by the group of shards of their `side` ("src" or
+    "tgt"): ((pair, group), path of its part)."""
 
     def __init__(self, job: str, side: str, prefix: str):
         self.job, self.side, self.prefix = job, side, prefix
@@ -63,48 +64,48 @@ class SplitByShard(beam.DoFn):
     def process(self, named):
         name, path = named
         pair = job_pairs(self.job)[name]
-        layout = pair.layouts[getattr(pair, self.side)]
-        for shard, part in split_by_shard(get(path), layout, self.side):
-            block_name = f"{self.prefix}/{self.side}{shard:05d}-from-{name_of(path)}"
-            yield (name, shard), put(pair.work, block_name, part)
+        for group, part in split_by_group(get(path), pair, self.side):
+            block_name = f"{self.prefix}/{self.side}{group:05d}-from-{name_of(path)}"
+            yield (name, group), put(pair.work, block_name, part)
 
 
 def unmatched_edges(grouped) -> Edges:
-    """A source shard's remaining edges, less those whose source the last round matched."""
+    """A source group's remaining edges, less those whose source the last round matched."""
     edges = Edges.concat([get(path) for path in grouped["edges"]])
     matched = [get(path) for path in grouped["matched"]]
     return drop_matched_sources(edges, np.concatenate(matched)) if matched else edges
 
 
 class SourceSide(beam.DoFn):
-    """First half of a round, on one source shard: drop edges whose source was matched in the
-    previous round, mark each source's best edge, pass the edges on by target shard."""
+    """First half of a round, on one group of source shards: drop edges whose source was matched
+    in the previous round, mark each source's best edge, pass the edges on by target group."""
 
     def __init__(self, job: str, round_number: int):
         self.job, self.round_number = job, round_number
 
     def process(self, joined):
-        (name, shard), grouped = joined
+        (name, group), grouped = joined
         pair = job_pairs(self.job)[name]
         edges = unmatched_edges(grouped)
         best = best_per_vertex(edges, "src")
-        target = pair.layouts[pair.tgt].shard_of(edges.tgt)
+        target = pair.group_of(pair.tgt, edges.tgt)
         for number in np.unique(target):
             rows = target == number
-            block_name = f"round{self.round_number:03d}/marked-tgt{number:05d}-from-src{shard:05d}"
+            block_name = f"round{self.round_number:03d}/marked-tgt{number:05d}-from-src{group:05d}"
             yield (name, int(number)), put(pair.work, block_name, (edges.take(rows), best[rows]))
 
 
 class TargetSide(beam.DoFn):
-    """Second half of a round, on one target shard (all remaining edges of its targets): accept
-    the edges that are best of both ends (written as selected), drop the others touching an
-    accepted sentence, and send the rest and the accepted sources back by source shard."""
+    """Second half of a round, on one group of target shards (all remaining edges of its
+    targets): accept the edges that are best of both ends (written as selected), drop the others
+    touching an accepted sentence, and send the rest and the accepted sources back by source
+    group."""
 
     def __init__(self, job: str, round_number: int):
         self.job, self.round_number = job, round_number
 
     def process(self, keyed):
-        (name, shard), paths = keyed
+        (name, group), paths = keyed
         pair = job_pairs(self.job)[name]
         marked = [get(path) for path in paths]
         edges = Edges.concat([e for e, _ in marked])
@@ -113,36 +114,35 @@ class TargetSide(beam.DoFn):
         counter = f"accepted_in_round:{self.round_number:03d}"
         Metrics.counter(pair.namespace, counter).inc(len(accepted))
         prefix = f"round{self.round_number:03d}"
-        save_selected(accepted, pair.selected, f"{prefix}-tgt{shard:05d}")
-        src = pair.layouts[pair.src]
-        for number, part in split_by_shard(accepted, src, "src"):
+        save_selected(accepted, pair.selected, f"{prefix}-tgt{group:05d}")
+        for number, part in split_by_group(accepted, pair, "src"):
             block = put(
-                pair.work, f"{prefix}/matched-src{number:05d}-from-tgt{shard:05d}", part.src
+                pair.work, f"{prefix}/matched-src{number:05d}-from-tgt{group:05d}", part.src
             )
             yield beam.pvalue.TaggedOutput("matched", ((name, number), block))
-        for number, part in split_by_shard(remaining, src, "src"):
-            block_name = f"{prefix}/remaining-src{number:05d}-from-tgt{shard:05d}"
+        for number, part in split_by_group(remaining, pair, "src"):
+            block_name = f"{prefix}/remaining-src{number:05d}-from-tgt{group:05d}"
             yield (name, number), put(pair.work, block_name, part)
 
 
 class SaveUndecided(beam.DoFn):
-    """After the last round of a pipeline: the undecided edges of a source shard, less those whose
+    """After the last round of a pipeline: the undecided edges of a source group, less those whose
     source the last round matched, written for the next pipeline."""
 
     def __init__(self, job: str, rounds: int):
         self.job, self.rounds = job, rounds
 
     def process(self, joined):
-        (name, shard), grouped = joined
+        (name, group), grouped = joined
         pair = job_pairs(self.job)[name]
         edges = unmatched_edges(grouped)
         Metrics.counter(pair.namespace, "undecided_after_pipeline").inc(len(edges))
-        save_selected(edges, pair.undecided(self.rounds), f"src{shard:05d}")
-        yield shard
+        save_selected(edges, pair.undecided(self.rounds), f"src{group:05d}")
+        yield group
 
 
 def build_rounds(by_source, job, first_round, rounds):
-    """`rounds` rounds of the greedy matching on ((pair, source shard), path of edges)
+    """`rounds` rounds of the greedy matching on ((pair, source group), path of edges)
     elements."""
     matched = by_source.pipeline | f"NoneMatchedBefore{first_round}" >> beam.Create([])
     for number in range(first_round, first_round + rounds):
@@ -178,13 +178,13 @@ def named_block(keyed):
 JOINED = {"intersect": intersect, "union": union}
 
 
-def join_shard(keyed, mode: str, job: str) -> None:
-    """intersect or union of one target shard's forward and backward pairs."""
-    (name, shard), grouped = keyed
+def join_group(keyed, mode: str, job: str) -> None:
+    """intersect or union of one target group's forward and backward pairs."""
+    (name, group), grouped = keyed
     forward = Edges.concat([get(path) for path in grouped["forward"]])
     backward = Edges.concat([get(path) for path in grouped["backward"]])
     selected = job_pairs(job)[name].selected
-    save_selected(JOINED[mode](forward, backward), selected, f"{mode}-{shard:05d}")
+    save_selected(JOINED[mode](forward, backward), selected, f"{mode}-{group:05d}")
 
 
 def save_direction(keyed, mode: str, job: str) -> None:
@@ -192,10 +192,10 @@ def save_direction(keyed, mode: str, job: str) -> None:
     save_selected(get(path), job_pairs(job)[name].selected, f"{mode}-{shard:05d}")
 
 
-def by_pair_and_shard(keyed):
-    """((pair, query language, shard), path) -> ((pair, shard), path)."""
-    (name, _lang, shard), path = keyed
-    return (name, shard), path
+def by_pair_and_group(keyed, job: str):
+    """((pair, query language, shard), path) -> ((pair, the shard's group), path)."""
+    (name, lang, shard), path = keyed
+    return (name, job_pairs(job)[name].shard_group(lang, shard)), path
 
 
 def build_selection(best, mode, job, rounds):
@@ -212,23 +212,23 @@ def build_selection(best, mode, job, rounds):
             best
             | "Forward" >> beam.Filter(of_language, "src", job)
             | "ForwardBlocks" >> beam.Map(named_block)
-            | "ForwardByTarget" >> beam.ParDo(SplitByShard(job, "tgt", "by-target"))
+            | "ForwardByTarget" >> beam.ParDo(SplitByGroup(job, "tgt", "by-target"))
         )
         backward = (
             best
             | "Backward" >> beam.Filter(of_language, "tgt", job)
-            | "BackwardByTarget" >> beam.Map(by_pair_and_shard)
+            | "BackwardByTarget" >> beam.Map(by_pair_and_group, job)
         )
         _ = (
             {"forward": forward, "backward": backward}
             | "JoinOnTarget" >> beam.CoGroupByKey()
-            | "Combine" >> beam.Map(join_shard, mode, job)
+            | "Combine" >> beam.Map(join_group, mode, job)
         )
     elif mode == "max":
         by_source = (
             best
             | "Blocks" >> beam.Map(named_block)
-            | "PooledBySource" >> beam.ParDo(SplitByShard(job, "src", "pooled"))
+            | "PooledBySource" >> beam.ParDo(SplitByGroup(job, "src", "pooled"))
         )
         build_rounds(by_source, job, 1, rounds)
     else:
@@ -236,8 +236,8 @@ def build_selection(best, mode, job, rounds):
 
 
 def undecided_blocks(name: str, first_round: int, job: str) -> list:
-    """The undecided blocks the pair's last job left, one per source shard (named src{shard}):
-    ((pair, shard), path)."""
+    """The undecided blocks the pair's last job left, one per source group (named src{group}):
+    ((pair, group), path)."""
     directory = job_pairs(job)[name].undecided(first_round - 1)
     return [((name, int(name_of(path)[len("src") :])), path) for path in list_blocks(directory)]
 

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from mining.margin import MARGINS, MODES
-from pipelines import index, knn, mine
+from pipelines import index, knn, mine, pair_context, select
 from pipelines.cli import cli
 from pipelines.work_files import put
 from tests.synthetic_run import planted, row_pairs, unit, write_embeddings
@@ -61,10 +61,10 @@ def test_max_mode_continues_from_undecided_pairs(sharded_run, monkeypatch):
     assert not list((run_dir / "bitext").glob(".de-en.tmp-*"))  # nothing left behind
 
 
-@pytest.mark.parametrize("mode", ["max", "intersect"])
-def test_candidates_grouped_by_target_shards_give_the_same_pairs(sharded_run, monkeypatch, mode):
-    """With 2 score groups a language (de's 3 shards in groups of 2, en's 4 in groups of 2), a
-    query shard sends its candidates in one block per group, not one per target shard."""
+@pytest.mark.parametrize("mode", MODES)
+def test_blocks_grouped_by_shards_give_the_same_pairs(sharded_run, monkeypatch, mode):
+    """With 2 groups a language (de's 3 shards in groups of 2, en's 4 in groups of 2), a block
+    sent on by the other side's shards goes in one part per group, not one per shard."""
     run_dir, de, en = sharded_run
     blocks = []
 
@@ -72,30 +72,40 @@ def test_candidates_grouped_by_target_shards_give_the_same_pairs(sharded_run, mo
         blocks.append(name)
         return put(work, name, block)
 
-    monkeypatch.setattr(knn, "SCORE_GROUPS", 2)
+    monkeypatch.setattr(pair_context, "GROUPS", 2)
     monkeypatch.setattr(knn, "put", counted_put)
+    monkeypatch.setattr(select, "put", counted_put)
     stats = mine.run(str(run_dir), "de", "en", 4, "ratio", mode, threshold=-10.0)
     rows = mine.read_bitext(str(run_dir / "bitext" / "de-en")).to_pylist()
     expected = brute_force(de, en, 4, "ratio", mode)
     assert row_pairs(rows) == [(i, j) for i, j, _ in expected]
     np.testing.assert_allclose([r["score"] for r in rows], [s for *_, s in expected], atol=1e-5)
-    candidates = [name for name in blocks if name.startswith("candidates/")]
-    assert len(candidates) == 3 * 2 + 4 * 2  # by single shards: 3 x 4 + 4 x 3
-    assert len([name for name in blocks if name.startswith("scored/")]) == len(candidates)
     assert stats["candidates"] == len(expected)
 
+    def written(prefix):
+        return [name for name in blocks if name.startswith(prefix)]
 
-def test_score_groups_cover_a_language_in_bounded_groups():
+    assert len(written("candidates/")) == 3 * 2 + 4 * 2  # by single shards: 3 x 4 + 4 x 3
+    assert len(written("scored/")) == len(written("candidates/"))
+    if mode == "max":  # keyed by source group, then by target group (by shard: up to 2 and 3)
+        groups = ("src00000", "src00001")
+        assert {name.split("/")[1][:8] for name in written("pooled/")} == set(groups)
+        targets = {name.split("-")[1] for name in written("round") if "/" not in name}
+        assert targets == {"tgt00000", "tgt00001"}
+
+
+def test_shard_groups_cover_a_language_in_bounded_groups():
     from mining.embedding_store import ShardLayout
 
-    def layout(shards):
-        return ShardLayout("en", ("x.npy",) * shards, ("x.parquet",) * shards, (0,), 768)
+    def groups(shards):
+        layout = ShardLayout("en", ("x.npy",) * shards, ("x.parquet",) * shards, (0,), 768)
+        return pair_context.shard_groups({"en": layout})["en"]
 
-    assert knn.shards_per_group(layout(1), 256) == 1
-    assert knn.shards_per_group(layout(256), 256) == 1  # as by single shards
-    assert knn.shards_per_group(layout(257), 256) == 2  # 129 groups
-    assert knn.shards_per_group(layout(10_000), 256) == 40  # a billion rows: 250 groups
-    assert knn.shards_per_group(layout(100_000), 256) == knn.GROUP_SHARDS  # 1,563 groups
+    assert groups(1) == 1
+    assert groups(256) == 1  # as by single shards
+    assert groups(257) == 2  # 129 groups
+    assert groups(4096) == 16  # 256 groups
+    assert groups(10_000) == pair_context.GROUP_SHARDS  # a billion rows: 625 groups
 
 
 def test_parts_are_score_ranges_in_order(sharded_run, monkeypatch):
