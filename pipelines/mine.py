@@ -40,6 +40,7 @@ from pipelines.stage_dir import (
     output_ids,
     read_json,
     read_marker,
+    remove_tree,
     require_complete,
     run_beam,
 )
@@ -307,7 +308,7 @@ def _finish(run_dir: str, pair: PairMining, mined_with: list[str]) -> dict:
     stats["mined_with"] = mined_with  # the other pairs whose steps shared its jobs
     if not stats["kept"]:
         bitext.write_table(BITEXT_SCHEMA.empty_table(), pair.writer.path("part-00000.parquet"))
-    FileSystems.delete([pair.context.work])
+    remove_tree(pair.context.work)
     write_card(
         pair.writer.path("README.md"),
         pair.writer.final,

@@ -41,6 +41,28 @@ def stage_path(run_dir: str, stage: str) -> str:
     return FileSystems.join(run_dir, stage)
 
 
+def _under(path: str, limit: int | None = None) -> list[str]:
+    """The files under a directory of an object store (`limit`: at most that many)."""
+    pattern = FileSystems.join(path, "**")
+    return [m.path for m in FileSystems.match([pattern], [limit])[0].metadata_list]
+
+
+def tree_exists(path: str) -> bool:
+    """Whether a directory (on an object store: anything under its prefix) exists. Beam's
+    `exists` on Cloud Storage asks for an object of that very name, which a directory is not."""
+    return os.path.exists(path) if _is_local(path) else bool(_under(path, 1))
+
+
+def remove_tree(path: str) -> None:
+    """Deletes a directory and everything under it. Beam's `delete` of a Cloud Storage path
+    without a trailing slash deletes only an object of that very name, so on an object store
+    this deletes what is listed under the prefix."""
+    if _is_local(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif found := _under(path):
+        FileSystems.delete(found)
+
+
 def read_marker(run_dir: str, stage: str) -> dict | None:
     path = FileSystems.join(stage_path(run_dir, stage), MARKER)
     return read_json(path) if FileSystems.exists(path) else None
@@ -192,7 +214,7 @@ class StageWriter:
         else:
             self.work = self.final
             self.resumed = self._made_for_this(self.final) and read_marker(run_dir, stage) is None
-            if FileSystems.exists(self.final) and not self.resumed:
+            if tree_exists(self.final) and not self.resumed:
                 self._clear_remote(keep)
         if self.resume is not None and not self.resumed:
             write_json(self.path(RESUME), self.resume)
@@ -203,15 +225,11 @@ class StageWriter:
         marker = self.path(MARKER)
         if FileSystems.exists(marker):
             FileSystems.delete([marker])
-        if not keep:
-            FileSystems.delete([self.final])
-            return
         kept = [FileSystems.join(self.final, path).rstrip("/") for path in keep]
-        found = FileSystems.match([FileSystems.join(self.final, "**")])[0].metadata_list
         doomed = [
-            m.path
-            for m in found
-            if not any(m.path == k or m.path.startswith(k + "/") for k in kept)
+            path
+            for path in _under(self.final)
+            if not any(path == k or path.startswith(k + "/") for k in kept)
         ]
         if doomed:
             FileSystems.delete(doomed)
@@ -254,9 +272,9 @@ class StageWriter:
         }
         if outputs is not None:
             marker["outputs"] = outputs
-        for leftover in (self.path(RESUME), self.path(UNITS)):
-            if FileSystems.exists(leftover):
-                FileSystems.delete([leftover])
+        if FileSystems.exists(self.path(RESUME)):
+            FileSystems.delete([self.path(RESUME)])
+        remove_tree(self.path(UNITS))
         write_json(self.path(MARKER), marker)
         if self.work != self.final:
             if os.path.exists(self.final):
