@@ -30,7 +30,7 @@ from mining.embedding_store import ShardLayout
 from mining.matching import Edges, best_first, empty_edges
 from mining.pair_filters import KEEP, SCORE_REASONS, same_text, score_reasons
 from pipelines.pair_context import job_pairs
-from pipelines.select import list_blocks
+from pipelines.select import list_blocks, split_edges
 from pipelines.stage_dir import write_json
 from pipelines.work_files import get, name_of, put
 
@@ -53,13 +53,6 @@ QUANTILES = 1001  # part boundaries are chosen among these: at most 1,000 parts
 HISTOGRAM_BINS = 40
 SAMPLE_SIZE = 10
 ORDER = [("score", "descending"), ("direction", "ascending"), ("query", "ascending")]
-
-
-def split_by_shard(edges: Edges, layout: ShardLayout, side: str):
-    """(shard, the edges whose `side` row lies in it) for each shard they touch."""
-    shard = layout.shard_of(getattr(edges, side))
-    for number in np.unique(shard):
-        yield int(number), edges.take(shard == number)
 
 
 def _count(namespace: str, name: str, n: int) -> None:
@@ -85,8 +78,8 @@ class ScoreCuts(beam.DoFn):
             _count(pair.namespace, f"dropped:{reason}", np.count_nonzero(reasons == code))
         below = edges.take(reasons == 0)
         yield beam.pvalue.TaggedOutput("below", (name, below.take(best_first(below)[:SAMPLE_SIZE])))
-        src = pair.layouts[pair.src]
-        for shard, part in split_by_shard(edges.take(reasons == KEEP), src, "src"):
+        kept = edges.take(reasons == KEEP)
+        for shard, part in split_edges(kept, pair.layouts[pair.src].shard_of(kept.src)):
             yield (name, shard), put(pair.work, f"kept/src{shard:05d}-from-{name_of(path)}", part)
 
 

@@ -52,13 +52,13 @@ class PairContext:
     cuts: tuple = (None, None, None)  # its assembly's (threshold, max score, min cosine)
     group_shards: dict[str, int] = field(default_factory=dict)  # by language; absent: 1
 
-    def shard_group(self, lang: str, shard: int) -> int:
-        """The group of `lang`'s shard number `shard`."""
+    def shard_group(self, lang: str, shard):
+        """The group of `lang`'s shard number `shard` (or of each in an array of them)."""
         return shard // self.group_shards.get(lang, 1)
 
     def group_of(self, lang: str, rows: np.ndarray) -> np.ndarray:
         """The group of the shard holding each of `lang`'s row ids."""
-        return self.layouts[lang].shard_of(rows) // self.group_shards.get(lang, 1)
+        return self.shard_group(lang, self.layouts[lang].shard_of(rows))
 
     @property
     def work(self) -> str:

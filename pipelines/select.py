@@ -46,12 +46,16 @@ def save_selected(edges: Edges, directory: str, name: str) -> None:
         put(directory, name, edges)
 
 
+def split_edges(edges: Edges, keys: np.ndarray):
+    """(key, the edges of that key) for each key, given one per edge (a shard or group number)."""
+    for key in np.unique(keys):
+        yield int(key), edges.take(keys == key)
+
+
 def split_by_group(edges: Edges, pair: PairContext, side: str):
     """(group, the edges whose `side` ("src" or "tgt") row lies in its shards) for each group of
     shards they touch."""
-    group = pair.group_of(getattr(pair, side), getattr(edges, side))
-    for number in np.unique(group):
-        yield int(number), edges.take(group == number)
+    return split_edges(edges, pair.group_of(getattr(pair, side), getattr(edges, side)))
 
 
 class SplitByGroup(beam.DoFn):
