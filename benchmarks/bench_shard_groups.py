@@ -3,14 +3,14 @@
     python benchmarks/bench_shard_groups.py [--rows 40000] [--shard-rows 500] [--groups 8]
         [--mode max] [--latency-ms 0] [--repeats 2]
 
-The margins' and the selection's steps send blocks on to the other side's shards; rows fall in
-every shard, so keyed by single shards they write one block per shard and shard their rows
-touch. pipelines/pair_context.py keys them by groups of consecutive shards. This writes --rows
-synthetic 16-d sentences per side (half of de noisy copies of en rows) in embedding shards of
---shard-rows, builds exact indexes (not timed), then mines de-en on Beam's local runner,
-alternately with single shards (the baseline, as before groups) and with --groups groups a
-language (made small enough to give groups at this size; a real run has up to 256 of up to 16
-shards), --repeats times each, keeping the fastest. It prints the work files written per step,
+The margins', the selection's and the assembly's steps send blocks on to the other side's
+shards; rows fall in every shard, so keyed by single shards they write one block per shard and
+shard their rows touch. pipelines/pair_context.py keys them by groups of consecutive shards.
+This writes --rows synthetic 16-d sentences per side (half of de noisy copies of en rows) in
+embedding shards of --shard-rows, builds exact indexes (not timed), then mines de-en on Beam's
+local runner, alternately with single shards (the baseline, as before groups) and with --groups
+groups a language (made small enough to give groups at this size; a real run has up to 256 of up
+to 16 shards), --repeats times each, keeping the fastest. It prints the work files written per step,
 all of them, the seconds and their ratio to the baseline; both arms must write the same bitext.
 With --latency-ms the run directory is on a GCS emulator in another process that answers each
 request that late (a model of Cloud Storage's round trips, not a measurement of them).

@@ -1,9 +1,12 @@
 """Bitext assembly in Beam: the selected pairs become Parquet parts, written by workers.
 
 Workers read the selected pair blocks, apply the score cuts (threshold, score ceiling, cosine
-floor) with a counter per reason, join the texts, URLs and hashes by key (pairs grouped by source
-shard meet that shard's id file, then by target shard), drop pairs whose two sides are the same
-text, and write the parts. The score histogram and the sample of the best pairs below the
+floor) with a counter per reason, join the texts, URLs and hashes by key (pairs grouped by group
+of source shards meet those shards' id files, then by group of target shards), drop pairs whose
+two sides are the same text, and write the parts. Keyed by groups (pipelines/pair_context.py),
+the blocks sent from the source side to the target side number groups x groups, not shards x
+shards, and the rows feeding the parts one per target group; a worker holds one group's pairs
+with their texts. The score histogram and the sample of the best pairs below the
 threshold come from combiners and are written as small JSON files for the stage's stats.
 All pairs of a job share these steps: every key starts with the pair's name
 (pipelines/pair_context.py), and the combiners are per pair.
@@ -62,7 +65,7 @@ def _count(namespace: str, name: str, n: int) -> None:
 
 class ScoreCuts(beam.DoFn):
     """Counts a pair's selected pairs, drops those failing its score cuts (counted by reason),
-    passes the rest on by (pair, source shard), and sends each block's best pairs below the
+    passes the rest on by (pair, source group), and sends each block's best pairs below the
     threshold to the `below` output for the sample."""
 
     def __init__(self, job: str):
@@ -79,8 +82,8 @@ class ScoreCuts(beam.DoFn):
         below = edges.take(reasons == 0)
         yield beam.pvalue.TaggedOutput("below", (name, below.take(best_first(below)[:SAMPLE_SIZE])))
         kept = edges.take(reasons == KEEP)
-        for shard, part in split_edges(kept, pair.layouts[pair.src].shard_of(kept.src)):
-            yield (name, shard), put(pair.work, f"kept/src{shard:05d}-from-{name_of(path)}", part)
+        for group, part in split_edges(kept, pair.group_of(pair.src, kept.src)):
+            yield (name, group), put(pair.work, f"kept/src{group:05d}-from-{name_of(path)}", part)
 
 
 class BestEdges(beam.CombineFn):
@@ -104,50 +107,56 @@ class BestEdges(beam.CombineFn):
         return best
 
 
-def _texts(layout: ShardLayout, rows: np.ndarray, columns: list[str]) -> dict[int, dict]:
-    """Id columns of the given rows, read shard by shard: {row id: {column: value}}."""
-    found = {}
+def _ids_by_shard(layout: ShardLayout, rows: np.ndarray) -> tuple[np.ndarray, pa.Table]:
+    """An order that sorts `rows` by shard, and the id columns (hash, text, url) of the rows in
+    that order, read shard by shard."""
     shard_of = layout.shard_of(rows)
-    for shard in np.unique(shard_of):
-        wanted = rows[shard_of == shard]
-        table = layout.read_ids(shard, columns).take(wanted - layout.starts[shard])
-        for row, values in zip(wanted.tolist(), table.to_pylist(), strict=True):
-            found[row] = values
-    return found
+    order = np.argsort(shard_of, kind="stable")
+    rows, shard_of = rows[order], shard_of[order]
+    tables = [
+        layout.read_ids(shard, ["hash", "text", "url"]).take(
+            rows[shard_of == shard] - layout.starts[shard]
+        )
+        for shard in np.unique(shard_of)
+    ]
+    return order, pa.concat_tables(tables)
+
+
+def _texts(layout: ShardLayout, rows: np.ndarray) -> dict[int, str]:
+    """{row id: text} of the given rows."""
+    if not len(rows):
+        return {}
+    order, ids = _ids_by_shard(layout, rows)
+    return dict(zip(rows[order].tolist(), ids.column("text").to_pylist(), strict=True))
 
 
 def sample_rows(edges: Edges, src: ShardLayout, tgt: ShardLayout) -> list[dict]:
     """The sample pairs with their texts, best first."""
     edges = edges.take(best_first(edges))
-    src_text = _texts(src, edges.src, ["text"])
-    tgt_text = _texts(tgt, edges.tgt, ["text"])
+    src_text = _texts(src, edges.src)
+    tgt_text = _texts(tgt, edges.tgt)
     return [
-        {
-            "score": round(float(score), 4),
-            "src_text": src_text[s]["text"],
-            "tgt_text": tgt_text[t]["text"],
-        }
+        {"score": round(float(score), 4), "src_text": src_text[s], "tgt_text": tgt_text[t]}
         for s, t, score in zip(edges.src.tolist(), edges.tgt.tolist(), edges.score, strict=True)
     ]
 
 
 class AttachSource(beam.DoFn):
-    """Pairs of one source shard get their source text, URL and hash from that shard's id file;
-    passed on by (pair, target shard) as Arrow tables."""
+    """Pairs of one group of source shards get their source text, URL and hash from those
+    shards' id files; passed on by (pair, target group) as Arrow tables."""
 
     def __init__(self, job: str):
         self.job = job  # the path of its MineJob (pipelines/pair_context.py)
 
     def process(self, keyed):
-        (name, shard), paths = keyed
+        (name, group), paths = keyed
         pair = job_pairs(self.job)[name]
-        src, tgt = pair.layouts[pair.src], pair.layouts[pair.tgt]
         edges = Edges.concat([get(path) for path in paths])
-        ids = src.read_ids(shard, ["hash", "text", "url"])
-        ids = ids.take(edges.src - src.starts[shard])
-        target_shard = tgt.shard_of(edges.tgt)
-        for number in np.unique(target_shard):
-            rows = target_shard == number
+        order, ids = _ids_by_shard(pair.layouts[pair.src], edges.src)
+        edges = edges.take(order)
+        target_group = pair.group_of(pair.tgt, edges.tgt)
+        for number in np.unique(target_group):
+            rows = target_group == number
             table = pa.table(
                 {
                     "tgt_row": edges.tgt[rows],
@@ -160,25 +169,24 @@ class AttachSource(beam.DoFn):
                     "src_hash": ids.column("hash").filter(rows),
                 }
             )
-            block_name = f"attached/tgt{number:05d}-from-src{shard:05d}"
+            block_name = f"attached/tgt{number:05d}-from-src{group:05d}"
             yield (name, int(number)), put(pair.work, block_name, table)
 
 
 class AttachTarget(beam.DoFn):
-    """Pairs of one target shard get their target side; pairs whose two sides are the same text
-    are dropped (counted). Writes the bitext rows plus the ordering columns, (pair, path); sends
-    their scores to the `scores` output, (pair, scores), for the part boundaries."""
+    """Pairs of one group of target shards get their target side; pairs whose two sides are the
+    same text are dropped (counted). Writes the bitext rows plus the ordering columns, (pair,
+    path); sends their scores to the `scores` output, (pair, scores), for the part boundaries."""
 
     def __init__(self, job: str):
         self.job = job  # the path of its MineJob (pipelines/pair_context.py)
 
     def process(self, keyed):
-        (name, shard), paths = keyed
+        (name, group), paths = keyed
         pair = job_pairs(self.job)[name]
-        tgt = pair.layouts[pair.tgt]
         table = pa.concat_tables([get(path) for path in paths])
-        local = table.column("tgt_row").to_numpy() - tgt.starts[shard]
-        ids = tgt.read_ids(shard, ["hash", "text", "url"]).take(local)
+        order, ids = _ids_by_shard(pair.layouts[pair.tgt], table.column("tgt_row").to_numpy())
+        table = table.take(order)
         identical = np.array(
             [
                 same_text(a, b)
@@ -213,7 +221,7 @@ class AttachTarget(beam.DoFn):
         if len(kept):
             scores = kept.column("score").to_numpy().tolist()
             yield beam.pvalue.TaggedOutput("scores", (name, scores))
-            yield name, put(pair.work, f"rows/tgt{shard:05d}", kept)
+            yield name, put(pair.work, f"rows/tgt{group:05d}", kept)
 
 
 def part_boundaries(quantiles: list[float], count: int) -> np.ndarray:
@@ -345,7 +353,7 @@ def build_assembly(pipeline, job):
         | "SumHistograms" >> beam.CombinePerKey(sum_counts)
         | "WriteHistogram" >> beam.Map(write_histogram, bounds, job)
     )
-    # ((pair, source shard), path) on the main output: Beam's inference of the DoFn's output
+    # ((pair, source group), path) on the main output: Beam's inference of the DoFn's output
     # type sees the tagged output too, which GroupByKey then rejects.
     kept_type = tuple[tuple[str, int], str]
     cut = selected | "ScoreCuts" >> beam.ParDo(ScoreCuts(job)).with_output_types(

@@ -26,9 +26,9 @@ from mining.embedding_store import ShardLayout
 from pipelines.work_files import get, put
 
 # A language's shards form up to GROUPS groups, which stay that many keys to spread over workers.
-# A group's worker holds its shards' neighbour means (400 KB a shard of 100,000 rows) or edges
-# (about 5 MB a shard), so a group has at most GROUP_SHARDS shards: beyond 4,096 shards a language
-# has more groups.
+# A group's worker holds its shards' neighbour means (400 KB a shard of 100,000 rows), edges
+# (about 5 MB a shard) or, in assembly, pairs with their texts (in max mode at most one a row),
+# so a group has at most GROUP_SHARDS shards: beyond 4,096 shards a language has more groups.
 GROUPS = 256
 GROUP_SHARDS = 16
 

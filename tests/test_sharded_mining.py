@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from mining.margin import MARGINS, MODES
-from pipelines import index, knn, mine, pair_context, select
+from pipelines import bitext, index, knn, mine, pair_context, select
 from pipelines.cli import cli
 from pipelines.work_files import put
 from tests.synthetic_run import planted, row_pairs, unit, write_embeddings
@@ -75,6 +75,7 @@ def test_blocks_grouped_by_shards_give_the_same_pairs(sharded_run, monkeypatch, 
     monkeypatch.setattr(pair_context, "GROUPS", 2)
     monkeypatch.setattr(knn, "put", counted_put)
     monkeypatch.setattr(select, "put", counted_put)
+    monkeypatch.setattr(bitext, "put", counted_put)
     stats = mine.run(str(run_dir), "de", "en", 4, "ratio", mode, threshold=-10.0)
     rows = mine.read_bitext(str(run_dir / "bitext" / "de-en")).to_pylist()
     expected = brute_force(de, en, 4, "ratio", mode)
@@ -92,6 +93,12 @@ def test_blocks_grouped_by_shards_give_the_same_pairs(sharded_run, monkeypatch, 
         assert {name.split("/")[1][:8] for name in written("pooled/")} == set(groups)
         targets = {name.split("-")[1] for name in written("round") if "/" not in name}
         assert targets == {"tgt00000", "tgt00001"}
+    # assembly: source texts by source group, target texts by target group (by shard: up to
+    # 3 x 4 attached blocks and 4 row tables)
+    assert {name.split("/")[1][:8] for name in written("kept/")} == {"src00000", "src00001"}
+    attached = {name.split("/")[1] for name in written("attached/")}
+    assert attached <= {f"tgt{t:05d}-from-src{s:05d}" for t in (0, 1) for s in (0, 1)}
+    assert sorted(written("rows/")) == ["rows/tgt00000", "rows/tgt00001"]
 
 
 def test_shard_groups_cover_a_language_in_bounded_groups():
