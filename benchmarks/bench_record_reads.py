@@ -10,8 +10,9 @@ GCS emulator in another process that answers every request --latency-ms late, ea
 of its own (Cloud Storage serves many at once; the latency is a model, not Cloud Storage's), then
 times both checks three ways, keeping each one's fastest of --rounds: the records opened through
 Beam's file system one after another, the same THREADS at a time, and as the command reads them
-(mining/json_files.py: THREADS at a time, one storage client per thread). It prints the
-requests the emulator answered, the seconds and the command's CPU seconds.
+(mining/json_files.py: THREADS at a time, each thread keeping one storage client,
+mining/whole_files.py). It prints the requests the emulator answered, the seconds and the
+command's CPU seconds.
 """
 
 from __future__ import annotations
@@ -57,7 +58,12 @@ def write_units(units_dir: str, count: int) -> list[str]:
 def through_beam(paths: list[str]) -> list[dict]:
     """Records opened with Beam's FileSystems, as the command read them before json_files kept
     a storage client per thread."""
-    return json_files.read_concurrently(json_files.read_json, paths)
+
+    def read(path: str) -> dict:
+        with FileSystems.open(path) as stream:
+            return json.loads(stream.read())
+
+    return json_files.read_concurrently(read, paths)
 
 
 def timed(check, requests) -> dict:

@@ -4,21 +4,18 @@ many of them read at once.
 Before it starts a job, the `ccmine` command reads such records: every index shard's, every
 work unit's a killed run finished. On Cloud Storage each read is a round trip, so 10,000 of them
 read one after another take minutes. Threads spend that time waiting on the network, so a pool
-of them reads many at once (benchmarks/bench_record_reads.py). Beam's GCS file system makes a
-new storage client and connection for every call and asks for an object's metadata before its
-bytes (3 requests and about 12 ms of CPU a record), so on gs:// each reading thread keeps one
-client and downloads a record in one request (about 3 ms).
+of them reads many at once (benchmarks/bench_record_reads.py), each record in one request
+(mining/whole_files.py).
 """
 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from apache_beam.io.filesystems import FileSystems
+from mining.whole_files import read_bytes, write_bytes
 
 THREADS = 16  # reads in flight at once
 
@@ -27,30 +24,16 @@ T = TypeVar("T")
 
 
 def write_json(path: str, payload: dict) -> None:
-    with FileSystems.create(path) as out:
-        out.write(json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False).encode())
+    write_bytes(path, json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False).encode())
 
 
 def read_json(path: str) -> dict:
-    with FileSystems.open(path) as stream:
-        return json.loads(stream.read().decode())
+    return json.loads(read_bytes(path).decode())
 
 
 def read_json_files(paths: Sequence[str]) -> list[dict]:
     """The JSON of each file, read concurrently."""
-    clients = threading.local()  # a storage client per reading thread, for this call only
-
-    def read(path: str) -> dict:
-        if not path.startswith("gs://"):
-            return read_json(path)
-        if not hasattr(clients, "client"):
-            from apache_beam.io.gcp import gcsio  # 0.3 s to import, only for gs://
-
-            clients.client = gcsio.GcsIO().client  # with the credentials Beam finds
-        bucket, name = path.removeprefix("gs://").split("/", 1)
-        return json.loads(clients.client.bucket(bucket).blob(name).download_as_bytes().decode())
-
-    return read_concurrently(read, paths)
+    return read_concurrently(read_json, paths)
 
 
 def read_concurrently(

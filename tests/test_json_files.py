@@ -2,7 +2,6 @@ import threading
 import time
 
 import pytest
-from google.api_core.exceptions import NotFound
 
 from mining.json_files import THREADS, read_concurrently, read_json_files, write_json
 from tests.gcs_emulator import gcs_bucket, served
@@ -52,5 +51,5 @@ def test_records_on_cloud_storage_take_one_request_each(monkeypatch):
         assert records == [{"number": n, "text": "Grüße, 你好"} for n in range(40)]
         # and each thread's client asks once for the bucket; Beam's file system takes 3 a record
         assert counts["requests"] <= 40 + THREADS
-        with pytest.raises(NotFound, match="file-00040.json"):
+        with pytest.raises(FileNotFoundError, match="file-00040.json: not found"):
             read_json_files([*paths, f"{root}/run/_units/file-00040.json"])

@@ -1,0 +1,43 @@
+"""Whole files on Cloud Storage (an emulator on loopback) in one request each way."""
+
+import pickle
+
+import numpy as np
+import pytest
+
+from mining.whole_files import read_bytes, write_bytes
+from pipelines.work_files import get, put
+from tests.gcs_emulator import download, gcs_bucket, served
+
+
+def test_work_blocks_on_cloud_storage_take_one_request_each_way(monkeypatch):
+    """Through Beam's file system a block took 5 requests to write and read."""
+    blocks = [np.arange(n * 1000, (n + 1) * 1000, dtype=np.int64) for n in range(30)]
+    with gcs_bucket(monkeypatch) as root:
+        with served() as writes:
+            paths = [put(f"{root}/run/_work", f"kept/src{n:05d}", b) for n, b in enumerate(blocks)]
+        with served() as reads:
+            back = [get(path) for path in paths]
+        assert writes["requests"] <= 30 + 1 and reads["requests"] <= 30 + 1  # + the bucket's
+        assert all(np.array_equal(a, b) for a, b in zip(back, blocks, strict=True))
+        assert pickle.loads(download(paths[7])).tolist() == blocks[7].tolist()
+        write_bytes(paths[7], b"replaced")
+        assert read_bytes(paths[7]) == b"replaced"
+        with pytest.raises(FileNotFoundError, match="_work/kept/src00030.pkl: not found"):
+            get(f"{root}/run/_work/kept/src00030.pkl")
+
+
+def test_a_new_emulator_gets_a_new_client(monkeypatch):
+    """A client keeps the endpoint it was made for; the next bucket is on another port."""
+    for text in (b"first", b"second"):
+        with gcs_bucket(monkeypatch) as root:
+            write_bytes(f"{root}/file.txt", text)
+            assert download(f"{root}/file.txt") == text
+
+
+def test_local_files_round_trip(tmp_path):
+    path = str(tmp_path / "new" / "block.bin")
+    write_bytes(path, bytes(range(256)))
+    assert read_bytes(path) == bytes(range(256))
+    with pytest.raises(FileNotFoundError):
+        read_bytes(str(tmp_path / "missing.bin"))
