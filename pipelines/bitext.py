@@ -187,17 +187,7 @@ class AttachTarget(beam.DoFn):
         table = pa.concat_tables([get(path) for path in paths])
         order, ids = _ids_by_shard(pair.layouts[pair.tgt], table.column("tgt_row").to_numpy())
         table = table.take(order)
-        identical = np.array(
-            [
-                same_text(a, b)
-                for a, b in zip(
-                    table.column("src_text").to_pylist(),
-                    ids.column("text").to_pylist(),
-                    strict=True,
-                )
-            ],
-            dtype=bool,
-        )
+        identical = _identical(table.column("src_text"), ids.column("text"))
         _count(pair.namespace, "dropped:identical_text", identical.sum())
         _count(pair.namespace, "kept", (~identical).sum())
         keep = pa.array(~identical)
@@ -222,6 +212,24 @@ class AttachTarget(beam.DoFn):
             scores = kept.column("score").to_numpy().tolist()
             yield beam.pvalue.TaggedOutput("scores", (name, scores))
             yield name, put(pair.work, f"rows/tgt{group:05d}", kept)
+
+
+def _identical(sources, targets, slice_rows: int = 10_000) -> np.ndarray:
+    """same_text of each row's two texts, holding one slice of them as Python strings at a time
+    (a group's pairs can be a million and more)."""
+    return np.fromiter(
+        (
+            same_text(a, b)
+            for start in range(0, len(sources), slice_rows)
+            for a, b in zip(
+                sources.slice(start, slice_rows).to_pylist(),
+                targets.slice(start, slice_rows).to_pylist(),
+                strict=True,
+            )
+        ),
+        dtype=bool,
+        count=len(sources),
+    )
 
 
 def part_boundaries(quantiles: list[float], count: int) -> np.ndarray:

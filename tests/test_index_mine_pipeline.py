@@ -135,6 +135,22 @@ def test_identical_text_and_score_cuts():
     assert reasons.tolist() == [KEEP, 0, 1, 2]
 
 
+def test_identical_texts_are_found_slice_by_slice_across_chunks():
+    import pyarrow as pa
+
+    from pipelines.bitext import _identical
+
+    sources = ["Linux 6.1", "Hallo Welt.", "GNU/Linux", "Grüße", "你好", "Debian"] * 7
+    targets = ["linux  6.1", "Hello world.", "gnu/linux", "Gruesse", "你好", "Debian!"] * 7
+    expected = [True, False, True, False, True, False] * 7
+    chunked = pa.chunked_array([sources[:5], sources[5:30], sources[30:]])
+    for slice_rows in (1, 4, 10_000):
+        found = _identical(chunked, pa.chunked_array([targets]), slice_rows)
+        assert found.dtype == bool and found.tolist() == expected
+    empty = pa.chunked_array([], pa.string())
+    assert _identical(empty, empty).size == 0
+
+
 def test_the_default_cut_is_the_one_calibrated_for_the_mode(tmp_path):
     from mining.encoders.loading import resolve_encoder
 
