@@ -1,15 +1,18 @@
-"""What writing and reading the mine stage's work files costs when each request is a round trip.
+"""What writing, reading and deleting the mine stage's work files costs when each request is a
+round trip.
 
     python benchmarks/bench_work_files.py [--files 300] [--kib 64] [--latency-ms 5] [--rounds 2]
 
 The mine stage passes blocks between its steps as files in its work directory
-(pipelines/work_files.py), thousands of them on a large run. This writes --files blocks of
---kib KiB each and reads them back, one after another as a worker does, in a GCS emulator in
+(pipelines/work_files.py), thousands of them on a large run, and deletes them all when it
+commits. This writes --files blocks of --kib KiB each, reads them back, one after another as a
+worker does, and deletes them (one call for all, as the stage does), in a GCS emulator in
 another process that answers every request --latency-ms late (a model of Cloud Storage's round
 trips, not a measurement of them), two ways, keeping each one's fastest of --rounds: through
-Beam's file system (FileSystems.create and .open, the baseline) and through
-mining/whole_files.py (one storage client per thread, one request each way). It prints the
-requests the emulator answered, the seconds, this process's CPU seconds and the speed-up.
+Beam's file system (FileSystems.create, .open and .delete, the baseline) and through
+mining/whole_files.py (one storage client per thread, one request each way, deletions in
+batches of 100). It prints the requests the emulator answered, the seconds, this process's CPU
+seconds and the speed-up.
 """
 
 from __future__ import annotations
@@ -56,20 +59,22 @@ def main() -> None:
     args = parser.parse_args()
     blocks = [os.urandom(args.kib * 1024) for _ in range(args.files)]
     ways = {
-        "Beam file system": (beam_write, beam_read),
-        "whole_files": (whole_files.write_bytes, whole_files.read_bytes),
+        "Beam file system": (beam_write, beam_read, FileSystems.delete),
+        "whole_files": (whole_files.write_bytes, whole_files.read_bytes, whole_files.delete_files),
     }
     monkeypatch = pytest.MonkeyPatch()
     best: dict = {}
     with distant_gcs_bucket(monkeypatch, args.latency_ms / 1000) as (root, requests):
         for round_ in range(args.rounds):
-            for way, (write, read) in ways.items():
+            for way, (write, read, delete) in ways.items():
                 paths = [f"{root}/{way[:4]}-{round_}/{n:05d}.pkl" for n in range(len(blocks))]
                 runs = {
                     "write": timed(requests, write, paths, blocks),
                     "read": timed(requests, read, paths),
                 }
                 assert [read(path) for path in paths[:3]] == blocks[:3]
+                runs["delete"] = timed(requests, delete, [paths])
+                assert not FileSystems.match([f"{root}/{way[:4]}-{round_}/**"])[0].metadata_list
                 for step, run in runs.items():
                     if (step, way) not in best or run["seconds"] < best[step, way]["seconds"]:
                         best[step, way] = run

@@ -1,18 +1,29 @@
-"""Whole files read and written in one call, on any Beam file system, in one request on gs://.
+"""Whole files read and written in one call, on any Beam file system, in one request on gs://,
+and many deleted at once.
 
 The mine stage writes and reads thousands of small files (blocks passed between workers,
 records of shards and work units). Through Beam's GCS file system a file written and read takes
 5 requests: a resumable upload (2), then a read makes a new storage client, which asks for the
 bucket, and asks for the object's metadata before its bytes. A storage client kept by each
 thread takes 2: one upload (multipart up to 8 MB, resumable above) and one download.
+
+Beam's delete of a list of gs:// paths makes three new clients for each path (each asks for
+the bucket), asks twice for its metadata, then deletes it in a batch of one: 6 requests a file,
+one after another (at 20 ms a request, 14 days for 10 million work files). Here a batch request
+deletes 100 and THREADS batches are in flight (at 20 ms a request, about 2 minutes).
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from apache_beam.io.filesystems import FileSystems
+
+THREADS = 16  # delete batches in flight at once
+BATCH = 100  # deletions in one batch request, Cloud Storage's limit
 
 _clients = threading.local()  # one storage client per thread, reused by its calls
 
@@ -41,17 +52,38 @@ def write_bytes(path: str, data: bytes) -> None:
     _blob(path).upload_from_string(data, "application/octet-stream", retry=DEFAULT_RETRY)
 
 
+def delete_files(paths: Sequence[str]) -> None:
+    """Delete the files; one already gone is not an error, any other failure is (OSError
+    naming the files and their HTTP status)."""
+    remote = [path for path in paths if path.startswith("gs://")]
+    others = [path for path in paths if not path.startswith("gs://")]
+    if others:
+        FileSystems.delete(others)
+    batches = [remote[start : start + BATCH] for start in range(0, len(remote), BATCH)]
+    with ThreadPoolExecutor(min(THREADS, len(batches) or 1)) as pool:
+        failed = [failure for failures in pool.map(_delete_batch, batches) for failure in failures]
+    if failed:
+        listed = ", ".join(f"{path} (HTTP {status})" for path, status in failed[:5])
+        raise OSError(f"could not delete {len(failed)} files: {listed}")
+
+
+def _delete_batch(paths: list[str]) -> list[tuple[str, int]]:
+    # Beam's delete_batch retries transient failures and counts a missing object as deleted.
+    return [(path, status) for path, status in _gcsio().delete_batch(paths) if status]
+
+
 def _blob(path: str):
     bucket, name = path.removeprefix("gs://").split("/", 1)
-    return _client().bucket(bucket).blob(name)
+    return _gcsio().client.bucket(bucket).blob(name)
 
 
-def _client():
-    # A client keeps the endpoint it was made for: a new one if STORAGE_EMULATOR_HOST changed.
+def _gcsio():
+    """This thread's Beam GcsIO: its storage client has the credentials Beam finds. A client
+    keeps the endpoint it was made for: a new one if STORAGE_EMULATOR_HOST changed."""
     endpoint = os.environ.get("STORAGE_EMULATOR_HOST")
-    if getattr(_clients, "endpoint", None) != endpoint or not hasattr(_clients, "client"):
+    if getattr(_clients, "endpoint", None) != endpoint or not hasattr(_clients, "gcsio"):
         from apache_beam.io.gcp import gcsio  # 0.3 s to import, only for gs://
 
-        _clients.client = gcsio.GcsIO().client  # with the credentials Beam finds
+        _clients.gcsio = gcsio.GcsIO()
         _clients.endpoint = endpoint
-    return _clients.client
+    return _clients.gcsio

@@ -22,6 +22,7 @@ import uuid
 from apache_beam.io.filesystems import FileSystems
 
 from mining.json_files import read_json, write_json
+from mining.whole_files import delete_files
 
 MARKER = "_SUCCESS.json"
 STATS = "stats.json"
@@ -59,8 +60,8 @@ def remove_tree(path: str) -> None:
     this deletes what is listed under the prefix."""
     if _is_local(path):
         shutil.rmtree(path, ignore_errors=True)
-    elif found := _under(path):
-        FileSystems.delete(found)
+    else:
+        delete_files(_under(path))
 
 
 def read_marker(run_dir: str, stage: str) -> dict | None:
@@ -231,8 +232,7 @@ class StageWriter:
             for path in _under(self.final)
             if not any(path == k or path.startswith(k + "/") for k in kept)
         ]
-        if doomed:
-            FileSystems.delete(doomed)
+        delete_files(doomed)
 
     def _made_for_this(self, place: str) -> bool:
         path = FileSystems.join(place, RESUME)
