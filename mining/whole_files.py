@@ -78,12 +78,18 @@ def _blob(path: str):
 
 
 def _gcsio():
-    """This thread's Beam GcsIO: its storage client has the credentials Beam finds. A client
-    keeps the endpoint it was made for: a new one if STORAGE_EMULATOR_HOST changed."""
+    """This thread's Beam GcsIO, made with the options Beam's file systems get (on a worker,
+    the job's: credentials, impersonation, retries), found as FileSystems.get_filesystem finds
+    them. A client keeps the endpoint it was made for: a new one if STORAGE_EMULATOR_HOST
+    changed."""
     endpoint = os.environ.get("STORAGE_EMULATOR_HOST")
     if getattr(_clients, "endpoint", None) != endpoint or not hasattr(_clients, "gcsio"):
         from apache_beam.io.gcp import gcsio  # 0.3 s to import, only for gs://
+        from apache_beam.options.value_provider import RuntimeValueProvider
 
-        _clients.gcsio = gcsio.GcsIO()
+        options = getattr(FileSystems, "_pipeline_options", None)
+        _clients.gcsio = gcsio.GcsIO(
+            pipeline_options=options or RuntimeValueProvider.runtime_options
+        )
         _clients.endpoint = endpoint
     return _clients.gcsio

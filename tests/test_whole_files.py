@@ -62,6 +62,25 @@ def test_a_new_emulator_gets_a_new_client(monkeypatch):
             assert download(f"{root}/file.txt") == text
 
 
+def test_the_client_is_made_with_the_options_beams_file_systems_get(monkeypatch):
+    """On a worker, the job's options: a service account to impersonate reaches the client."""
+    from apache_beam.internal.gcp import auth
+    from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
+
+    account = "miner@project.iam.gserviceaccount.com"
+    options = PipelineOptions([f"--impersonate_service_account={account}"])
+    asked = []
+    with gcs_bucket(monkeypatch) as root:
+        monkeypatch.setattr(FileSystems, "_pipeline_options", options)
+        monkeypatch.setattr(
+            auth,
+            "get_service_credentials",
+            lambda options: asked.append(options.view_as(GoogleCloudOptions)),
+        )
+        write_bytes(f"{root}/file.txt", b"x")
+    assert [o.impersonate_service_account for o in asked] == [account]
+
+
 def test_local_files_round_trip(tmp_path):
     path = str(tmp_path / "new" / "block.bin")
     write_bytes(path, bytes(range(256)))
