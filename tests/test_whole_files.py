@@ -26,6 +26,9 @@ def test_work_blocks_on_cloud_storage_take_one_request_each_way(monkeypatch):
         assert pickle.loads(download(paths[7])).tolist() == blocks[7].tolist()
         write_bytes(paths[7], b"replaced")
         assert read_bytes(paths[7]) == b"replaced"
+        large = np.random.default_rng(0).bytes(9 << 20)  # above 8 MiB: a resumable upload
+        write_bytes(paths[8], large)
+        assert read_bytes(paths[8]) == large and download(paths[8]) == large
         with pytest.raises(FileNotFoundError, match="_work/kept/src00030.pkl: not found"):
             get(f"{root}/run/_work/kept/src00030.pkl")
 
