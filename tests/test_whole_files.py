@@ -43,7 +43,8 @@ def test_files_on_cloud_storage_are_deleted_a_hundred_a_request(monkeypatch):
         write_bytes(f"{root}/run/keep.json", b"{}")
         with served() as traffic:
             delete_files([*paths, f"{root}/run/_work/gone-already.pkl"])
-        assert traffic["requests"] <= 3 + 3  # 3 batches, each thread's bucket lookup
+        # 3 batches, each thread's bucket lookup, and the last upload's response if closed late
+        assert traffic["requests"] <= 3 + 3 + 1
         listed = FileSystems.match([f"{root}/run/**"])[0].metadata_list
         assert [m.path for m in listed] == [f"{root}/run/keep.json"]
 
