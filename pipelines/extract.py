@@ -31,6 +31,7 @@ from mining.inputs import open_input
 from mining.json_files import read_json_files
 from mining.langid import LanguageIdentifier
 from mining.warc_records import DEFAULT_MAX_RECORD_BYTES, BadInputError, Skipped, iter_records
+from mining.whole_files import write_bytes
 from pipelines.counts import add_counts
 from pipelines.progress import Progress
 from pipelines.stage_dir import UNITS, StageWriter, read_json, run_pipeline, write_json
@@ -210,8 +211,7 @@ class WriteFileUnits(beam.DoFn):
             "bytes": written.metadata_list[0].size_in_bytes,
             "counts": dict(item.counts),
         }
-        with FileSystems.create(unit_file(self.units_dir, number, "json")) as out:
-            out.write(json.dumps(record).encode())
+        write_bytes(unit_file(self.units_dir, number, "json"), json.dumps(record).encode())
 
     def finish_bundle(self):
         if self.open:  # a file's sentences and its end always travel together
