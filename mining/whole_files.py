@@ -41,8 +41,13 @@ def read_bytes(path: str) -> bytes:
 
 
 def write_bytes(path: str, data: bytes) -> None:
-    """Write (or replace) the file at `path`. Uploads on gs:// are retried on transient errors:
-    a file's bytes are the same however often it is written."""
+    """Write (or replace) the file at `path`, all or nothing: a local file is written beside it
+    and renamed, so a run killed mid-write leaves the old file or none, never a truncated one
+    (as an upload to an object store is). Uploads on gs:// are retried on transient errors: a
+    file's bytes are the same however often it is written."""
+    if "://" not in path:
+        _write_local(path, data)
+        return
     if not path.startswith("gs://"):
         with FileSystems.create(path) as out:
             out.write(data)
@@ -50,6 +55,19 @@ def write_bytes(path: str, data: bytes) -> None:
     from google.cloud.storage.retry import DEFAULT_RETRY
 
     _blob(path).upload_from_string(data, "application/octet-stream", retry=DEFAULT_RETRY)
+
+
+def _write_local(path: str, data: bytes) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    partial = f"{path}.partial-{os.getpid()}-{threading.get_ident()}"
+    try:
+        with open(partial, "wb") as out:
+            out.write(data)
+        os.replace(partial, path)
+    except BaseException:
+        if os.path.exists(partial):
+            os.remove(partial)
+        raise
 
 
 def delete_files(paths: Sequence[str]) -> None:

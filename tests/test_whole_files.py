@@ -91,5 +91,15 @@ def test_local_files_round_trip(tmp_path):
     assert read_bytes(path) == bytes(range(256))
     delete_files([path])
     assert not (tmp_path / "new" / "block.bin").exists()
+
+
+def test_a_local_write_that_fails_leaves_the_old_file(tmp_path):
+    """A killed run's record must not be left empty: the next run reads it to resume."""
+    path = tmp_path / "_resume.json"
+    path.write_text('{"stage": "embed"}')
+    with pytest.raises(TypeError):
+        write_bytes(str(path), None)  # fails while writing
+    assert path.read_text() == '{"stage": "embed"}'
+    assert [p.name for p in tmp_path.iterdir()] == ["_resume.json"]
     with pytest.raises(FileNotFoundError):
         read_bytes(str(tmp_path / "missing.bin"))
