@@ -173,13 +173,14 @@ def test_killed_run_resumes_to_the_same_bitext(setup):
     command = [sys.executable, "-m", "pipelines.cli"]
     env = dict(os.environ)  # PYTHONPATH: the checkout and the network guard (conftest)
     reference = tmp / "uninterrupted"
-    subprocess.run(
+    reference_run = subprocess.run(
         [*command, *args, "--output", str(reference)],
-        check=True,
         env=env,
         cwd=REPO,
         capture_output=True,
+        text=True,
     )
+    assert reference_run.returncode == 0, reference_run.stderr[-4000:]
 
     killed = tmp / "killed"
     process = subprocess.Popen(
@@ -199,12 +200,12 @@ def test_killed_run_resumes_to_the_same_bitext(setup):
 
     result = subprocess.run(
         [*command, *args, "--output", str(killed)],
-        check=True,
         env=env,
         cwd=REPO,
         capture_output=True,
         text=True,
     )
+    assert result.returncode == 0, result.stderr[-4000:]
     assert "extract: skipped" in result.stdout and "embed: ran" in result.stdout
     assert bitext(killed) == bitext(reference)
 
