@@ -28,7 +28,11 @@ def write_json(path: str, payload: dict) -> None:
 
 
 def read_json(path: str) -> dict:
-    return json.loads(read_bytes(path).decode())
+    """The JSON in PATH; damaged content is a ValueError that names the file."""
+    try:
+        return json.loads(read_bytes(path).decode())
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ValueError(f"{path}: not a JSON record ({exc})") from exc
 
 
 def read_json_files(paths: Sequence[str]) -> list[dict]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -23,6 +24,8 @@ from apache_beam.io.filesystems import FileSystems
 
 from mining.json_files import read_json, write_json
 from mining.whole_files import delete_files
+
+log = logging.getLogger("ccmine")
 
 MARKER = "_SUCCESS.json"
 STATS = "stats.json"
@@ -238,7 +241,11 @@ class StageWriter:
         path = FileSystems.join(place, RESUME)
         if self.resume is None or not FileSystems.exists(path):
             return False
-        return read_json(path) == self.resume
+        try:
+            return read_json(path) == self.resume
+        except ValueError as exc:  # damaged (a run killed while writing it): start afresh
+            log.warning("%s: not resuming: %s", self.stage, exc)
+            return False
 
     def _unfinished_local(self) -> str | None:
         """A killed run's place for this configuration; others of this stage are removed."""

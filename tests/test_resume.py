@@ -181,3 +181,20 @@ def test_a_resumable_place_is_continued_only_for_the_same_configuration(tmp_path
     plain = StageWriter(str(tmp_path), "indexes")
     plain.abandon()
     assert not os.path.exists(plain.work)  # stages that cannot resume clean up
+
+
+def test_a_damaged_resume_record_starts_the_stage_afresh(tmp_path, caplog):
+    """A place whose resume record was cut short (a run killed while writing it, before writes
+    were atomic) is not continued and does not stop the rerun: it is removed, with a warning
+    that names the record."""
+    from pipelines.stage_dir import StageWriter
+
+    first = StageWriter(str(tmp_path), "embeddings", resume={"encoder": "a", "shards": 3})
+    record = Path(first.work) / "_resume.json"
+    record.write_text(record.read_text()[:5])
+    first.abandon()
+    with caplog.at_level("WARNING", logger="ccmine"):
+        again = StageWriter(str(tmp_path), "embeddings", resume={"encoder": "a", "shards": 3})
+    assert not again.resumed and again.work != first.work and not os.path.exists(first.work)
+    assert f"embeddings: not resuming: {record}: not a JSON record" in caplog.text
+    assert json.loads(Path(again.work, "_resume.json").read_text()) == {"encoder": "a", "shards": 3}
