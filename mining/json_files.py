@@ -11,6 +11,7 @@ of them reads many at once (benchmarks/bench_record_reads.py), each record in on
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -18,6 +19,8 @@ from typing import TypeVar
 from mining.whole_files import read_bytes, write_bytes
 
 THREADS = 16  # reads in flight at once
+
+log = logging.getLogger("ccmine")
 
 A = TypeVar("A")
 T = TypeVar("T")
@@ -38,6 +41,20 @@ def read_json(path: str) -> dict:
 def read_json_files(paths: Sequence[str]) -> list[dict]:
     """The JSON of each file, read concurrently."""
     return read_concurrently(read_json, paths)
+
+
+def read_unit_records(paths: Sequence[str]) -> list[dict | None]:
+    """The records of finished work units, read concurrently; a damaged one (cut short by a
+    run killed while writing it) is None, with a warning naming it: its unit is done again."""
+    return read_concurrently(_read_unit_record, paths)
+
+
+def _read_unit_record(path: str) -> dict | None:
+    try:
+        return read_json(path)
+    except ValueError as exc:
+        log.warning("%s; its unit is done again", exc)
+        return None
 
 
 def read_concurrently(

@@ -33,7 +33,7 @@ from mining.embedding_store import (
     write_layout,
     write_shard,
 )
-from mining.json_files import read_json_files
+from mining.json_files import read_unit_records
 from pipelines.extract import content_rows
 from pipelines.stage_dir import (
     UNITS,
@@ -143,8 +143,8 @@ def finished_shards(out_dir: str, shards: dict[str, int]) -> dict[tuple[str, int
     """{(lang, shard): layout record} of the shards a killed run finished: recorded, with both
     files listed and the .npy of the recorded size (no shard is opened)."""
     pattern = FileSystems.join(out_dir, UNITS, "*.json")
-    units = read_json_files([m.path for m in FileSystems.match([pattern])[0].metadata_list])
-    units = [u for u in units if u["lang"] in shards and u["shard"] < shards[u["lang"]]]
+    units = read_unit_records([m.path for m in FileSystems.match([pattern])[0].metadata_list])
+    units = [u for u in units if u and u["lang"] in shards and u["shard"] < shards[u["lang"]]]
     if not units:
         return {}
     langs = sorted({unit["lang"] for unit in units})

@@ -28,7 +28,7 @@ from apache_beam.metrics import Metrics
 from mining.embedding_store import read_parquet
 from mining.extraction import ExtractConfig, SentenceExtractor
 from mining.inputs import open_input
-from mining.json_files import read_json_files
+from mining.json_files import read_unit_records
 from mining.langid import LanguageIdentifier
 from mining.warc_records import DEFAULT_MAX_RECORD_BYTES, BadInputError, Skipped, iter_records
 from mining.whole_files import write_bytes
@@ -233,11 +233,12 @@ def finished_files(units_dir: str, paths: list[str]) -> dict[str, dict]:
     found = FileSystems.match([FileSystems.join(units_dir, "file-*")])[0].metadata_list
     sizes = {os.path.basename(m.path): m.size_in_bytes for m in found}
     numbers = [n for n in range(len(paths)) if _unit_name(n, "json") in sizes]
-    records = read_json_files([unit_file(units_dir, n, "json") for n in numbers])
+    records = read_unit_records([unit_file(units_dir, n, "json") for n in numbers])
     return {
         paths[number]: record
         for number, record in zip(numbers, records, strict=True)
-        if record["path"] == paths[number]
+        if record is not None
+        and record["path"] == paths[number]
         and sizes.get(_unit_name(number, "parquet")) == record.get("bytes")
     }
 

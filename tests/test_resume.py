@@ -60,12 +60,15 @@ def test_a_killed_embed_encodes_only_the_missing_rows_when_rerun(extracted, tmp_
     )
     kill_when(process, killed, ".embeddings.tmp-*/_units/*.json", 4)
     assert not (killed / "embeddings").exists()  # nothing visible before the commit
+    records = sorted(killed.glob(".embeddings.tmp-*/_units/*.json"))
+    damaged = records[0]  # as a run killed while writing it left it before writes were atomic
+    damaged.write_text(damaged.read_text()[:10])
 
     start = time.perf_counter()
     resumed = embed.run(str(killed), "bundled", ["de"], rows_per_shard=ROWS_PER_SHARD)
     resumed_seconds = time.perf_counter() - start
     reused = resumed["resumed"]
-    assert reused["shards_reused"] >= 4
+    assert reused["shards_reused"] == len(records) - 1  # the damaged record's shard done again
     assert sum(resumed["encoded_now"].values()) == total - reused["rows_reused"]
     assert resumed["embedded"] == uninterrupted["embedded"]
     print(f"embed: full {full_seconds:.1f} s, rerun {resumed_seconds:.1f} s, {reused}")
@@ -148,8 +151,8 @@ def test_a_killed_extract_reads_only_the_unfinished_files_when_rerun(tmp_path):
     )
 
 
-def test_a_unit_is_reused_only_when_recorded_for_its_file_at_its_listed_size(tmp_path):
-    units, paths = str(tmp_path), [f"crawl-{n}.warc.gz" for n in range(5)]
+def test_a_unit_is_reused_only_when_recorded_for_its_file_at_its_listed_size(tmp_path, caplog):
+    units, paths = str(tmp_path), [f"crawl-{n}.warc.gz" for n in range(6)]
     for number, path in enumerate(paths):
         rows = extract.unit_file(units, number, "parquet")
         pq.write_table(pa.table({"text": ["Eins.", "Zwei."]}), rows)
@@ -159,10 +162,16 @@ def test_a_unit_is_reused_only_when_recorded_for_its_file_at_its_listed_size(tmp
         if number == 2:
             del record["bytes"]  # a record written before units recorded their size
         if number != 3:  # killed before its record was written
-            Path(extract.unit_file(units, number, "json")).write_text(json.dumps(record))
+            text = json.dumps(record)
+            if number == 5:  # killed while writing it (before writes were atomic)
+                text = text[:20]
+            Path(extract.unit_file(units, number, "json")).write_text(text)
     with open(extract.unit_file(units, 4, "parquet"), "r+b") as cut:
         cut.truncate(os.path.getsize(cut.name) - 1)
-    assert list(extract.finished_files(units, paths)) == ["crawl-0.warc.gz"]
+    with caplog.at_level("WARNING", logger="ccmine"):
+        assert list(extract.finished_files(units, paths)) == ["crawl-0.warc.gz"]
+    damaged = extract.unit_file(units, 5, "json")
+    assert f"{damaged}: not a JSON record" in caplog.text and "done again" in caplog.text
     assert extract.finished_files(str(tmp_path / "none"), paths) == {}
 
 
