@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass
 
 import faiss
 import numpy as np
-from apache_beam.io.filesystems import FileSystems
+
+from mining.whole_files import read_bytes, write_bytes
 
 log = logging.getLogger("ccmine")
 # Below this many vectors an exact (flat) index is both fast enough and exact, as in stopes.
@@ -130,14 +131,12 @@ def to_device(index: faiss.Index, use_gpu: bool | None = None) -> faiss.Index:
 def write_index(index: faiss.Index, path: str) -> int:
     """Write a (CPU) index to any Beam file system; returns the bytes written."""
     data = faiss.serialize_index(index).tobytes()
-    with FileSystems.create(path) as out:
-        out.write(data)
+    write_bytes(path, data)
     return len(data)
 
 
 def load_index(path: str) -> faiss.Index:
-    with FileSystems.open(path) as stream:
-        return faiss.deserialize_index(np.frombuffer(stream.read(), dtype=np.uint8))
+    return faiss.deserialize_index(np.frombuffer(read_bytes(path), dtype=np.uint8))
 
 
 def ready_to_search(index: faiss.Index, spec: IndexSpec, use_gpu: bool | None = None):

@@ -23,6 +23,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
+from mining.whole_files import read_bytes, write_bytes
+
 ID_SCHEMA = pa.schema(
     [
         ("hash", pa.int64()),
@@ -58,12 +60,10 @@ def write_shard(directory: str, index: int, vectors: np.ndarray, ids: pa.Table) 
     npy_name, parquet_name = shard_names(index)
     buffer = io.BytesIO()
     np.save(buffer, vectors)
-    with FileSystems.create(FileSystems.join(directory, npy_name)) as out:
-        out.write(buffer.getvalue())
+    write_bytes(FileSystems.join(directory, npy_name), buffer.getvalue())
     sink = pa.BufferOutputStream()
     pq.write_table(ids.cast(ID_SCHEMA), sink)
-    with FileSystems.create(FileSystems.join(directory, parquet_name)) as out:
-        out.write(sink.getvalue().to_pybytes())
+    write_bytes(FileSystems.join(directory, parquet_name), sink.getvalue().to_pybytes())
     dtype = str(vectors.dtype)
     return {"npy": npy_name, "rows": rows, "dim": dim, "dtype": dtype, "bytes": buffer.tell()}
 
@@ -71,19 +71,19 @@ def write_shard(directory: str, index: int, vectors: np.ndarray, ids: pa.Table) 
 def write_layout(directory: str, records) -> None:
     """A language directory's layout file, from its shards' `write_shard` records."""
     shards = sorted({record["npy"]: record for record in records}.values(), key=lambda r: r["npy"])
-    with FileSystems.create(FileSystems.join(directory, LAYOUT_NAME)) as out:
-        out.write(json.dumps({"shards": shards}).encode())
+    write_bytes(FileSystems.join(directory, LAYOUT_NAME), json.dumps({"shards": shards}).encode())
 
 
 def _recorded_shards(directory: str) -> dict[str, tuple]:
     """{.npy name: (rows, dim, dtype, bytes)} from a language directory's layout file; empty
     without one."""
     path = FileSystems.join(directory, LAYOUT_NAME)
-    if not FileSystems.exists(path):
+    try:
+        data = read_bytes(path)
+    except FileNotFoundError:
         return {}
     try:
-        with FileSystems.open(path) as stream:
-            records = json.loads(stream.read())["shards"]
+        records = json.loads(data)["shards"]
         return {r["npy"]: (r["rows"], r["dim"], r["dtype"], r["bytes"]) for r in records}
     except (ValueError, KeyError, TypeError) as exc:
         raise EmbeddingShardError(
@@ -120,8 +120,7 @@ def list_shards(embeddings_dir: str, lang: str) -> list[tuple[str, str]]:
 
 
 def read_vectors(npy_path: str) -> np.ndarray:
-    with FileSystems.open(npy_path) as stream:
-        return np.load(io.BytesIO(stream.read()))
+    return np.load(io.BytesIO(read_bytes(npy_path)))
 
 
 def _npy_header(stream) -> tuple[tuple[int, ...], np.dtype, int]:
@@ -257,8 +256,7 @@ def read_parquet(parquet_path: str, columns: list[str] | None = None) -> pa.Tabl
     release the bytes and the process aborts ("terminate called without an active exception",
     apache/arrow#33975). gdb caught it so, in FileReaderImpl::DecodeRowGroups' task, after
     `ccmine run` had written everything (2 of 22 runs)."""
-    with FileSystems.open(parquet_path) as stream:
-        source = pa.BufferReader(stream.read())
+    source = pa.BufferReader(read_bytes(parquet_path))
     return pq.ParquetFile(source).read(columns=columns, use_threads=False)
 
 

@@ -5,7 +5,8 @@ The mine stage writes and reads thousands of small files (blocks passed between 
 records of shards and work units). Through Beam's GCS file system a file written and read takes
 5 requests: a resumable upload (2), then a read makes a new storage client, which asks for the
 bucket, and asks for the object's metadata before its bytes. A storage client kept by each
-thread takes 2: one upload (multipart up to 8 MB, resumable above) and one download.
+thread takes 2: one upload (multipart up to 8 MB, resumable above) and one download. Files that
+are read and written whole anyway (embedding and index shards) go the same way.
 
 Beam's delete of a list of gs:// paths makes three new clients for each path (each asks for
 the bucket), asks twice for its metadata, then deletes it in a batch of one: 6 requests a file,
@@ -25,6 +26,7 @@ from apache_beam.io.filesystems import FileSystems
 THREADS = 16  # delete batches in flight at once
 BATCH = 100  # deletions in one batch request, Cloud Storage's limit
 
+PARTIAL = ".partial-"  # a local file being written is PATH.partial-PID-THREAD until renamed
 _clients = threading.local()  # one storage client per thread, reused by its calls
 
 
@@ -59,7 +61,7 @@ def write_bytes(path: str, data: bytes) -> None:
 
 def _write_local(path: str, data: bytes) -> None:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    partial = f"{path}.partial-{os.getpid()}-{threading.get_ident()}"
+    partial = f"{path}{PARTIAL}{os.getpid()}-{threading.get_ident()}"
     try:
         with open(partial, "wb") as out:
             out.write(data)
@@ -68,6 +70,20 @@ def _write_local(path: str, data: bytes) -> None:
         if os.path.exists(partial):
             os.remove(partial)
         raise
+
+
+def remove_partials(directory: str) -> int:
+    """Remove the partly written files that killed writers left under a local directory;
+    returns how many."""
+    found = [
+        os.path.join(root, name)
+        for root, _, names in os.walk(directory)
+        for name in names
+        if PARTIAL in name
+    ]
+    for path in found:
+        os.remove(path)
+    return len(found)
 
 
 def delete_files(paths: Sequence[str]) -> None:

@@ -34,6 +34,7 @@ from mining.embedding_store import (
     write_shard,
 )
 from mining.json_files import read_unit_records
+from mining.whole_files import write_bytes
 from pipelines.extract import content_rows
 from pipelines.stage_dir import (
     UNITS,
@@ -123,8 +124,8 @@ class WriteShards(beam.DoFn):
         vectors = np.stack([vector for _, vector in items]).astype(self.dtype)
         ids = pa.Table.from_pylist([{c: row[c] for c in ID_COLUMNS} for row, _ in items], ID_SCHEMA)
         record = write_shard(lang_dir(self.out_dir, lang), shard, vectors, ids)
-        with FileSystems.create(unit_path(self.out_dir, lang, shard)) as out:
-            out.write(json.dumps({"lang": lang, "shard": shard, **record}).encode())
+        unit = json.dumps({"lang": lang, "shard": shard, **record}).encode()  # keys in order
+        write_bytes(unit_path(self.out_dir, lang, shard), unit)
         _count(f"embedded:{lang}", len(items))
         return record
 

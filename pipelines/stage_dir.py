@@ -23,7 +23,7 @@ import uuid
 from apache_beam.io.filesystems import FileSystems
 
 from mining.json_files import read_json, write_json
-from mining.whole_files import delete_files
+from mining.whole_files import delete_files, remove_partials
 
 log = logging.getLogger("ccmine")
 
@@ -256,6 +256,7 @@ class StageWriter:
             if found is None and self._made_for_this(place):
                 found = place
                 self.resumed = True
+                remove_partials(place)  # files a killed writer had not finished
             else:
                 shutil.rmtree(place, ignore_errors=True)
         return found

@@ -9,7 +9,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from click.testing import CliRunner
 
-from mining.embedding_store import LAYOUT_NAME, shard_layout
+from mining.embedding_store import LAYOUT_NAME, read_parquet, read_vectors, shard_layout
 from pipelines.cli import cli
 from pipelines.mine import read_bitext
 from pipelines.stage_dir import read_json
@@ -79,6 +79,13 @@ def test_stages_run_with_input_and_run_directory_on_cloud_storage(tmp_path, monk
         assert traffic["bytes"] < 10_000 < len(download(layout.npys[0])) / 4
         assert len(download(f"{embeddings}/lang=en/{LAYOUT_NAME}")) < 1_000
         assert layout.starts == local_layout.starts and layout.dim == local_layout.dim
+        # a shard's vectors and ids are one download each (Beam's file system took 3 a file:
+        # a new client's bucket lookup, the object's metadata, its bytes); one response more
+        # is allowed, as the emulator may count the last one after the client returned
+        npy = layout.npys[0]
+        with served() as traffic:
+            rows = len(read_vectors(npy)) + read_parquet(npy[: -len("npy")] + "parquet").num_rows
+        assert traffic["requests"] <= 3 and rows == 2 * (layout.starts[1] - layout.starts[0])
         card = download(f"{run}/bitext/de-en/README.md").decode()
         assert f"{local.num_rows} sentence pairs mined from" in card
         assert f'ds.dataset("{run}/bitext/de-en", format="parquet"' in card

@@ -180,9 +180,14 @@ def test_a_resumable_place_is_continued_only_for_the_same_configuration(tmp_path
 
     first = StageWriter(str(tmp_path), "embeddings", resume={"encoder": "a", "shards": 3})
     (tmp_path / first.work / "_units").mkdir()
+    (tmp_path / first.work / "_units" / "de-00001.json").write_text("{}")
+    cut_short = tmp_path / first.work / "lang=de" / "shard-00002.npy.partial-4242-77"
+    cut_short.parent.mkdir()
+    cut_short.write_bytes(b"\x93NUMPY")  # a file a killed writer had not renamed into place
     first.abandon()  # a failure keeps a resumable place
     again = StageWriter(str(tmp_path), "embeddings", resume={"encoder": "a", "shards": 3})
     assert again.resumed and again.work == first.work
+    assert not cut_short.exists() and (tmp_path / again.work / "_units" / "de-00001.json").exists()
     other = StageWriter(str(tmp_path), "embeddings", resume={"encoder": "b", "shards": 3})
     assert not other.resumed and not os.path.exists(first.work)  # the stale place is gone
     other.commit({}, {})
