@@ -72,18 +72,12 @@ def _write_local(path: str, data: bytes) -> None:
         raise
 
 
-def remove_partials(directory: str) -> int:
-    """Remove the partly written files that killed writers left under a local directory;
-    returns how many."""
-    found = [
-        os.path.join(root, name)
-        for root, _, names in os.walk(directory)
-        for name in names
-        if PARTIAL in name
-    ]
-    for path in found:
-        os.remove(path)
-    return len(found)
+def remove_partials(directory: str) -> None:
+    """Remove the partly written files that killed writers left under a local directory."""
+    for root, _, names in os.walk(directory):
+        for name in names:
+            if PARTIAL in name:
+                os.remove(os.path.join(root, name))
 
 
 def delete_files(paths: Sequence[str]) -> None:
