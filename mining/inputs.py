@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import gzip
 import io
-import urllib.request
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from mining.http_stream import HttpStream, open_url
 from mining.warc_records import BadInputError
 
 CC_BASE_URL = "https://data.commoncrawl.org/"
-HTTP_TIMEOUT_S = 120
 
 
 def is_url(path: str) -> bool:
@@ -24,10 +23,20 @@ def is_manifest(path: str) -> bool:
 
 
 def open_input(path: str):
-    """A binary stream of the raw bytes (still gzipped: warcio reads gzip members itself)."""
+    """A binary stream of the raw bytes (still gzipped: warcio reads gzip members itself); over
+    HTTP, retried and resumed (mining/http_stream.py)."""
     if is_url(path):
-        return urllib.request.urlopen(path, timeout=HTTP_TIMEOUT_S)
+        return open_url(path)
     return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+def download_counts(stream) -> dict[str, int]:
+    """What reading an input took beyond one request: retried requests and resumed downloads
+    (none for a file system's stream)."""
+    raw = getattr(stream, "raw", None)
+    if not isinstance(raw, HttpStream):
+        return {}
+    return {"http_retries": raw.retries, "http_resumes": raw.resumes}
 
 
 def crawl_manifest(crawl: str, fmt: str = "wet", base_url: str = CC_BASE_URL) -> str:

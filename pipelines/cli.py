@@ -16,6 +16,7 @@ from mining import __version__
 from mining.bitext_readers import UnreadableBitext
 from mining.embedding_store import EmbeddingShardError
 from mining.extraction import ExtractConfig
+from mining.http_stream import DownloadError
 from mining.margin import MARGINS, MODES
 from mining.matching import MAX_ROUNDS
 from mining.warc_records import DEFAULT_MAX_RECORD_BYTES, BadInputError
@@ -148,6 +149,7 @@ def parse_lid_thresholds(value: str) -> tuple[float, tuple[tuple[str, float], ..
 # runner raised them in a worker and wrapped them in its own error.
 ONE_LINE_ERRORS = {
     BadInputError: "bad input",
+    DownloadError: "download failed",
     UnreadableBitext: "bad bitext",
     EmbeddingShardError: "bad embeddings",
     IndexShardError: "bad index",
@@ -172,7 +174,7 @@ def _run_guarded(fn):
     try:
         return fn()
     except FileNotFoundError as exc:
-        click.echo(f"ccmine: error: {exc}", err=True)
+        click.echo(f"ccmine: error: {_without_step(str(exc))}", err=True)
         sys.exit(2)
     except Exception as exc:
         message = _one_line_error(exc)
@@ -182,9 +184,13 @@ def _run_guarded(fn):
                 message = f"{prefix}: {found.group(1)}"
         if message is None:
             raise
-        message = re.sub(r" \[while running '[^']*'\]", "", message)  # Beam's step name
-        click.echo(f"ccmine: {message}", err=True)
+        click.echo(f"ccmine: {_without_step(message)}", err=True)
         sys.exit(2)
+
+
+def _without_step(message: str) -> str:
+    """The message without the name of the Beam step that raised it."""
+    return re.sub(r" \[while running '[^']*'\]", "", message)
 
 
 @click.group()

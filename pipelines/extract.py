@@ -27,7 +27,7 @@ from apache_beam.metrics import Metrics
 
 from mining.embedding_store import read_parquet
 from mining.extraction import ExtractConfig, SentenceExtractor
-from mining.inputs import open_input
+from mining.inputs import download_counts, open_input
 from mining.json_files import read_unit_records
 from mining.langid import LanguageIdentifier
 from mining.warc_records import DEFAULT_MAX_RECORD_BYTES, BadInputError, Skipped, iter_records
@@ -127,6 +127,8 @@ class ReadDocuments(beam.DoFn):
                     _skip(event, self.strict)
                 else:
                     yield event
+            for name, n in download_counts(stream).items():
+                _count(name, n, counts)
         progress.done()
         yield FileDone(path, counts)
 

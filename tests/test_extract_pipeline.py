@@ -11,11 +11,13 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+from mining import http_stream
 from mining.extraction import ExtractConfig
 from pipelines import extract
 from pipelines.cli import cli
 from pipelines.counts import total
 from pipelines.stage_dir import MARKER
+from tests.flaky_http import flaky_server
 from tests.warc_factory import ENGLISH, GERMAN, gzip_members, html_response, page, warc_record
 
 pytestmark = pytest.mark.slow
@@ -265,6 +267,29 @@ def test_reads_warc_by_url_and_manifest(tmp_path, http_root):
     stats = extract.run([f"{base}/{rel[1]}"], str(run_dir2), ExtractConfig(langs=("en",)))
     assert stats["sentences_kept"] == {"en": 2}
     assert all(r["source"] == f"{base}/{rel[1]}" for r in read_sentences(run_dir2, "en"))
+
+
+def test_a_busy_server_and_a_broken_download_lose_nothing(tmp_path, monkeypatch):
+    """As data.commoncrawl.org under load: the first request is refused (503), the download
+    breaks off halfway; the sentences equal a local read's and both events are counted."""
+    monkeypatch.setattr(http_stream, "BACKOFF_S", 0.0)
+    records = [
+        html_response(f"http://site{i}.example/", page(f"Seite {i}", *GERMAN)) for i in range(3)
+    ]
+    local = tmp_path / "part.warc.gz"
+    local.write_bytes(gzip_members(*records))
+    expected = extract.run([str(local)], str(tmp_path / "local"), ExtractConfig(langs=("de",)))
+
+    plan = ["503", f"cut:{local.stat().st_size // 2}"]
+    files = {"/part.warc.gz": local.read_bytes()}
+    with flaky_server(files, {"/part.warc.gz": plan}) as (base, server):
+        url = f"{base}/part.warc.gz"
+        stats = extract.run([url], str(tmp_path / "run"), ExtractConfig(langs=("de",)))
+    assert len(server.requests) == 3 and server.requests[-1][1].startswith("bytes=")
+    assert stats["http_retries"] == 1 and stats["http_resumes"] == 1
+    assert stats["records_used"] == expected["records_used"] == 3
+    got = [(r["url"], r["text"]) for r in read_sentences(tmp_path / "run", "de")]
+    assert got == [(r["url"], r["text"]) for r in read_sentences(tmp_path / "local", "de")]
 
 
 def test_record_types_outside_the_specification_count_as_other(tmp_path):

@@ -3,6 +3,7 @@ import gzip
 import pytest
 from click.testing import CliRunner
 
+from mining import http_stream
 from mining.inputs import crawl_manifest, read_manifest, resolve_inputs
 from mining.warc_records import BadInputError
 from pipelines.cli import cli
@@ -24,7 +25,7 @@ def test_missing_input_is_a_clear_error(tmp_path):
         resolve_inputs([str(tmp_path / "nothing-here*.warc.gz")])
 
 
-def test_missing_input_or_unreadable_manifest_is_one_line_from_the_cli(tmp_path):
+def test_missing_input_or_unreadable_manifest_is_one_line_from_the_cli(tmp_path, monkeypatch):
     missing = str(tmp_path / "nothing-here.warc.gz")
     for command in (["run", "--src", "de"], ["extract"]):
         args = [*command, "--input", missing, "--output", str(tmp_path / "run")]
@@ -37,6 +38,7 @@ def test_missing_input_or_unreadable_manifest_is_one_line_from_the_cli(tmp_path)
     assert result.exit_code == 2
     assert result.stderr.startswith(f"ccmine: bad input: {cut}: manifest not readable: ")
     assert result.stderr.count("\n") == 1
+    monkeypatch.setattr(http_stream, "BACKOFF_S", 0.0)  # a refused connection is retried
     url = f"http://127.0.0.1:{free_port()}/wet.paths.gz"  # loopback, nothing listening
     with pytest.raises(BadInputError, match=f"{url}: manifest not readable: .*refused"):
         read_manifest(url)
