@@ -33,7 +33,7 @@ from indexes import faiss_index, shards
 from mining.embedding_store import ShardLayout, read_vectors
 from mining.margin import best_per_query, margin
 from mining.matching import BACKWARD, FORWARD, Edges
-from mining.topk import merge_topk, neighbour_means, pad_topk
+from mining.topk import MISSING_ID, merge_topk, neighbour_means, pad_topk
 from pipelines.pair_context import job_pairs, read_job
 from pipelines.work_files import get, put
 
@@ -51,12 +51,20 @@ TASKS_WANTED = 1000
 
 @dataclass
 class TopK:
-    """Neighbour lists of the rows of a query shard that start at row id `offset`: (n, k)
-    similarities and target row ids, best first, missing entries id -1."""
+    """Neighbour lists, found in one index shard, of the rows of a query shard that start at
+    row id `offset`: (n, k) similarities, best first, and the neighbours' rows within the index
+    shard, whose first row is `base` (int32, -1 for a missing entry). These blocks are most of
+    the bytes a mine writes, every query shard's in every index shard: int32 rows make them a
+    third smaller than int64 row ids."""
 
     offset: int
     sims: np.ndarray
-    ids: np.ndarray
+    rows: np.ndarray
+    base: int
+
+    def ids(self) -> np.ndarray:
+        """The neighbours' row ids (int64, MISSING_ID for a missing entry)."""
+        return np.where(self.rows >= 0, self.rows.astype(np.int64) + self.base, MISSING_ID)
 
 
 @dataclass
@@ -112,12 +120,11 @@ class SearchIndexShard(beam.DoFn):
         target, query = pair.layouts[lang], pair.layouts[pair.other(lang)]
         index, exact = self._load(shard, target, pair.namespace)
         vectors = read_vectors(query.npys[query_number])
-        sims, ids = faiss_index.search(index, vectors, self.k, exact, self.candidates)
-        ids = np.where(ids >= 0, ids + shard["start"], ids)
-        sims, ids = pad_topk(sims, ids, min(self.k, target.rows))
+        sims, rows = faiss_index.search(index, vectors, self.k, exact, self.candidates)
+        sims, rows = pad_topk(sims, rows, min(self.k, target.rows))
         Metrics.counter(pair.namespace, "search_items").inc()
         block_name = f"topk/{query.lang}-{query_number:05d}-in-{shard['number']:05d}"
-        block = TopK(query.starts[query_number], sims, ids)
+        block = TopK(query.starts[query_number], sims, rows.astype(np.int32), shard["start"])
         yield (name, query.lang, query_number), put(pair.work, block_name, block)
 
 
@@ -133,29 +140,25 @@ class MergeTopK(beam.DoFn):
         (name, query_lang, number), paths = keyed
         pair = job_pairs(self.job)[name]
         target = pair.layouts[pair.other(query_lang)]
-        merged = None
+        sims = ids = None
         for path in paths:
             part = get(path)
-            if merged is None:
-                merged = part
+            offset = part.offset
+            if sims is None:
+                sims, ids = part.sims, part.ids()
             else:
-                k = part.sims.shape[1]
-                merged = TopK(
-                    part.offset, *merge_topk(merged.sims, merged.ids, part.sims, part.ids, k)
-                )
-        means = neighbour_means(merged.sims, merged.ids)
-        path = put(pair.work, f"means/{query_lang}-{number:05d}", (merged.offset, means))
+                sims, ids = merge_topk(sims, ids, part.sims, part.ids(), part.sims.shape[1])
+        means = neighbour_means(sims, ids)
+        path = put(pair.work, f"means/{query_lang}-{number:05d}", (offset, means))
         group = pair.shard_group(query_lang, number)
         yield beam.pvalue.TaggedOutput("means", ((name, query_lang, group), path))
-        rows, cols = np.nonzero(merged.ids >= 0)
-        targets = merged.ids[rows, cols]
+        rows, cols = np.nonzero(ids >= 0)
+        targets = ids[rows, cols]
         target_group = pair.group_of(target.lang, targets)
         for group in np.unique(target_group):
             sel = target_group == group
             r, c = rows[sel], cols[sel]
-            block = CandidateBlock(
-                query_lang, number, merged.offset + r, c, targets[sel], merged.sims[r, c]
-            )
+            block = CandidateBlock(query_lang, number, offset + r, c, targets[sel], sims[r, c])
             block_name = f"candidates/{target.lang}-g{group:05d}-from-{query_lang}-{number:05d}"
             yield (name, target.lang, int(group)), put(pair.work, block_name, (block, means[r]))
 

@@ -101,6 +101,30 @@ def test_blocks_grouped_by_shards_give_the_same_pairs(sharded_run, monkeypatch, 
     assert sorted(written("rows/")) == ["rows/tgt00000", "rows/tgt00001"]
 
 
+def test_topk_blocks_hold_int32_rows_within_their_index_shard(sharded_run, monkeypatch):
+    """The top-k blocks, one per query shard and index shard (the most bytes a mine writes),
+    hold each neighbour's row within its index shard as int32, a third fewer bytes than row ids
+    as int64; the merged lists still find the definitions' pairs."""
+    run_dir, de, en = sharded_run
+    blocks = {}
+
+    def kept_put(work, name, block):
+        blocks[name] = block
+        return put(work, name, block)
+
+    monkeypatch.setattr(knn, "put", kept_put)
+    mine.run(str(run_dir), "de", "en", 4, "ratio", "union", threshold=-10.0)
+    topk = {name: block for name, block in blocks.items() if name.startswith("topk/")}
+    assert len(topk) == 3 * 4 + 4 * 3  # every query shard in every index shard
+    for name, block in topk.items():
+        assert block.rows.dtype == np.int32 and block.rows.max() < 130, name
+        assert block.base == 130 * int(name.rsplit("-", 1)[1])  # index shards of 130 rows
+        ids = block.ids()
+        assert ids.dtype == np.int64 and np.array_equal(ids >= 0, block.rows >= 0)
+    rows = mine.read_bitext(str(run_dir / "bitext" / "de-en")).to_pylist()
+    assert row_pairs(rows) == [(i, j) for i, j, _ in brute_force(de, en, 4, "ratio", "union")]
+
+
 def test_shard_groups_cover_a_language_in_bounded_groups():
     from mining.embedding_store import ShardLayout
 
