@@ -2,7 +2,7 @@
 
 Memory does not depend on the size of the bitext (Parquet is read in batches, and at most a few
 batches per core are in flight), except with `--dedup`, which keeps one 64-bit hash per distinct
-source sentence (or pair). Filters run while exporting, and every pair they drop is counted under
+source sentence (or pair), in 8 bytes (mining/seen_hashes.py). Filters run while exporting, and every pair they drop is counted under
 its reason. Batches are read and filtered in order on one thread, rendered into the format on one
 thread per core (Arrow compute releases the GIL) and written in order on one more thread, so that
 writing (for `hf`, Parquet encoding) overlaps reading. A local export is written into
@@ -29,6 +29,7 @@ from apache_beam.io.filesystems import FileSystems
 from mining.bitext_formats import open_writer
 from mining.bitext_readers import unreadable
 from mining.cores import usable_cores
+from mining.seen_hashes import SeenHashes
 
 BATCH_ROWS = 65_536
 # Length units for --max-length-ratio: an English sentence has 3.1 characters per Chinese
@@ -67,8 +68,10 @@ def text_length(column: pa.Array) -> np.ndarray:
     return length
 
 
-def _hashes(strings: list[str]) -> list[bytes]:
-    return [hashlib.blake2b(s.encode(), digest_size=8).digest() for s in strings]
+def _hashes(strings: list[str]) -> np.ndarray:
+    """BLAKE2b-64 of each string, as uint64."""
+    digests = b"".join(hashlib.blake2b(s.encode(), digest_size=8).digest() for s in strings)
+    return np.frombuffer(digests, dtype="<u8")
 
 
 class PairFilter:
@@ -78,7 +81,7 @@ class PairFilter:
 
     def __init__(self, filters: ExportFilters):
         self.filters = filters
-        self.seen: set[bytes] = set()
+        self.seen = SeenHashes()
         self.last_score = np.inf
         self.dropped = {
             "below_min_score": 0,
@@ -117,22 +120,15 @@ class PairFilter:
             if scores[0] > self.last_score or np.any(np.diff(scores) > 0):
                 raise ValueError("--dedup keeps the best pair, so it needs bitext in score order")
             self.last_score = scores[-1]
+        kept = pa.array(keep)
         if self.filters.dedup == "src":
-            key = pc.utf8_lower(batch.column("src_text"))
-            keys = pc.replace_substring_regex(key, DEDUP_IGNORED, "").to_pylist()
+            key = pc.utf8_lower(batch.column("src_text").filter(kept))
+            keys = pc.replace_substring_regex(key, DEDUP_IGNORED, "")
         else:
-            pairs = pc.binary_join_element_wise(
-                batch.column("src_text"), batch.column("tgt_text"), "\t"
-            )
-            keys = pairs.to_pylist()
+            src, tgt = (batch.column(name).filter(kept) for name in ("src_text", "tgt_text"))
+            keys = pc.binary_join_element_wise(src, tgt, "\t")
         duplicate = np.zeros(batch.num_rows, dtype=bool)
-        for row, digest in enumerate(_hashes(keys)):
-            if not keep[row]:
-                continue
-            if digest in self.seen:
-                duplicate[row] = True
-            else:
-                self.seen.add(digest)
+        duplicate[np.flatnonzero(keep)] = ~self.seen.add(_hashes(keys.to_pylist()))
         return duplicate
 
 
