@@ -2,11 +2,11 @@
 
 Memory does not depend on the size of the bitext (Parquet is read in batches, and at most a few
 batches per core are in flight), except with `--dedup`, which keeps one 64-bit hash per distinct
-source sentence (or pair), in 8 bytes (mining/seen_hashes.py). Filters run while exporting, and every pair they drop is counted under
-its reason. Batches are read and filtered in order on one thread, rendered into the format on one
-thread per core (Arrow compute releases the GIL) and written in order on one more thread, so that
-writing (for `hf`, Parquet encoding) overlaps reading. A local export is written into
-OUT.incomplete/ and moved into place once complete.
+source sentence (or pair), in 8 bytes (mining/seen_hashes.py). Filters run while exporting, and
+every pair they drop is counted under its reason. Batches are read and filtered in order on one
+thread, rendered into the format on one thread per core (Arrow compute releases the GIL) and written
+in order on one more thread, so that writing (for `hf`, Parquet encoding) overlaps reading. A local
+export is written into OUT.incomplete/ and moved into place once complete.
 """
 
 from __future__ import annotations
