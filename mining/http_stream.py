@@ -113,7 +113,8 @@ class HttpStream(io.RawIOBase):
             raise DownloadError(f"{self.url}: {error.reason}") from error
         except urllib3.exceptions.HTTPError as error:
             raise DownloadError(f"{self.url}: {error}") from error
-        retried = len(response.retries.history) if response.retries else 0
+        history = response.retries.history if response.retries else ()
+        retried = sum(1 for step in history if step.redirect_location is None)  # not redirects
         self.retries += retried
         if response.status in (404, 410):
             response.release_conn()

@@ -6,6 +6,7 @@ Each request to a path takes the next step of its plan (then "full" once the pla
                   connection closes
   "ignore-range"  the whole file with 200, whatever Range asked for
   "full"          the file, or the range asked for (206 with Content-Range)
+  "moved:PATH"    301 to PATH
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if step == "503":
             self.send_response(503)
             self.send_header("Retry-After", "0")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if step.startswith("moved:"):
+            self.send_response(301)
+            self.send_header("Location", step.split(":", 1)[1])
             self.send_header("Content-Length", "0")
             self.end_headers()
             return

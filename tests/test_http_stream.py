@@ -33,6 +33,16 @@ def test_refused_requests_are_retried_and_a_broken_download_resumes_where_it_sto
     ]
 
 
+def test_a_redirect_is_followed_and_not_counted_as_a_retry():
+    plans = {"/old.warc.gz": ["moved:/a.warc.gz"], "/a.warc.gz": ["503"]}
+    files = {"/old.warc.gz": b"", "/a.warc.gz": DATA}
+    with flaky_server(files, plans) as (base, server):
+        with open_url(f"{base}/old.warc.gz") as stream:
+            assert stream.read() == DATA
+            assert (stream.raw.retries, stream.raw.resumes) == (1, 0)
+    assert [path for path, _ in server.requests] == ["/old.warc.gz", "/a.warc.gz", "/a.warc.gz"]
+
+
 def test_a_server_that_ignores_range_is_read_past_what_was_delivered():
     plan = ["cut:1000", "ignore-range"]
     with flaky_server({"/a.warc.gz": DATA}, {"/a.warc.gz": plan}) as (base, _):
