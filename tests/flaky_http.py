@@ -1,4 +1,5 @@
-"""A local HTTP server that misbehaves as busy CommonCrawl servers do, on a plan per path.
+"""A local HTTP server for inputs read by URL; on a plan per path, it misbehaves as busy
+CommonCrawl servers do.
 
 Each request to a path takes the next step of its plan (then "full" once the plan is spent):
   "503"           Service Unavailable (Retry-After: 0)

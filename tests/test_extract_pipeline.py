@@ -1,10 +1,7 @@
 """The extract stage as a Beam pipeline on the real CommonCrawl samples and on damaged input."""
 
-import functools
 import gzip
-import http.server
 import json
-import threading
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -212,61 +209,39 @@ def test_strict_mode_is_one_line_and_exit_2(tmp_path, name, data, reason):
     assert not list((tmp_path / "run").glob(".sentences.tmp-*/" + MARKER))
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def http_root(tmp_path):
-    root = tmp_path / "www"
-    root.mkdir()
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root))
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-
-
-def test_reads_warc_by_url_and_manifest(tmp_path, http_root):
-    root, base = http_root
-    segment = root / "crawl-data" / "CC-MAIN-2099-01" / "segments" / "1" / "wet"
-    segment.mkdir(parents=True)
-    for i, text in enumerate([GERMAN, ENGLISH]):
-        data = gzip_members(html_response(f"http://site{i}.example/", page("t", *text)))
-        (segment / f"part-{i}.warc.gz").write_bytes(data)
+def test_reads_warc_by_url_and_manifest(tmp_path):
     rel = [f"crawl-data/CC-MAIN-2099-01/segments/1/wet/part-{i}.warc.gz" for i in range(2)]
-    (root / "crawl-data" / "CC-MAIN-2099-01" / "wet.paths.gz").write_bytes(
-        gzip.compress("\n".join(rel).encode())
-    )
+    files = {
+        f"/{path}": gzip_members(html_response(f"http://site{i}.example/", page("t", *text)))
+        for i, (path, text) in enumerate(zip(rel, [GERMAN, ENGLISH], strict=True))
+    }
+    files["/crawl-data/CC-MAIN-2099-01/wet.paths.gz"] = gzip.compress("\n".join(rel).encode())
+    with flaky_server(files) as (base, _):
+        run_dir = tmp_path / "run"
+        result = CliRunner().invoke(
+            cli,
+            [
+                "extract",
+                "--crawl",
+                "CC-MAIN-2099-01",
+                "--cc-base-url",
+                base,
+                "--max-files",
+                "1",
+                "--output",
+                str(run_dir),
+                "--langs",
+                "de,en",
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        assert [r["text"] for r in read_sentences(run_dir, "de")] == list(GERMAN)
+        assert read_sentences(run_dir, "en") == []
 
-    run_dir = tmp_path / "run"
-    result = CliRunner().invoke(
-        cli,
-        [
-            "extract",
-            "--crawl",
-            "CC-MAIN-2099-01",
-            "--cc-base-url",
-            base,
-            "--max-files",
-            "1",
-            "--output",
-            str(run_dir),
-            "--langs",
-            "de,en",
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    assert [r["text"] for r in read_sentences(run_dir, "de")] == list(GERMAN)
-    assert read_sentences(run_dir, "en") == []
-
-    run_dir2 = tmp_path / "run2"
-    stats = extract.run([f"{base}/{rel[1]}"], str(run_dir2), ExtractConfig(langs=("en",)))
-    assert stats["sentences_kept"] == {"en": 2}
-    assert all(r["source"] == f"{base}/{rel[1]}" for r in read_sentences(run_dir2, "en"))
+        run_dir2 = tmp_path / "run2"
+        stats = extract.run([f"{base}/{rel[1]}"], str(run_dir2), ExtractConfig(langs=("en",)))
+        assert stats["sentences_kept"] == {"en": 2}
+        assert all(r["source"] == f"{base}/{rel[1]}" for r in read_sentences(run_dir2, "en"))
 
 
 def test_a_busy_server_and_a_broken_download_lose_nothing(tmp_path, monkeypatch):
