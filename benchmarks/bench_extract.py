@@ -85,7 +85,7 @@ def bench_stage(repeat):
 
 
 def bench_lid(docs, extractor, lid, repeat):
-    sentences = [s for doc in docs for s in extractor._candidates(document_text(doc))]
+    sentences = [s for doc in docs for s, _ in extractor._candidates(document_text(doc))]
     import fasttext
 
     model = fasttext.load_model(lid.model_path)

@@ -1,9 +1,10 @@
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from mining.extraction import ExtractConfig, SentenceExtractor, document_text
-from mining.warc_records import Document
+from mining.warc_records import Document, iter_records
 from tests.warc_factory import CHINESE, ENGLISH, GERMAN, page
 
 
@@ -151,3 +152,38 @@ def test_language_id_and_script_checks_keep_real_sentences(shared_data, lid, cod
         assert all(s.lang == lang for s in result.sentences)
     misjudged = dropped["other_lang"] + dropped["wrong_script"] + dropped["low_lid_prob"]
     assert misjudged <= 0.03 * split, dropped
+
+
+class RecordingLid:
+    """A language identifier that records the texts of each `predict` call."""
+
+    def __init__(self, lid):
+        self.lid, self.calls = lid, []
+
+    def predict(self, texts):
+        self.calls.append(list(texts))
+        return self.lid.predict(texts)
+
+
+def test_a_one_sentence_paragraph_is_identified_once(lid):
+    """A sentence that is its whole paragraph takes the paragraph's guess (lid.176 gives the same
+    text the same guess); only the sentences of longer paragraphs are identified again."""
+    recording = RecordingLid(lid)
+    extractor = SentenceExtractor(ExtractConfig(langs=("de", "en")), recording)
+    two = ENGLISH[0] + " " + ENGLISH[1]
+    result = extractor.process(text_doc([GERMAN[0], two]))
+    assert recording.calls[:2] == [[GERMAN[0], two], list(ENGLISH[:2])]
+    assert [s.text for s in result.sentences] == [GERMAN[0], *ENGLISH[:2]]
+
+
+def test_guesses_taken_from_paragraphs_equal_the_sentences_own(lid):
+    """On the bundled sample crawl's pages, every kept sentence has the language and probability
+    lid.176 gives it on its own, whether its paragraph's guess was taken or it was identified."""
+    sample = Path(__file__).resolve().parents[1] / "data" / "sample" / "sample-crawl.warc.gz"
+    with open(sample, "rb") as stream:
+        docs = [d for d in iter_records(stream, str(sample)) if isinstance(d, Document)][:40]
+    extractor = SentenceExtractor(ExtractConfig(langs=("de", "en", "zh")), lid)
+    sentences = [s for d in docs for s in extractor.process(d).sentences]
+    assert len(sentences) > 500
+    guesses = lid.predict([s.text for s in sentences])
+    assert [(s.lang, s.lid_prob) for s in sentences] == [(g.lang, g.prob) for g in guesses]
