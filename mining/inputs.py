@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import io
+import logging
+import os
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -12,6 +14,12 @@ from mining.http_stream import HttpStream, open_url
 from mining.warc_records import BadInputError
 
 CC_BASE_URL = "https://data.commoncrawl.org/"
+# What a directory given as input is searched for: CommonCrawl's *.warc.gz and *.warc.wet.gz
+# among them, not its *.warc.wat.gz metadata files.
+WARC_SUFFIXES = (".warc", ".warc.gz", ".wet", ".wet.gz")
+WARC_NAMES = "*.warc, *.warc.gz, *.wet or *.wet.gz"
+
+log = logging.getLogger("ccmine")
 
 
 def is_url(path: str) -> bool:
@@ -79,8 +87,12 @@ def resolve_inputs(
             paths.extend(read_manifest(source, base_url))
         elif is_url(source):
             paths.append(source)
+        elif _is_directory(source):
+            paths.extend(_directory_files(source))
         else:
-            matched = sorted(m.path for m in FileSystems.match([source])[0].metadata_list)
+            matched = _matches(source)
+            if not matched and not _has_glob(source):  # a bucket "directory" without its slash
+                matched = _directory_files(source, missing=f"no input matches {source}")
             if not matched:
                 raise FileNotFoundError(f"no input matches {source}")
             paths.extend(matched)
@@ -89,3 +101,37 @@ def resolve_inputs(
     if not paths:
         raise FileNotFoundError("no input files given")
     return paths
+
+
+def _matches(pattern: str) -> list[str]:
+    return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+
+
+def _has_glob(source: str) -> bool:
+    return any(c in source for c in "*?[")
+
+
+def _is_directory(source: str) -> bool:
+    return source.endswith("/") or ("://" not in source and os.path.isdir(source))
+
+
+def _directory_files(directory: str, missing: str | None = None) -> list[str]:
+    """The WARC and WET files anywhere under a directory (or bucket prefix), sorted; the other
+    files there are named in the log, and a directory without any is an error (`missing`, if
+    given, as its message)."""
+    found = _matches(directory.rstrip("/") + "/**")
+    files = [path for path in found if path.endswith(WARC_SUFFIXES)]
+    others = [path for path in found if not path.endswith(WARC_SUFFIXES)]
+    if others:
+        files_word = "file" if len(others) == 1 else "files"
+        log.warning(
+            "%s: %d %s not named %s skipped, such as %s",
+            directory,
+            len(others),
+            files_word,
+            WARC_NAMES,
+            others[0],
+        )
+    if not files:
+        raise FileNotFoundError(missing or f"no WARC or WET files ({WARC_NAMES}) under {directory}")
+    return files

@@ -219,7 +219,7 @@ def cli(verbose: bool) -> None:
     "--input",
     "inputs",
     multiple=True,
-    help="WARC/WET path, glob, URL or *.paths.gz manifest; repeatable.",
+    help="WARC/WET path, glob, directory, URL or *.paths.gz manifest; repeatable.",
 )
 @click.option("--crawl", help="A CommonCrawl crawl id, e.g. CC-MAIN-2024-22 (reads its manifest).")
 @click.option(
@@ -591,7 +591,7 @@ def export(bitext, fmt, out, columns, min_score, min_cosine, max_length_ratio, d
     "inputs",
     multiple=True,
     required=True,
-    help="WARC/WET path, glob, URL or manifest; repeatable.",
+    help="WARC/WET path, glob, directory, URL or manifest; repeatable.",
 )
 @click.option("--output", "run_dir", required=True, help="Run directory (local or gs://...).")
 @click.option(

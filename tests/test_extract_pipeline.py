@@ -277,6 +277,21 @@ def test_record_types_outside_the_specification_count_as_other(tmp_path):
     assert stats["records_read"] == {"other": 1, "response": 1}
 
 
+def test_a_directory_of_crawl_files_is_read_whole(tmp_path):
+    crawl = tmp_path / "crawl"
+    for name, text in (("s1/warc/de.warc.gz", GERMAN), ("s2/warc/en.warc.gz", ENGLISH)):
+        (crawl / name).parent.mkdir(parents=True)
+        (crawl / name).write_bytes(gzip_members(html_response(f"http://{name}/", page("t", *text))))
+    (crawl / "README.txt").write_text("not a crawl file")
+    args = ["extract", "--input", str(crawl), "--output", str(tmp_path / "run"), "--langs", "de,en"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert [r["text"] for r in read_sentences(tmp_path / "run", "de")] == list(GERMAN)
+    assert [r["text"] for r in read_sentences(tmp_path / "run", "en")] == list(ENGLISH)
+    stats = json.loads((tmp_path / "run" / "sentences" / "stats.json").read_text())
+    assert stats["inputs"] == [str(crawl / "s1/warc/de.warc.gz"), str(crawl / "s2/warc/en.warc.gz")]
+
+
 def test_language_codes_are_checked_and_all_means_every_lid_label(tmp_path):
     path = tmp_path / "de.warc.gz"
     path.write_bytes(gzip_members(html_response("http://ok.example/", page("Ort", *GERMAN))))

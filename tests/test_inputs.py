@@ -20,6 +20,45 @@ def test_glob_and_max_files(tmp_path):
     assert len(resolve_inputs([str(tmp_path / "*")], max_files=2)) == 2
 
 
+def test_a_directory_gives_the_warc_and_wet_files_under_it(tmp_path, caplog):
+    """At any depth, as in a copy of CommonCrawl's crawl-data tree; its WAT metadata files,
+    manifests and other files are skipped and counted in the log."""
+    warcs = ["plain.warc", "s1/warc/a.warc.gz", "s1/wet/a.warc.wet.gz", "s2/warc/b.warc.gz"]
+    others = ["notes.txt", "s2/wat/b.warc.wat.gz", "wet.paths.gz"]
+    for name in warcs + others:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    for given in (str(tmp_path), f"{tmp_path}/"):
+        assert resolve_inputs([given]) == sorted(str(tmp_path / name) for name in warcs)
+    assert f"{tmp_path}: 3 files not named *.warc, *.warc.gz, *.wet or *.wet.gz skipped" in (
+        caplog.text
+    )
+    with pytest.raises(
+        FileNotFoundError, match=r"no WARC or WET files \(\*\.warc, .* under .*/s2/wat"
+    ):
+        resolve_inputs([str(tmp_path / "s2" / "wat")])
+
+
+def test_a_bucket_prefix_is_a_directory(monkeypatch):
+    """On Cloud Storage, which has no directories, with or without the trailing slash; a prefix
+    that merely starts the same (crawl-2/) is not inside it."""
+    from apache_beam.io.filesystems import FileSystems
+
+    from tests.gcs_emulator import gcs_bucket
+
+    with gcs_bucket(monkeypatch) as root:
+        names = ["crawl/b.wet.gz", "crawl/s1/a.warc.gz", "crawl-2/c.warc.gz", "crawl/wet.paths"]
+        for name in names:
+            FileSystems.create(f"{root}/{name}").close()
+        for given in (f"{root}/crawl", f"{root}/crawl/"):
+            assert resolve_inputs([given]) == [
+                f"{root}/crawl/b.wet.gz",
+                f"{root}/crawl/s1/a.warc.gz",
+            ]
+        with pytest.raises(FileNotFoundError, match=f"^no input matches {root}/nothing$"):
+            resolve_inputs([f"{root}/nothing"])
+
+
 def test_missing_input_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no input matches .*nothing-here"):
         resolve_inputs([str(tmp_path / "nothing-here*.warc.gz")])
