@@ -22,10 +22,14 @@ from mining.matching import MAX_ROUNDS
 from mining.warc_records import DEFAULT_MAX_RECORD_BYTES, BadInputError
 from pipelines.stage_dir import StageError
 
+# Option values outside these ranges are refused before anything runs.
+POSITIVE = click.IntRange(min=1)
+NON_NEGATIVE = click.IntRange(min=0)
+COSINE = click.FloatRange(-1.0, 1.0)
 # `ccmine mine` and `ccmine run` both take it.
 pairs_per_job_option = click.option(
     "--pairs-per-job",
-    type=click.IntRange(min=1),
+    type=POSITIVE,
     default=None,
     help="Pairs mined in the same Beam jobs (default: all). Fewer limit what one failed job "
     "takes down, and what each worker holds of the job's shard layouts.",
@@ -129,6 +133,9 @@ def extract_langs(value: str, lid_model: str | None) -> tuple[str, ...]:
     return langs
 
 
+LID_HINT = "'--min-lid-prob'"
+
+
 def parse_lid_thresholds(value: str) -> tuple[float, tuple[tuple[str, float], ...]]:
     """'0.5' or '0.5,zh=0.4,de=0.6': a default and per-language thresholds."""
     default, per_lang = 0.5, []
@@ -137,7 +144,9 @@ def parse_lid_thresholds(value: str) -> tuple[float, tuple[tuple[str, float], ..
         try:
             prob = float(number)
         except ValueError:
-            raise click.BadParameter(f"not a probability: {part!r}") from None
+            raise click.BadParameter(f"not a probability: {part!r}", param_hint=LID_HINT) from None
+        if not 0.0 <= prob <= 1.0:
+            raise click.BadParameter(f"{part!r} is not between 0 and 1", param_hint=LID_HINT)
         if sep:
             per_lang.append((lang, prob))
         else:
@@ -231,7 +240,7 @@ def cli(verbose: bool) -> None:
     show_default=True,
     help="Prefix for the relative paths of CommonCrawl manifests.",
 )
-@click.option("--max-files", type=int, help="Read at most this many input files.")
+@click.option("--max-files", type=POSITIVE, help="Read at most this many input files.")
 @click.option("--output", "run_dir", required=True, help="Run directory (local or gs://...).")
 @click.option(
     "--langs",
@@ -248,13 +257,18 @@ def cli(verbose: bool) -> None:
 )
 @click.option(
     "--min-words",
-    type=int,
+    type=NON_NEGATIVE,
     default=3,
     show_default=True,
     help="Minimum length in words (characters per English word for zh, ja, th, km, ...).",
 )
-@click.option("--max-words", type=int, default=200, show_default=True)
-@click.option("--max-record-bytes", type=int, default=DEFAULT_MAX_RECORD_BYTES, show_default=True)
+@click.option("--max-words", type=POSITIVE, default=200, show_default=True)
+@click.option(
+    "--max-record-bytes",
+    type=POSITIVE,
+    default=DEFAULT_MAX_RECORD_BYTES,
+    show_default=True,
+)
 @click.option(
     "--html-text",
     type=click.Choice(["main", "all"]),
@@ -321,10 +335,10 @@ def extract(
 )
 @click.option("--langs", default="de,en,zh", show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--batch-size", type=POSITIVE, default=64, show_default=True)
 @click.option(
     "--chunk-size",
-    type=int,
+    type=POSITIVE,
     default=1024,
     show_default=True,
     help="Rows per encoder call, cut from each shard's rows sorted by length, then batched.",
@@ -337,9 +351,12 @@ def extract(
     help="Storage type of the embedding shards.",
 )
 @click.option(
-    "--threads", type=int, default=0, help="torch threads per worker on CPU (0: torch's default)."
+    "--threads",
+    type=NON_NEGATIVE,
+    default=0,
+    help="torch threads per worker on CPU (0: torch's default).",
 )
-@click.option("--rows-per-shard", type=int, default=100_000, show_default=True)
+@click.option("--rows-per-shard", type=POSITIVE, default=100_000, show_default=True)
 @click.option("--any-language", is_flag=True, help=ANY_LANGUAGE_HELP)
 @click.pass_context
 def embed(
@@ -391,9 +408,11 @@ def embed(
     show_default=True,
     help="auto: exact below 100,000 vectors, IVF-PQ above.",
 )
-@click.option("--nlist", type=int, help="IVF lists (default about 4*sqrt(n)).")
+@click.option("--nlist", type=POSITIVE, help="IVF lists (default about 4*sqrt(n)).")
 @click.option(
-    "--pq-m", type=int, help="PQ sub-quantizers (default dim/2 for 4-bit, dim/8 for 8-bit codes)."
+    "--pq-m",
+    type=POSITIVE,
+    help="PQ sub-quantizers (default dim/2 for 4-bit, dim/8 for 8-bit codes).",
 )
 @click.option(
     "--pq-bits",
@@ -402,10 +421,16 @@ def embed(
 )
 @click.option("--opq", is_flag=True, help="Learn an OPQ rotation before PQ.")
 @click.option(
-    "--nprobe", type=int, help="Lists searched per query (default nlist/32, at least 16)."
+    "--nprobe",
+    type=POSITIVE,
+    help="Lists searched per query (default nlist/32, at least 16).",
 )
 @click.option(
-    "--index-shard-size", type=int, default=SHARD_SIZE, show_default=True, help=SHARD_SIZE_HELP
+    "--index-shard-size",
+    type=POSITIVE,
+    default=SHARD_SIZE,
+    show_default=True,
+    help=SHARD_SIZE_HELP,
 )
 @click.pass_context
 def index(ctx, run_dir, langs, index_type, nlist, pq_m, pq_bits, opq, nprobe, index_shard_size):
@@ -436,7 +461,15 @@ def index(ctx, run_dir, langs, index_type, nlist, pq_m, pq_bits, opq, nprobe, in
     help="Source language, e.g. de, or several (de,fr,zh), mined against --tgt in shared jobs.",
 )
 @click.option("--tgt", default="en", show_default=True)
-@click.option("-k", "--k", "k", type=int, default=4, show_default=True, help="Neighbours per side.")
+@click.option(
+    "-k",
+    "--k",
+    "k",
+    type=POSITIVE,
+    default=4,
+    show_default=True,
+    help="Neighbours per side.",
+)
 @click.option(
     "--margin",
     "margin_kind",
@@ -461,15 +494,15 @@ def index(ctx, run_dir, langs, index_type, nlist, pq_m, pq_bits, opq, nprobe, in
 @click.option(
     "--max-score", type=float, help="Drop pairs scoring above this (boilerplate, copies)."
 )
-@click.option("--min-cosine", type=float, help=MIN_COSINE_HELP)
+@click.option("--min-cosine", type=COSINE, help=MIN_COSINE_HELP)
 @click.option(
     "--candidates",
-    type=int,
+    type=POSITIVE,
     help="IVF-PQ candidates re-scored exactly per query (default 32).",
 )
 @click.option(
     "--max-rounds",
-    type=int,
+    type=POSITIVE,
     default=MAX_ROUNDS,
     show_default=True,
     help="max mode: bound on the rounds of the one-to-one selection.",
@@ -547,10 +580,10 @@ def mine(
     help="tsv: extra columns after src and tgt, e.g. score,cosine,src_url,tgt_url.",
 )
 @click.option("--min-score", type=float, help="Drop pairs scoring below this (margin).")
-@click.option("--min-cosine", type=float, help="Drop pairs whose cosine is below this.")
+@click.option("--min-cosine", type=COSINE, help="Drop pairs whose cosine is below this.")
 @click.option(
     "--max-length-ratio",
-    type=float,
+    type=click.FloatRange(min=1.0),
     help="Drop pairs whose longer side is this many times the shorter, in characters "
     "(Han characters count 3, kana and Hangul 2).",
 )
@@ -605,12 +638,16 @@ def export(bitext, fmt, out, columns, min_score, min_cosine, max_length_ratio, d
 @click.option("--device", default="auto", show_default=True)
 @click.option("--threshold", type=float, help="Mining threshold (default: the encoder's).")
 @click.option("--max-score", type=float)
-@click.option("--min-cosine", type=float, help=MIN_COSINE_HELP)
+@click.option("--min-cosine", type=COSINE, help=MIN_COSINE_HELP)
 @click.option(
     "--index-type", type=click.Choice(["auto", "flat", "ivfpq"]), default="auto", show_default=True
 )
 @click.option(
-    "--index-shard-size", type=int, default=SHARD_SIZE, show_default=True, help=SHARD_SIZE_HELP
+    "--index-shard-size",
+    type=POSITIVE,
+    default=SHARD_SIZE,
+    show_default=True,
+    help=SHARD_SIZE_HELP,
 )
 @click.option("--force", is_flag=True, help="Rerun every stage, complete or not.")
 @click.option("--any-language", is_flag=True, help=ANY_LANGUAGE_HELP)
@@ -693,7 +730,7 @@ def eval_group():
 @click.option("--encoder", default=DEFAULT_ENCODER, show_default=True)
 @click.option("--data", "data_dir", default="../shared/data/tatoeba/v1", show_default=True)
 @click.option("--langs", default="deu,cmn", show_default=True, help="Tatoeba codes, or 'all'.")
-@click.option("--limit", type=int, help="Use the first N pairs of each language.")
+@click.option("--limit", type=POSITIVE, help="Use the first N pairs of each language.")
 @click.option("--json", "json_path", help="Also write the scores here.")
 @click.option("--device", default="auto", show_default=True)
 def eval_tatoeba(encoder, data_dir, langs, limit, json_path, device):
@@ -743,7 +780,7 @@ def _bucc_options(fn):
                 show_default=True,
                 type=click.Choice(MODES),
             ),
-            click.option("-k", "k", type=int, default=4, show_default=True),
+            click.option("-k", "k", type=POSITIVE, default=4, show_default=True),
             click.option("--device", default="auto", show_default=True),
         ]
     ):
@@ -808,7 +845,7 @@ def dev_files(prefix: str) -> tuple[str, str, str]:
     show_default=True,
     type=click.Choice(MODES),
 )
-@click.option("-k", "k", type=int, default=4, show_default=True)
+@click.option("-k", "k", type=POSITIVE, default=4, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option(
     "--write",
@@ -868,7 +905,11 @@ def calibrate(encoder, devs, margin_kind, mode, k, device, write):
 )
 @click.option("--bitext", required=True, help="Mined bitext: a Parquet file or directory.")
 @click.option("--min-score", type=float, help="Keep pairs scoring at least this (margin).")
-@click.option("--min-cosine", type=float, help="Keep pairs whose cosine is at least this.")
+@click.option(
+    "--min-cosine",
+    type=COSINE,
+    help="Keep pairs whose cosine is at least this.",
+)
 @click.option("--test-src", required=True, help="Test set in the pair's first language.")
 @click.option("--test-ref", required=True, help="Its references in the second language.")
 @click.option(
@@ -877,7 +918,7 @@ def calibrate(encoder, devs, margin_kind, mode, k, device, write):
     default="cpu-tiny",
     show_default=True,
 )
-@click.option("--max-update", type=int, help="Override the preset's number of updates.")
+@click.option("--max-update", type=POSITIVE, help="Override the preset's number of updates.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Training and split seed.")
 @click.option(
     "--device",
@@ -953,24 +994,24 @@ def prepare_encoder_data(shared_dir, out_dir, debian_cache):
 @click.option("--data", required=True, help="train.tsv from prepare-encoder-data.")
 @click.option("--work-dir", required=True, help="Tokenizer and checkpoints; a rerun resumes here.")
 @click.option("--export", "export_dir", help="Write the final model here (LaBSE layout, fp16).")
-@click.option("--steps", type=int, default=3000, show_default=True, help="Ranking steps.")
-@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--steps", type=POSITIVE, default=3000, show_default=True, help="Ranking steps.")
+@click.option("--batch-size", type=POSITIVE, default=256, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--margin", type=float, default=0.3, show_default=True)
 @click.option("--scale", type=float, default=20.0, show_default=True)
 @click.option(
     "--mlm-steps",
-    type=int,
+    type=NON_NEGATIVE,
     default=0,
     show_default=True,
     help="Masked-language-model steps before the ranking stage.",
 )
-@click.option("--layers", type=int, default=2, show_default=True)
-@click.option("--hidden", type=int, default=256, show_default=True)
-@click.option("--vocab-size", type=int, default=24000, show_default=True)
+@click.option("--layers", type=POSITIVE, default=2, show_default=True)
+@click.option("--hidden", type=POSITIVE, default=256, show_default=True)
+@click.option("--vocab-size", type=POSITIVE, default=24000, show_default=True)
 @click.option("--pooling", type=click.Choice(["cls", "mean"]), default="mean", show_default=True)
 @click.option("--tatoeba", "tatoeba_dir", help="Tatoeba v1 directory for dev accuracy.")
-@click.option("--eval-every", type=int, default=500, show_default=True)
+@click.option("--eval-every", type=POSITIVE, default=500, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 def train_encoder(
     data,
