@@ -60,6 +60,42 @@ def parse_langs(value: str) -> tuple[str, ...]:
     return langs
 
 
+def stage_langs(run_dir: str, stage: str = "embeddings") -> list[str]:
+    """The languages a completed stage wrote, sorted, but for those it found no sentences of."""
+    from pipelines.extract import content_rows
+    from pipelines.stage_dir import read_marker, require_complete
+
+    require_complete(run_dir, stage)
+    marker = read_marker(run_dir, stage)
+    outputs = marker.get("outputs") or dict.fromkeys(marker["config"]["langs"], "")
+    return sorted(lang for lang, cid in outputs.items() if content_rows(cid) != 0)
+
+
+def languages_to_embed(run_dir: str, encoder: str, any_language: bool) -> list[str]:
+    """embed's default: the languages of the run's sentences that the encoder covers (all of
+    them with `any_language`); the others are named on stderr."""
+    from mining.encoders.loading import encoder_languages
+
+    found = stage_langs(run_dir, "sentences")
+    known = encoder_languages(encoder)
+    if known is None or any_language:
+        return found
+    left = [lang for lang in found if lang not in known]
+    if left:
+        click.echo(
+            f"embed: {', '.join(left)} not embedded: encoder {encoder!r} does not cover them "
+            "(--any-language embeds them anyway)",
+            err=True,
+        )
+    covered = [lang for lang in found if lang in known]
+    if not covered:
+        raise FileNotFoundError(
+            f"the run's sentences ({', '.join(found) or 'none'}) hold no language encoder "
+            f"{encoder!r} covers"
+        )
+    return covered
+
+
 def two_languages(tgt: str) -> click.BadParameter:
     """The usage error for a source language that is also the target."""
     return click.BadParameter(
@@ -333,7 +369,11 @@ def extract(
     show_default=True,
     help="muse, bundled, labse, a local directory or a Hugging Face hub id.",
 )
-@click.option("--langs", default="de,en,zh", show_default=True)
+@click.option(
+    "--langs",
+    help="Languages to embed (default: every language of the run's sentences that the encoder "
+    "covers, or every one with --any-language).",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--batch-size", type=POSITIVE, default=64, show_default=True)
 @click.option(
@@ -376,13 +416,17 @@ def embed(
     from pipelines import embed as stage
     from pipelines.counts import format_table
 
-    check_covered(encoder, parse_langs(langs), any_language)
+    if langs:
+        check_covered(encoder, parse_langs(langs), any_language)
+        wanted = list(parse_langs(langs))
+    else:
+        wanted = _run_guarded(lambda: languages_to_embed(run_dir, encoder, any_language))
 
     stats = _run_guarded(
         lambda: stage.run(
             run_dir,
             encoder,
-            list(parse_langs(langs)),
+            wanted,
             device,
             batch_size,
             chunk_size,
@@ -400,7 +444,7 @@ def embed(
 
 @cli.command(context_settings=BEAM_PASSTHROUGH)
 @click.option("--run", "run_dir", required=True, help="Run directory with completed embeddings.")
-@click.option("--langs", default="de,en,zh", show_default=True)
+@click.option("--langs", help="Languages to index (default: every language the run embedded).")
 @click.option(
     "--index-type",
     type=click.Choice(["auto", "flat", "ivfpq"]),
@@ -446,7 +490,8 @@ def index(ctx, run_dir, langs, index_type, nlist, pq_m, pq_bits, opq, nprobe, in
         "nprobe": nprobe,
         "shard_size": index_shard_size,
     }
-    stats = _run_guarded(lambda: stage.run(run_dir, list(parse_langs(langs)), args, ctx.args))
+    wanted = list(parse_langs(langs)) if langs else _run_guarded(lambda: stage_langs(run_dir))
+    stats = _run_guarded(lambda: stage.run(run_dir, wanted, args, ctx.args))
     for lang, meta in stats["indexes"].items():
         click.echo(
             f"{lang}: {meta['count']} vectors in {meta['shards']} shard(s), {meta['factory']}"

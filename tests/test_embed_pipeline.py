@@ -22,7 +22,7 @@ from mining.extraction import ExtractConfig
 from pipelines import embed, extract
 from pipelines.cli import cli
 from tests.tiny_encoder import make_tiny_labse
-from tests.warc_factory import ENGLISH, GERMAN
+from tests.warc_factory import ENGLISH, GERMAN, gzip_members, html_response, page
 
 pytestmark = pytest.mark.slow
 
@@ -170,3 +170,33 @@ def test_shards_are_counted_from_the_content_ids_without_opening_sentence_files(
     # sentences dropped in by hand have the stage's run id instead: their footers are read
     assert embed.shard_counts(str(tmp_path), {"de": "3f9a0c1e" * 4}, 2) == {"de": 3}
     assert len(read) == 1
+
+
+def test_without_langs_embed_and_index_take_the_languages_of_the_run(tmp_path):
+    """embed: every language the extract stage kept sentences of that the encoder covers (fr is
+    named, not embedded: the bundled encoder knows de, en and zh; th had no sentences); index:
+    every language embedded."""
+    french = "La ville se trouve au bord d'un grand lac et attire beaucoup de visiteurs en été."
+    crawl = tmp_path / "crawl.warc.gz"
+    crawl.write_bytes(
+        gzip_members(html_response("http://x/", page("t", *GERMAN, *ENGLISH, french)))
+    )
+    run_dir = str(tmp_path / "run")
+    commands = (
+        ["extract", "--input", str(crawl), "--output", run_dir, "--langs", "de,en,fr,th"],
+        ["embed", "--run", run_dir, "--encoder", "bundled"],
+        ["index", "--run", run_dir],
+    )
+    results = [CliRunner().invoke(cli, args) for args in commands]
+    for result in results:
+        assert result.exit_code == 0, result.output
+    assert results[1].stderr == (
+        "embed: fr not embedded: encoder 'bundled' does not cover them "
+        "(--any-language embeds them anyway)\n"
+    )
+    embedded = json.loads((tmp_path / "run" / "embeddings" / "_SUCCESS.json").read_text())
+    assert sorted(embedded["config"]["langs"]) == ["de", "en"]
+    assert results[2].output.splitlines() == [
+        f"de: {len(GERMAN)} vectors in 1 shard(s), Flat",
+        f"en: {len(ENGLISH)} vectors in 1 shard(s), Flat",
+    ]
