@@ -948,7 +948,12 @@ def calibrate(encoder, devs, margin_kind, mode, k, device, write):
     callback=_language_pair,
     help="e.g. en-de: trains en->de and de->en.",
 )
-@click.option("--bitext", required=True, help="Mined bitext: a Parquet file or directory.")
+@click.option(
+    "--bitext",
+    required=True,
+    help="Mined bitext: a ccmine Parquet file or directory, or an export to moses (the --out "
+    "given to export), jsonl, tmx or hf.",
+)
 @click.option("--min-score", type=float, help="Keep pairs scoring at least this (margin).")
 @click.option(
     "--min-cosine",
