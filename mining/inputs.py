@@ -77,7 +77,8 @@ def resolve_inputs(
     max_files: int | None = None,
     base_url: str = CC_BASE_URL,
 ) -> list[str]:
-    """Expand patterns, manifests and a crawl name into a list of WARC/WET paths or URLs."""
+    """Expand patterns, directories, manifests and a crawl name into a list of WARC/WET paths or
+    URLs, each once, in the order given."""
     sources = list(patterns)
     if crawl:
         sources.append(crawl_manifest(crawl, crawl_format, base_url))
@@ -96,8 +97,10 @@ def resolve_inputs(
             if not matched:
                 raise FileNotFoundError(f"no input matches {source}")
             paths.extend(matched)
-    if max_files is not None:
-        paths = paths[:max_files]
+    unique = list(dict.fromkeys(paths))
+    if len(unique) < len(paths):
+        log.warning("%d inputs named more than once are read once", len(paths) - len(unique))
+    paths = unique if max_files is None else unique[:max_files]
     if not paths:
         raise FileNotFoundError("no input files given")
     return paths

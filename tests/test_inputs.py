@@ -39,6 +39,14 @@ def test_a_directory_gives_the_warc_and_wet_files_under_it(tmp_path, caplog):
         resolve_inputs([str(tmp_path / "s2" / "wat")])
 
 
+def test_a_file_named_twice_is_read_once(tmp_path, caplog):
+    for name in ("a.warc.gz", "b.warc.gz"):
+        (tmp_path / name).write_bytes(b"")
+    given = [str(tmp_path / "b.warc.gz"), str(tmp_path), str(tmp_path / "*.warc.gz")]
+    assert resolve_inputs(given) == [str(tmp_path / "b.warc.gz"), str(tmp_path / "a.warc.gz")]
+    assert "3 inputs named more than once are read once" in caplog.text
+
+
 def test_a_bucket_prefix_is_a_directory(monkeypatch):
     """On Cloud Storage, which has no directories, with or without the trailing slash; a prefix
     that merely starts the same (crawl-2/) is not inside it."""
