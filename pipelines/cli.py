@@ -77,21 +77,22 @@ def languages_to_embed(run_dir: str, encoder: str, any_language: bool) -> list[s
     from mining.encoders.loading import encoder_languages
 
     found = stage_langs(run_dir, "sentences")
+    if not found:
+        raise FileNotFoundError(f"{run_dir}/sentences holds no sentences to embed")
     known = encoder_languages(encoder)
     if known is None or any_language:
         return found
+    covered = [lang for lang in found if lang in known]
+    if not covered:
+        raise FileNotFoundError(
+            f"encoder {encoder!r} covers none of the run's languages ({', '.join(found)})"
+        )
     left = [lang for lang in found if lang not in known]
     if left:
         click.echo(
             f"embed: {', '.join(left)} not embedded: encoder {encoder!r} does not cover them "
             "(--any-language embeds them anyway)",
             err=True,
-        )
-    covered = [lang for lang in found if lang in known]
-    if not covered:
-        raise FileNotFoundError(
-            f"the run's sentences ({', '.join(found) or 'none'}) hold no language encoder "
-            f"{encoder!r} covers"
         )
     return covered
 

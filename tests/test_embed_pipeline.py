@@ -200,3 +200,22 @@ def test_without_langs_embed_and_index_take_the_languages_of_the_run(tmp_path):
         f"de: {len(GERMAN)} vectors in 1 shard(s), Flat",
         f"en: {len(ENGLISH)} vectors in 1 shard(s), Flat",
     ]
+
+
+@pytest.mark.parametrize(
+    "outputs,message",
+    [
+        ({"th": "0:0000000000000000"}, "holds no sentences to embed"),
+        (
+            {"fr": "12:00000000000000ab"},
+            "encoder 'bundled' covers none of the run's languages (fr)",
+        ),
+    ],
+)
+def test_without_langs_a_run_with_nothing_to_embed_is_one_line(tmp_path, outputs, message):
+    (tmp_path / "sentences").mkdir()
+    marker = {"stage": "sentences", "config": {"langs": list(outputs)}, "outputs": outputs}
+    (tmp_path / "sentences" / "_SUCCESS.json").write_text(json.dumps(marker))
+    result = CliRunner().invoke(cli, ["embed", "--run", str(tmp_path), "--encoder", "bundled"])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    assert message in result.stderr and result.stderr.startswith("ccmine: error: ")
