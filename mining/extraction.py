@@ -132,11 +132,11 @@ class SentenceExtractor:
             return result
         candidates = self._candidates(text)
         result.candidates = len(candidates)
-        clean = [(i, s, g) for i, (s, g) in enumerate(candidates) if REPLACEMENT not in s]
+        clean = [(i, c) for i, c in enumerate(candidates) if REPLACEMENT not in c[0]]
         result.dropped["bad_chars"] = len(candidates) - len(clean)
-        guesses = self._guesses([(s, g) for _, s, g in clean])
+        guesses = self._guesses([c for _, c in clean])
         document = self.lid.predict([text])[0] if any(map(self._unsure, guesses)) else None
-        for (position, sentence, _), guess in zip(clean, guesses, strict=True):
+        for (position, (sentence, _)), guess in zip(clean, guesses, strict=True):
             vouched = self._vouched(guess, document)
             reason = self._drop_reason(sentence, guess.lang, guess.prob, vouched)
             if reason:

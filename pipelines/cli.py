@@ -418,8 +418,8 @@ def embed(
     from pipelines.counts import format_table
 
     if langs:
-        check_covered(encoder, parse_langs(langs), any_language)
         wanted = list(parse_langs(langs))
+        check_covered(encoder, wanted, any_language)
     else:
         wanted = _run_guarded(lambda: languages_to_embed(run_dir, encoder, any_language))
 
