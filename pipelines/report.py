@@ -91,7 +91,8 @@ def write_report(run_dir: str, pairs: list[tuple[str, str]], sample: int = 10) -
     lines += _pairs_table(pairs, kept, mined)
     lines += ["## Time per stage", "", "| stage | seconds |", "|---|---:|"]
     for stage in STAGES:
-        lines.append(f"| {stage} | {stage_stats[stage].get('seconds', '-')} |")
+        seconds = stage_stats[stage].get("seconds")
+        lines.append(f"| {stage} | {'-' if seconds is None else f'{seconds:.1f}'} |")
     lines += ["", "## Counts", ""]
     for stage in STAGES[:2]:
         stats = {k: v for k, v in stage_stats[stage].items() if isinstance(v, (int, dict))}
@@ -127,7 +128,7 @@ def _pairs_table(pairs: list[tuple[str, str]], kept: dict, mined: dict) -> list[
         else:
             counts = ("src_sentences", "tgt_sentences", "candidates", "kept")
             cells = [f"{stats[key]:,}" for key in counts]
-            cells += [str(stats["threshold"]), str(stats["seconds"])]
+            cells += [str(stats["threshold"]), f"{stats['seconds']:.1f}"]
             lines.append(f"| {src}-{tgt} | " + " | ".join(cells) + " |")
     if any(stats.get("mined_with") for stats in mined.values() if stats):
         lines += ["", "Pairs mined in the same Beam jobs show the same jobs' seconds."]
