@@ -36,6 +36,7 @@ from mining.embedding_store import (
 from mining.json_files import read_unit_records
 from mining.whole_files import write_bytes
 from pipelines.extract import content_rows
+from pipelines.progress import Progress
 from pipelines.stage_dir import (
     UNITS,
     StageError,
@@ -76,6 +77,7 @@ class SentenceEncoderHandler(ModelHandler):
         self.device = device
         self.batch_size = batch_size
         self.threads = threads
+        self.progress = None  # made in the worker, by the first call
 
     def load_model(self):
         import torch
@@ -91,6 +93,8 @@ class SentenceEncoderHandler(ModelHandler):
         encoded = [(chunk, model.encode(chunk.texts, self.batch_size)) for chunk in batch]
         for key, value in (model.stats - before).items():
             _count(key, value)
+        self.progress = self.progress or Progress("embed", "sentences encoded by this worker")
+        self.progress.step(sum(len(chunk.rows) for chunk in batch))
         return encoded
 
     def get_metrics_namespace(self) -> str:
@@ -127,6 +131,7 @@ class WriteShards(beam.DoFn):
         unit = json.dumps({"lang": lang, "shard": shard, **record}).encode()  # keys in order
         write_bytes(unit_path(self.out_dir, lang, shard), unit)
         _count(f"embedded:{lang}", len(items))
+        log.info("embed: %s shard %d written, %d sentences", lang, shard, len(items))
         return record
 
     def finish_bundle(self):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 
 import apache_beam as beam
 import numpy as np
@@ -111,9 +112,12 @@ def train_and_write(gathered, plans: dict, index_dir: str) -> tuple[str, str]:
     lang, samples = gathered
     _, spec, _ = plans[lang]
     ordered = [vectors for _, vectors in sorted(samples, key=lambda sample: sample[0])]
+    started = time.monotonic()
+    log.info("index %s: training on %d vectors", lang, sum(len(v) for v in ordered))
     index = faiss_index.train_index(np.concatenate(ordered), spec)
     path = trained_path(index_dir, lang)
     faiss_index.write_index(index, path)
+    log.info("index %s: trained in %.1f s", lang, time.monotonic() - started)
     return lang, path
 
 
@@ -134,6 +138,7 @@ class BuildIndexShard(beam.DoFn):
 
     def process(self, shard, trained: dict):
         lang, number, start, stop = shard
+        started = time.monotonic()
         layout, spec, record = self.plans[lang]
         index = (
             faiss_index.new_index(spec)
@@ -148,6 +153,13 @@ class BuildIndexShard(beam.DoFn):
             {**record, "number": number, "start": start, "stop": stop, "bytes": size},
         )
         Metrics.counter(NAMESPACE, f"indexed:{lang}").inc(stop - start)
+        log.info(
+            "index %s: shard %d built, %d vectors in %.1f s",
+            lang,
+            number,
+            stop - start,
+            time.monotonic() - started,
+        )
         yield lang, number
 
 

@@ -22,6 +22,7 @@ Blocks go between steps as work files (pipelines/work_files.py); elements are (k
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import apache_beam as beam
@@ -35,6 +36,7 @@ from mining.margin import best_per_query, margin
 from mining.matching import BACKWARD, FORWARD, Edges
 from mining.topk import MISSING_ID, merge_topk, neighbour_means, pad_topk
 from pipelines.pair_context import job_pairs, read_job
+from pipelines.progress import Progress
 from pipelines.work_files import get, put
 
 # Work items (searches of a query shard in an index shard) go to workers in tasks. A task loads its
@@ -47,6 +49,7 @@ from pipelines.work_files import get, put
 # "Scaling out".)
 ITEMS_PER_TASK = 8
 TASKS_WANTED = 1000
+log = logging.getLogger("ccmine")
 
 
 @dataclass
@@ -91,6 +94,9 @@ class SearchIndexShard(beam.DoFn):
 
     def setup(self):
         self._loaded = None  # ((language, shard number), index, exact vectors or None)
+        self._progress = Progress(
+            "mine: search", "queries searched in an index shard by this worker"
+        )
 
     def _load(self, shard: dict, target: ShardLayout, namespace: str):
         key = (target.lang, shard["number"])
@@ -123,6 +129,7 @@ class SearchIndexShard(beam.DoFn):
         sims, rows = faiss_index.search(index, vectors, self.k, exact, self.candidates)
         sims, rows = pad_topk(sims, rows, min(self.k, target.rows))
         Metrics.counter(pair.namespace, "search_items").inc()
+        self._progress.step(len(vectors))
         block_name = f"topk/{query.lang}-{query_number:05d}-in-{shard['number']:05d}"
         block = TopK(query.starts[query_number], sims, rows.astype(np.int32), shard["start"])
         yield (name, query.lang, query_number), put(pair.work, block_name, block)
@@ -242,15 +249,20 @@ def search_tasks(index_shard: tuple[str, dict], job: str, size: int) -> list[lis
     return [items[start : start + size] for start in range(0, len(items), size)]
 
 
-def task_size(job: str) -> int:
-    """Items per search task for a job (see TASKS_WANTED)."""
+def search_items(job: str) -> int:
+    """How many work items a job's search has: for every pair and side, the side's index shards
+    times the other side's query shards."""
     inputs = read_job(job)
-    items = sum(
+    return sum(
         len(inputs.metas[lang]["shards"]) * pair.layouts[pair.other(lang)].shards
         for pair in inputs.pairs.values()
         for lang in (pair.src, pair.tgt)
     )
-    return min(ITEMS_PER_TASK, max(1, items // TASKS_WANTED))
+
+
+def task_size(job: str) -> int:
+    """Items per search task for a job (see TASKS_WANTED)."""
+    return min(ITEMS_PER_TASK, max(1, search_items(job) // TASKS_WANTED))
 
 
 def build_best_candidates(pipeline, job, k, candidates, margin_kind):
@@ -259,6 +271,7 @@ def build_best_candidates(pipeline, job, k, candidates, margin_kind):
     edges for src queries, BACKWARD for tgt queries)."""
     pairs = job_pairs(job).values()
     langs = sorted({lang for pair in pairs for lang in (pair.src, pair.tgt)})
+    log.info("mine: %d searches of a query shard in an index shard", search_items(job))
     searched = (
         pipeline
         | "Languages" >> beam.Create(langs)

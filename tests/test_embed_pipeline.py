@@ -172,7 +172,7 @@ def test_shards_are_counted_from_the_content_ids_without_opening_sentence_files(
     assert len(read) == 1
 
 
-def test_without_langs_embed_and_index_take_the_languages_of_the_run(tmp_path):
+def test_without_langs_embed_and_index_take_the_languages_of_the_run(tmp_path, caplog):
     """embed: every language the extract stage kept sentences of that the encoder covers (fr is
     named, not embedded: the bundled encoder knows de, en and zh; th had no sentences); index:
     every language embedded."""
@@ -187,9 +187,13 @@ def test_without_langs_embed_and_index_take_the_languages_of_the_run(tmp_path):
         ["embed", "--run", run_dir, "--encoder", "bundled"],
         ["index", "--run", run_dir],
     )
+    caplog.set_level("INFO", logger="ccmine")
     results = [CliRunner().invoke(cli, args) for args in commands]
     for result in results:
         assert result.exit_code == 0, result.output
+    for lang, sentences in (("de", GERMAN), ("en", ENGLISH)):  # progress, shard by shard
+        assert f"embed: {lang} shard 0 written, {len(sentences)} sentences" in caplog.text
+        assert f"index {lang}: shard 0 built, {len(sentences)} vectors in " in caplog.text
     assert results[1].stderr == (
         "embed: fr not embedded: encoder 'bundled' does not cover them "
         "(--any-language embeds them anyway)\n"

@@ -169,7 +169,7 @@ def test_sharded_ivfpq_finds_the_pairs_of_one_ivfpq_index(tmp_path):
     assert len(unsharded & sharded) / len(unsharded) >= 0.995
 
 
-def test_pairs_mined_in_shared_jobs_equal_each_pair_mined_alone(tmp_path, monkeypatch):
+def test_pairs_mined_in_shared_jobs_equal_each_pair_mined_alone(tmp_path, monkeypatch, caplog):
     """de-en and fr-en in the same jobs: each bitext equals its pair's mined alone, and fr-en
     adds no job to de-en's (max mode, one round per job, so de-en takes several). With too few
     rounds for de-en, it is not written while fr-en (three sentences, one round) is, and the
@@ -205,7 +205,10 @@ def test_pairs_mined_in_shared_jobs_equal_each_pair_mined_alone(tmp_path, monkey
     monkeypatch.setattr(
         mine, "shard_layout", lambda d, lang: read.append(lang) or shard_layout(d, lang)
     )
+    caplog.set_level("INFO", logger="ccmine")
     mined = mine.run_pairs(str(tmp_path), [("de", "en"), ("fr", "en")], threshold=-10.0)
+    # de-en: 3 de index shards x 4 en query shards, and 4 x 3; fr-en: 1 x 4 and 4 x 1.
+    assert "mine: 32 searches of a query shard in an index shard" in caplog.text
     assert sorted(read) == ["de", "en", "fr"]
     assert len(jobs) == alone["de"][1]
     assert bitext("de-en") == alone["de"][0] and bitext("fr-en") == alone["fr"][0]
