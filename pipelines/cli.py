@@ -5,6 +5,7 @@ Options a stage does not know (--runner, --direct_num_workers, Dataflow's) go to
 
 from __future__ import annotations
 
+import difflib
 import logging
 import re
 import sys
@@ -26,7 +27,7 @@ from pipelines.stage_dir import StageError
 POSITIVE = click.IntRange(min=1)
 NON_NEGATIVE = click.IntRange(min=0)
 COSINE = click.FloatRange(-1.0, 1.0)
-# `ccmine mine` and `ccmine run` both take it.
+# Options `ccmine mine` and `ccmine run` both take.
 pairs_per_job_option = click.option(
     "--pairs-per-job",
     type=POSITIVE,
@@ -34,7 +35,29 @@ pairs_per_job_option = click.option(
     help="Pairs mined in the same Beam jobs (default: all). Fewer limit what one failed job "
     "takes down, and what each worker holds of the job's shard layouts.",
 )
-BEAM_PASSTHROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
+k_option = click.option(
+    "-k", "--k", "k", type=POSITIVE, default=4, show_default=True, help="Neighbours per side."
+)
+margin_option = click.option(
+    "--margin", "margin_kind", type=click.Choice(MARGINS), default="ratio", show_default=True
+)
+mode_option = click.option(
+    "--mode",
+    type=click.Choice(MODES),
+    default="max",
+    show_default=True,
+    help="max: one to one, best first (LASER, CCMatrix); union: both directions' best, a "
+    "sentence may pair with several (stopes, NLLB); intersect: mutual best only.",
+)
+threshold_option = click.option(
+    "--threshold",
+    type=float,
+    help="Minimum score (default: the encoder's cut calibrated for this margin and mode, "
+    "else 1.0 for ratio).",
+)
+max_score_option = click.option(
+    "--max-score", type=float, help="Drop pairs scoring above this (boilerplate, copies)."
+)
 MIN_COSINE_HELP = (
     "Also drop pairs whose cosine is below this, whatever their margin (default: the "
     "encoder's calibrated floor, if any; -1 turns it off)."
@@ -43,6 +66,62 @@ SHARD_SIZE_HELP = "Rows per index shard (each mine worker holds one index shard 
 # The encoder that measured best on the dev sets (README, "Encoders"): mUSE, for every language
 # it covers; `ccmine encoders` lists the others.
 DEFAULT_ENCODER = "muse"
+
+
+class StageCommand(click.Command):
+    """A command whose unknown options go to Beam. One that Beam does not know either is refused
+    if it is another ccmine command's option, or if the pipeline runs on a local runner (nothing
+    else would read it); for other runners it is passed on with a warning."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["context_settings"] = {"ignore_unknown_options": True, "allow_extra_args": True}
+        super().__init__(*args, **kwargs)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        rest = super().parse_args(ctx, args)
+        from pipelines.beam_args import beam_flags, runs_here, unknown_flags
+
+        unknown = unknown_flags(ctx.args)
+        if not unknown:
+            return rest
+        command = ctx.command_path
+        root = ctx.find_root()
+        for flag in unknown:
+            if flag in _flags(root.command):
+                raise click.UsageError(
+                    f"{flag} is an option of {root.info_name} itself: "
+                    f"{root.info_name} {flag} {ctx.info_name} ...",
+                    ctx,
+                )
+            owners = [name for name, other in _commands(root) if flag in _flags(other)]
+            if owners:
+                raise click.UsageError(
+                    f"{flag} is an option of {' and '.join(owners)}, not of {command}", ctx
+                )
+        if runs_here(ctx.args):
+            names = [*_flags(self), *beam_flags()]
+            hints = [
+                f" (did you mean {close[0]}?)" if close else ""
+                for close in (difflib.get_close_matches(flag, names, 1) for flag in unknown)
+            ]
+            listed = ", ".join(flag + hint for flag, hint in zip(unknown, hints, strict=True))
+            raise click.UsageError(f"no such option of {command} or of Apache Beam: {listed}", ctx)
+        click.echo(
+            f"ccmine: warning: neither {command} nor Apache Beam knows {', '.join(unknown)}: "
+            "passed on to the runner as is",
+            err=True,
+        )
+        return rest
+
+
+def _flags(command: click.Command) -> set[str]:
+    return {flag for param in command.params for flag in param.opts}
+
+
+def _commands(root: click.Context):
+    """(how it is called, command) for each command of the group `root` runs."""
+    for name, command in root.command.commands.items():
+        yield f"{root.info_name} {name}", command
 
 
 def _language_pair(_ctx, _param, value: str) -> str:
@@ -260,7 +339,7 @@ def cli(verbose: bool) -> None:
         logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
 
 
-@cli.command(context_settings=BEAM_PASSTHROUGH)
+@cli.command(cls=StageCommand)
 @click.option(
     "--input",
     "inputs",
@@ -360,7 +439,7 @@ def extract(
     click.echo(f"sentences written to {run_dir}/sentences/")
 
 
-@cli.command(context_settings=BEAM_PASSTHROUGH)
+@cli.command(cls=StageCommand)
 @click.option(
     "--run", "run_dir", required=True, help="Run directory with a completed extract stage."
 )
@@ -443,7 +522,7 @@ def embed(
     click.echo(f"embeddings written to {run_dir}/embeddings/")
 
 
-@cli.command(context_settings=BEAM_PASSTHROUGH)
+@cli.command(cls=StageCommand)
 @click.option("--run", "run_dir", required=True, help="Run directory with completed embeddings.")
 @click.option("--langs", help="Languages to index (default: every language the run embedded).")
 @click.option(
@@ -499,7 +578,7 @@ def index(ctx, run_dir, langs, index_type, nlist, pq_m, pq_bits, opq, nprobe, in
         )
 
 
-@cli.command(context_settings=BEAM_PASSTHROUGH)
+@cli.command(cls=StageCommand)
 @click.option("--run", "run_dir", required=True, help="Run directory with embeddings and indexes.")
 @click.option(
     "--src",
@@ -507,39 +586,11 @@ def index(ctx, run_dir, langs, index_type, nlist, pq_m, pq_bits, opq, nprobe, in
     help="Source language, e.g. de, or several (de,fr,zh), mined against --tgt in shared jobs.",
 )
 @click.option("--tgt", default="en", show_default=True)
-@click.option(
-    "-k",
-    "--k",
-    "k",
-    type=POSITIVE,
-    default=4,
-    show_default=True,
-    help="Neighbours per side.",
-)
-@click.option(
-    "--margin",
-    "margin_kind",
-    type=click.Choice(MARGINS),
-    default="ratio",
-    show_default=True,
-)
-@click.option(
-    "--mode",
-    type=click.Choice(MODES),
-    default="max",
-    show_default=True,
-    help="max: one to one, best first (LASER, CCMatrix); union: both directions' best, a "
-    "sentence may pair with several (stopes, NLLB); intersect: mutual best only.",
-)
-@click.option(
-    "--threshold",
-    type=float,
-    help="Minimum score (default: the encoder's cut calibrated for this margin and mode, "
-    "else 1.0 for ratio).",
-)
-@click.option(
-    "--max-score", type=float, help="Drop pairs scoring above this (boilerplate, copies)."
-)
+@k_option
+@margin_option
+@mode_option
+@threshold_option
+@max_score_option
 @click.option("--min-cosine", type=COSINE, help=MIN_COSINE_HELP)
 @click.option(
     "--candidates",
@@ -664,7 +715,7 @@ def export(bitext, fmt, out, columns, min_score, min_cosine, max_length_ratio, d
         click.echo(f"written: {path}")
 
 
-@cli.command("run", context_settings=BEAM_PASSTHROUGH)
+@cli.command("run", cls=StageCommand)
 @click.option(
     "--input",
     "inputs",
@@ -682,8 +733,11 @@ def export(bitext, fmt, out, columns, min_score, min_cosine, max_length_ratio, d
 @click.option("--tgt", default="en", show_default=True)
 @click.option("--encoder", default=DEFAULT_ENCODER, show_default=True)
 @click.option("--device", default="auto", show_default=True)
-@click.option("--threshold", type=float, help="Mining threshold (default: the encoder's).")
-@click.option("--max-score", type=float)
+@k_option
+@margin_option
+@mode_option
+@threshold_option
+@max_score_option
 @click.option("--min-cosine", type=COSINE, help=MIN_COSINE_HELP)
 @click.option(
     "--index-type", type=click.Choice(["auto", "flat", "ivfpq"]), default="auto", show_default=True
@@ -707,6 +761,9 @@ def run_command(
     tgt,
     encoder,
     device,
+    k,
+    margin_kind,
+    mode,
     threshold,
     max_score,
     min_cosine,
@@ -738,6 +795,9 @@ def run_command(
         tgt=tgt,
         encoder=encoder,
         device=device,
+        k=k,
+        margin=margin_kind,
+        mode=mode,
         threshold=threshold,
         max_score=max_score,
         min_cosine=min_cosine,

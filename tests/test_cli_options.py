@@ -2,6 +2,8 @@
 before anything runs (before: `mine -k 0` failed inside the search with an AssertionError and a
 traceback, and `--min-lid-prob 1.5` extracted every page to keep nothing)."""
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
@@ -46,3 +48,51 @@ def test_the_limits_themselves_are_accepted():
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 2 and "Invalid value" not in result.stderr, result.output
         assert result.stderr.startswith("ccmine: error: "), result.stderr
+
+
+def invoke(args):
+    return CliRunner().invoke(cli, args, prog_name="ccmine")
+
+
+@pytest.mark.parametrize(
+    "args,error",
+    [
+        (["mine", *RUN, "--src", "de", "--min-cosin", "0.5"], "--min-cosin (did you mean"),
+        (["embed", *RUN, "--threshold", "2"], "--threshold is an option of ccmine mine and"),
+        ([*EXTRACT, "--rows-per-shard", "5"], "--rows-per-shard is an option of ccmine embed"),
+        (["index", *RUN, "-v"], "-v is an option of ccmine itself: ccmine -v index ..."),
+        (["embed", *RUN, "--direct_num_workers=2", "--tmep_location", "x"], "--tmep_location"),
+    ],
+)
+def test_options_neither_ccmine_nor_beam_knows_are_refused_on_a_local_runner(args, error):
+    """Before, Beam dropped them, logging at a level the command hides: `--mode union` given to
+    `ccmine run` (which had no --mode) mined in max mode, unnoticed."""
+    result = invoke(args)
+    assert result.exit_code == 2, result.output
+    assert error in result.stderr and "Traceback" not in result.output
+    assert "--direct_num_workers" not in result.stderr  # a Beam option is Beam's
+
+
+def test_for_other_runners_an_unknown_option_is_passed_on_with_a_warning():
+    result = invoke(["mine", *RUN, "--src", "de", "--flink_conf", "x", "--runner", "FlinkRunner"])
+    assert "neither ccmine mine nor Apache Beam knows --flink_conf" in result.stderr
+    assert "ccmine: error: " in result.stderr  # then it goes on, to the missing run
+    result = invoke(["mine", *RUN, "--src", "de", "--batch-size", "8", "--runner", "FlinkRunner"])
+    assert "Error: --batch-size is an option of ccmine embed" in result.stderr  # ccmine's: refused
+
+
+def test_run_takes_the_mining_options_of_mine(monkeypatch):
+    """`ccmine run --mode union -k 8 --margin distance` mines that way (before: no such options
+    of run; Beam dropped them and the run mined in max mode with k=4 and the ratio margin)."""
+    import pipelines.chain
+
+    configs = []
+    done = {"mine de-en": "ran"}
+    monkeypatch.setattr(pipelines.chain, "run_chain", lambda c: configs.append(c) or done)
+    sample = str(Path(__file__).resolve().parents[1] / "data" / "sample" / "sample-crawl.warc.gz")
+    args = ["run", "--input", sample, "--output", "r", "--src", "de", "--mode", "union", "-k", "8"]
+    result = invoke([*args, "--margin", "distance"])
+    assert result.exit_code == 0, result.output
+    (config,) = configs
+    assert (config.mode, config.k, config.margin) == ("union", 8, "distance")
+    assert config.beam_args == []
