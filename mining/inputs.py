@@ -6,6 +6,7 @@ import gzip
 import io
 import logging
 import os
+import re
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -90,6 +91,8 @@ def resolve_inputs(
             paths.append(source)
         elif _is_directory(source):
             paths.extend(_directory_files(source))
+        elif _has_glob(source) and FileSystems.exists(source):  # a name such as "crawl[1].warc"
+            paths.append(source)
         else:
             matched = _matches(source)
             if not matched and not _has_glob(source):  # a bucket "directory" without its slash
@@ -122,7 +125,10 @@ def _directory_files(directory: str, missing: str | None = None) -> list[str]:
     """The WARC and WET files anywhere under a directory (or bucket prefix), sorted; the other
     files there are named in the log, and a directory without any is an error (`missing`, if
     given, as its message)."""
-    found = _matches(directory.rstrip("/") + "/**")
+    prefix = directory.rstrip("/")
+    # Beam's patterns cannot quote a glob character: any character stands for one here.
+    wide = re.sub(r"[*?\[]", "?", prefix) + "/**"
+    found = [path for path in _matches(wide) if path.startswith(prefix + "/")]
     files = [path for path in found if path.endswith(WARC_SUFFIXES)]
     others = [path for path in found if not path.endswith(WARC_SUFFIXES)]
     if others:

@@ -124,6 +124,14 @@ def _commands(root: click.Context):
         yield f"{root.info_name} {name}", command
 
 
+def _run_directory(_ctx, _param, value: str) -> str:
+    """Click callback: a run directory whose path Beam's file matching reads as it is written
+    (the stages find their files by patterns under it)."""
+    if any(c in value for c in "*?["):
+        raise click.BadParameter(f"{value}: a run directory's path may not hold *, ? or [")
+    return value
+
+
 def _language_pair(_ctx, _param, value: str) -> str:
     """Click callback: `value` must be two language codes, SRC-TGT."""
     first, dash, second = value.partition("-")
@@ -357,7 +365,13 @@ def cli(verbose: bool) -> None:
     help="Prefix for the relative paths of CommonCrawl manifests.",
 )
 @click.option("--max-files", type=POSITIVE, help="Read at most this many input files.")
-@click.option("--output", "run_dir", required=True, help="Run directory (local or gs://...).")
+@click.option(
+    "--output",
+    "run_dir",
+    required=True,
+    callback=_run_directory,
+    help="Run directory (local or gs://...).",
+)
 @click.option(
     "--langs",
     default="de,en,zh",
@@ -441,7 +455,11 @@ def extract(
 
 @cli.command(cls=StageCommand)
 @click.option(
-    "--run", "run_dir", required=True, help="Run directory with a completed extract stage."
+    "--run",
+    "run_dir",
+    required=True,
+    callback=_run_directory,
+    help="Run directory with a completed extract stage.",
 )
 @click.option(
     "--encoder",
@@ -523,7 +541,13 @@ def embed(
 
 
 @cli.command(cls=StageCommand)
-@click.option("--run", "run_dir", required=True, help="Run directory with completed embeddings.")
+@click.option(
+    "--run",
+    "run_dir",
+    required=True,
+    callback=_run_directory,
+    help="Run directory with completed embeddings.",
+)
 @click.option("--langs", help="Languages to index (default: every language the run embedded).")
 @click.option(
     "--index-type",
@@ -579,7 +603,13 @@ def index(ctx, run_dir, langs, index_type, nlist, pq_m, pq_bits, opq, nprobe, in
 
 
 @cli.command(cls=StageCommand)
-@click.option("--run", "run_dir", required=True, help="Run directory with embeddings and indexes.")
+@click.option(
+    "--run",
+    "run_dir",
+    required=True,
+    callback=_run_directory,
+    help="Run directory with embeddings and indexes.",
+)
 @click.option(
     "--src",
     required=True,
@@ -723,7 +753,13 @@ def export(bitext, fmt, out, columns, min_score, min_cosine, max_length_ratio, d
     required=True,
     help="WARC/WET path, glob, directory, URL or manifest; repeatable.",
 )
-@click.option("--output", "run_dir", required=True, help="Run directory (local or gs://...).")
+@click.option(
+    "--output",
+    "run_dir",
+    required=True,
+    callback=_run_directory,
+    help="Run directory (local or gs://...).",
+)
 @click.option(
     "--src",
     required=True,

@@ -29,6 +29,8 @@ EXPORT = ["export", "--bitext", "no-such-bitext", "--format", "moses", "--out", 
         ([*EXTRACT, "--min-words", "-1"], "'--min-words'"),
         ([*EXTRACT, "--max-files", "0"], "'--max-files'"),
         ([*EXPORT, "--max-length-ratio", "0.5"], "'--max-length-ratio'"),
+        (["mine", "--run", "runs/r[1]", "--src", "de"], "'--run'"),
+        (["run", "--input", "x.warc.gz", "--output", "runs/*", "--src", "de"], "'--output'"),
     ],
 )
 def test_values_out_of_range_are_refused_naming_the_option(args, option):

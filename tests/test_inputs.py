@@ -39,6 +39,20 @@ def test_a_directory_gives_the_warc_and_wet_files_under_it(tmp_path, caplog):
         resolve_inputs([str(tmp_path / "s2" / "wat")])
 
 
+def test_names_with_glob_characters_are_taken_as_written(tmp_path):
+    """A file or directory whose name holds [ ] is what it names (before: read as a pattern, so
+    "crawl [1].warc.gz" matched nothing, or "crawl 1.warc.gz" beside it); a pattern that names
+    no file is still a pattern."""
+    for name in ("crawl [1].warc.gz", "crawl 1.warc.gz", "in [1]/a.warc.gz", "in 1/b.warc.gz"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    named = str(tmp_path / "crawl [1].warc.gz")
+    assert resolve_inputs([named]) == [named]
+    assert resolve_inputs([str(tmp_path / "in [1]")]) == [str(tmp_path / "in [1]" / "a.warc.gz")]
+    pattern = str(tmp_path / "crawl [0-9].warc.gz")
+    assert resolve_inputs([pattern]) == [str(tmp_path / "crawl 1.warc.gz")]
+
+
 def test_a_file_named_twice_is_read_once(tmp_path, caplog):
     for name in ("a.warc.gz", "b.warc.gz"):
         (tmp_path / name).write_bytes(b"")
