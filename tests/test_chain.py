@@ -112,7 +112,7 @@ def test_several_sources_are_mined_from_one_extraction(setup, monkeypatch):
     assert "## th-en\n\nNo th sentences in the input: not mined." in report
     assert "| th-en | 0 | | | not mined | | |" in report
     row = f"| zh-en | {zh['src_sentences']:,} | {zh['tgt_sentences']:,} | {zh['candidates']:,} | "
-    assert f"{row}{zh['kept']:,} | {zh['threshold']} | {zh['seconds']} |" in report
+    assert f"{row}{zh['kept']:,} | {zh['threshold']} | {zh['seconds']:.1f} |" in report
     assert (run_dir / "report" / "scores-zh-en.png").stat().st_size > 1000
 
     # A later run for fewer languages finds every stage complete: each language's sentences,
