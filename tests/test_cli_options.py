@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from mining.extraction import ExtractConfig
 from pipelines.cli import cli
 
 RUN = ["--run", "no-such-run"]
@@ -98,3 +99,36 @@ def test_run_takes_the_mining_options_of_mine(monkeypatch):
     (config,) = configs
     assert (config.mode, config.k, config.margin) == ("union", 8, "distance")
     assert config.beam_args == []
+    assert config.extract == ExtractConfig(langs=("de", "en"))  # as before: complete runs skip
+
+
+def test_run_takes_the_input_and_extraction_options_of_extract(monkeypatch, tmp_path):
+    """Before, run had --input only: a crawl's manifest could not be cut with --max-files, and
+    extraction could not be tuned without running the stages one by one."""
+    import pipelines.chain
+
+    configs = []
+    done = {"mine zh-en": "ran"}
+    monkeypatch.setattr(pipelines.chain, "run_chain", lambda c: configs.append(c) or done)
+    files = [tmp_path / name for name in ("a.warc.gz", "b.warc.gz")]
+    for path in files:
+        path.write_bytes(b"")
+    manifest = tmp_path / "warc.paths"
+    manifest.write_text("a.warc.gz\nb.warc.gz\n")  # relative to --cc-base-url
+    args = ["run", "--input", str(manifest), "--cc-base-url", str(tmp_path), "--max-files", "1"]
+    args += ["--output", "r", "--src", "zh"]
+    options = ["--min-lid-prob", "0.6,zh=0.4", "--min-words", "2", "--html-text", "all"]
+    result = invoke([*args, *options, "--max-record-bytes", "1000", "--strict"])
+    assert result.exit_code == 0, result.output
+    (config,) = configs
+    assert config.paths == [str(files[0])]
+    assert config.extract == ExtractConfig(
+        langs=("zh", "en"),
+        min_lid_prob=0.6,
+        lid_prob_by_lang=(("zh", 0.4),),
+        min_units=2,
+        html_main_content=False,
+    )
+    assert (config.max_record_bytes, config.strict) == (1000, True)
+    result = invoke(["run", "--output", "r", "--src", "zh"])
+    assert result.exit_code == 2 and "give --input or --crawl" in result.stderr
