@@ -927,9 +927,19 @@ def eval_tatoeba(encoder, data_dir, langs, limit, json_path, device):
     from mining.encoders import load_encoder
     from mining.evaluation.tatoeba import available_languages, tatoeba_score
 
-    codes = available_languages(Path(data_dir)) if langs == "all" else list(parse_langs(langs))
-    if not codes:
+    available = available_languages(Path(data_dir))
+    codes = available if langs == "all" else list(parse_langs(langs))
+    if not available:
         raise click.UsageError(f"no Tatoeba test sets (tatoeba.xxx-eng.xxx) in {data_dir}")
+    for code in codes:
+        if code not in available:
+            like = [known for known in available if known.startswith(code)]
+            hint = f" (did you mean {', '.join(like)}?)" if like else ""
+            raise click.BadParameter(
+                f"no Tatoeba test set for {code!r} in {data_dir}{hint}; its sets are named by "
+                f"3-letter codes: {', '.join(available)}",
+                param_hint="'--langs'",
+            )
     model = _run_guarded(lambda: load_encoder(encoder, device))
     scores = []
     click.echo(f"{'lang':6} {'pairs':>6} {'xx->en':>7} {'en->xx':>7} {'mean':>7}")

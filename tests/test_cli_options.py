@@ -132,3 +132,15 @@ def test_run_takes_the_input_and_extraction_options_of_extract(monkeypatch, tmp_
     assert (config.max_record_bytes, config.strict) == (1000, True)
     result = invoke(["run", "--output", "r", "--src", "zh"])
     assert result.exit_code == 2 and "give --input or --crawl" in result.stderr
+
+
+def test_eval_tatoeba_names_a_language_without_a_test_set_before_loading_an_encoder(tmp_path):
+    """Tatoeba's sets are named by 3-letter codes (before: 'de' failed with Errno 2 on a file
+    name, after loading the encoder)."""
+    for name in ("tatoeba.deu-eng.eng", "tatoeba.cmn-eng.eng"):
+        (tmp_path / name).write_text("x\n")
+    args = ["eval", "tatoeba", "--encoder", "no-such-encoder", "--data", str(tmp_path)]
+    result = invoke([*args, "--langs", "deu,de"])
+    assert result.exit_code == 2
+    assert "no Tatoeba test set for 'de' in " in result.stderr
+    assert "(did you mean deu?); its sets are named by 3-letter codes: cmn, deu" in result.stderr
