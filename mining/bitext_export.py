@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from mining.bitext_formats import open_writer
+from mining.bitext_formats import STDOUT, STREAM_FORMATS, open_writer
 from mining.bitext_readers import unreadable
 from mining.cores import usable_cores
 from mining.seen_hashes import SeenHashes
@@ -149,6 +149,9 @@ def export(
     if unknown:
         raise ValueError(f"no column {', '.join(unknown)} in the bitext; it has {', '.join(names)}")
     filters = filters or ExportFilters()
+    if out == STDOUT and fmt not in STREAM_FORMATS:
+        streams = ", ".join(STREAM_FORMATS)
+        raise ValueError(f"{fmt} is not written to standard output (--out -); {streams} are")
     if out.endswith("/") or (FileSystems.get_scheme(out) is None and os.path.isdir(out)):
         raise ValueError(f"{out} is a directory; --out names a file (moses: a prefix)")
     staging = _staging_dir(out)
@@ -196,8 +199,8 @@ def export(
 def _staging_dir(out: str) -> str | None:
     """Where a local export is written until it is complete, OUT.incomplete/, so that an export
     that fails or is killed leaves no file that looks whole; None for object stores (gs://),
-    which publish an object only once its upload completes."""
-    if FileSystems.get_scheme(out) is not None:
+    which publish an object only once its upload completes, and standard output."""
+    if out == STDOUT or FileSystems.get_scheme(out) is not None:
         return None
     return out + ".incomplete"
 

@@ -16,6 +16,7 @@ for TSV) become spaces in the line formats, characters XML does not allow are re
 from __future__ import annotations
 
 import json
+import sys
 from xml.sax.saxutils import escape
 
 import numpy as np
@@ -27,6 +28,8 @@ from apache_beam.io.filesystems import FileSystems
 from mining.text_rows import Number, lines, value_buffers
 
 FORMATS = ("moses", "tsv", "jsonl", "tmx", "hf")
+STDOUT = "-"  # as --out: standard output, for the formats written as one text stream
+STREAM_FORMATS = ("tsv", "jsonl", "tmx")
 # Everything str.splitlines() breaks at, so every line-based reader sees one line per pair.
 LINE_BREAKS = r"[\n\r\x0b\x0c\x1c\x1d\x1e\x85\x{2028}\x{2029}]"
 # Characters outside XML 1.0's Char production.
@@ -175,16 +178,20 @@ class Writer:
 
 
 class _TextWriter(Writer):
-    """One text stream (gzip when the path ends in .gz, through Beam's file systems)."""
+    """One text stream (gzip when the path ends in .gz, through Beam's file systems), or
+    standard output for STDOUT."""
 
     def __init__(self, path, src, tgt, columns):
         super().__init__(path, src, tgt, columns)
-        self.out = FileSystems.create(path)
+        self.out = sys.stdout.buffer if path == STDOUT else FileSystems.create(path)
 
     def _write(self, payload: list[pa.Buffer]) -> None:
         _write_buffers(self.out, payload)
 
     def close(self):
+        if self.path == STDOUT:
+            self.out.flush()
+            return []
         self.out.close()
         return [self.path]
 

@@ -735,7 +735,11 @@ def mine(
     help="moses: OUT.SRC + OUT.TGT; tsv; jsonl; tmx (TMX 1.4); hf: Parquet or .jsonl "
     "with a translation column.",
 )
-@click.option("--out", required=True, help="Output path (moses: a prefix); .gz compresses.")
+@click.option(
+    "--out",
+    required=True,
+    help="Output path (moses: a prefix); .gz compresses; - is standard output (tsv, jsonl, tmx).",
+)
 @click.option(
     "--columns",
     default="",
@@ -758,6 +762,7 @@ def export(bitext, fmt, out, columns, min_score, min_cosine, max_length_ratio, d
     """Export mined bitext for MT toolkits (fairseq, Marian, OpenNMT, OpusFilter, OPUS, HF)."""
     from mining.bitext_export import ExportFilters
     from mining.bitext_export import export as run_export
+    from mining.bitext_formats import STDOUT
     from pipelines.counts import format_table
     from pipelines.progress import Progress
 
@@ -775,7 +780,7 @@ def export(bitext, fmt, out, columns, min_score, min_cosine, max_length_ratio, d
         sys.exit(2)
     progress.done()
     table = {k: counts[k] for k in ("read", "kept", "dropped", "repaired")}
-    click.echo(format_table(table, f"export {fmt}"))
+    click.echo(format_table(table, f"export {fmt}"), err=out == STDOUT)  # not into the pairs
     for path in counts["written"]:
         click.echo(f"written: {path}")
 

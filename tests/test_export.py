@@ -272,6 +272,26 @@ def test_export_cli_reports_counts(bitext, tmp_path):
     assert not (tmp_path.parent / f"{tmp_path.name}.incomplete").exists()
 
 
+def test_export_to_standard_output_writes_what_a_file_would_hold(bitext, tmp_path, monkeypatch):
+    """--out -: the pairs alone on stdout (the counts go to stderr), for piping into other
+    tools; the formats of several files or of Parquet are refused (before: a file named "-")."""
+    monkeypatch.chdir(tmp_path)
+    for fmt in ("tsv", "jsonl", "tmx"):
+        export(str(bitext), fmt, str(tmp_path / f"pairs.{fmt}"), version=__version__)
+        args = ["export", "--bitext", str(bitext), "--format", fmt]
+        result = CliRunner().invoke(cli, [*args, "--out", "-"])
+        assert result.exit_code == 0, result.output
+        assert result.stdout_bytes == (tmp_path / f"pairs.{fmt}").read_bytes()
+        assert f"export {fmt}" in result.stderr and "written:" not in result.output
+    for fmt in ("moses", "hf"):
+        result = CliRunner().invoke(cli, [*args[:-1], fmt, "--out", "-"])
+        assert result.exit_code == 2
+        assert f"ccmine: error: {fmt} is not written to standard output (--out -); tsv, " in (
+            result.stderr
+        )
+    assert not (tmp_path / "-").exists() and not (tmp_path / "-.incomplete").exists()
+
+
 def test_export_reads_and_writes_gs_paths_through_beam(bitext, tmp_path, monkeypatch):
     """Bitext on Google Cloud Storage (an emulator on loopback) exports to Cloud Storage: every
     format writes the same bytes as from and to local files, and the CLI takes gs:// paths."""
