@@ -306,10 +306,14 @@ def _run_guarded(fn):
     error the user can fix becomes one line on stderr and exit status 2."""
     try:
         return fn()
+    except KeyboardInterrupt:
+        _interrupted()
     except FileNotFoundError as exc:
         click.echo(f"ccmine: error: {_without_step(str(exc))}", err=True)
         sys.exit(2)
     except Exception as exc:
+        if _is_interrupt(exc):  # Ctrl-C in a step of Beam's local runner, wrapped by it
+            _interrupted()
         message = _one_line_error(exc)
         for kind, prefix in ONE_LINE_ERRORS.items():
             found = message is None and re.search(rf"{kind.__name__}: ([^\n]+)", str(exc))
@@ -319,6 +323,25 @@ def _run_guarded(fn):
             raise
         click.echo(f"ccmine: {_without_step(message)}", err=True)
         sys.exit(2)
+
+
+def _is_interrupt(exc: BaseException) -> bool:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, KeyboardInterrupt) or str(exc).startswith("KeyboardInterrupt"):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _interrupted() -> None:
+    click.echo(
+        "ccmine: interrupted; rerun the same command to go on (complete stages are skipped; "
+        "extract keeps the files it finished, embed the shards)",
+        err=True,
+    )
+    sys.exit(130)
 
 
 def _without_step(message: str) -> str:

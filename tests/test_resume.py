@@ -91,12 +91,12 @@ def sentences_of(run_dir):
     return sorted(rows, key=lambda r: (r["lang"], r["hash"]))
 
 
-def kill_when(process, pattern_root, pattern, count):
+def kill_when(process, pattern_root, pattern, count, how=signal.SIGKILL):
     deadline = time.monotonic() + 300
     while len(list(pattern_root.glob(pattern))) < count:
         assert process.poll() is None and time.monotonic() < deadline, "the stage ended too soon"
         time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
+    process.send_signal(how)
     process.wait()
 
 
@@ -116,6 +116,7 @@ def sample_thirds(directory) -> list:
 
 
 def test_a_killed_extract_reads_only_the_unfinished_files_when_rerun(tmp_path):
+    """Killed with Ctrl-C (SIGINT), as a user stops a run."""
     # Six files, each third of the sample twice: their sentences repeat, de-duplication keeps
     # one of each.
     paths = []
@@ -130,10 +131,15 @@ def test_a_killed_extract_reads_only_the_unfinished_files_when_rerun(tmp_path):
     killed = tmp_path / "killed"
     command = [sys.executable, "-m", "pipelines.cli", "extract", "--output", str(killed)]
     command += ["--langs", "de,en", *[a for p in paths for a in ("--input", p)]]
-    process = subprocess.Popen(
-        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    kill_when(process, killed, ".sentences.tmp-*/_units/*.json", 2)
+    with open(tmp_path / "stderr", "w+") as stderr:
+        process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr)
+        kill_when(process, killed, ".sentences.tmp-*/_units/*.json", 2, signal.SIGINT)  # Ctrl-C
+        stderr.seek(0)
+        lines = stderr.read().splitlines()
+    # One line, exit status 130 (before: Beam's traceback of the KeyboardInterrupt, status 1).
+    assert process.returncode == 130, lines[-5:]
+    assert lines[-1].startswith("ccmine: interrupted; rerun the same command to go on (")
+    assert not any("Traceback" in line for line in lines)
     assert not (killed / "sentences").exists()
 
     start = time.perf_counter()
