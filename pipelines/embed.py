@@ -21,6 +21,7 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, RunInference
@@ -193,9 +194,39 @@ def _shard_chunks(keyed, chunk_size: int):
         yield Chunk(lang, shard, len(rows), rows[start : start + chunk_size])
 
 
-def _tagged(path: str, row: dict) -> dict:
-    """The row with the language its directory (`lang=XX`) names."""
-    return {**row, "lang": lang_of(path)}
+def _files_matching(pattern: str) -> list[str]:
+    return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+
+
+class ReadSentences(beam.DoFn):
+    """A sentences part's rows, each with the language its directory (`lang=XX`) names, read a
+    row group at a time. A part that cannot be read stops the stage with a StageError naming
+    it (Beam's Parquet source failed with pyarrow's traceback, which names no file)."""
+
+    BATCH_ROWS = 10_000  # rows made into Python objects at a time
+
+    def process(self, path: str):
+        lang = lang_of(path)
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as stream:
+            parquet = _opened(path, lambda: pq.ParquetFile(stream))
+            for group in range(parquet.num_row_groups):
+                table = _opened(path, lambda g=group: parquet.read_row_group(g), group)
+                for batch in table.to_batches(self.BATCH_ROWS):
+                    for row in batch.to_pylist():
+                        row["lang"] = lang
+                        yield row
+
+
+def _opened(path: str, read, group: int | None = None):
+    """read(), or a StageError naming the part (and row group) it failed on."""
+    try:
+        return read()
+    except (OSError, pa.ArrowException) as exc:
+        where = path if group is None else f"{path}, row group {group}"
+        raise StageError(
+            f"{where}: unreadable ({' '.join(str(exc).split())}); "
+            "extract again (ccmine extract, or ccmine run --force)"
+        ) from exc
 
 
 def _keep_nonempty(row) -> bool:
@@ -263,9 +294,10 @@ def build_pipeline(
     patterns = [FileSystems.join(sentences_dir, f"lang={lang}", "*.parquet") for lang in langs]
     written = (
         pipeline
-        | "SentenceFiles" >> beam.Create(patterns)
-        | "ReadSentences" >> beam.io.ReadAllFromParquet(with_filename=True)
-        | "TagLanguage" >> beam.MapTuple(_tagged)
+        | "SentencePatterns" >> beam.Create(patterns)
+        | "SentenceFiles" >> beam.FlatMap(_files_matching)
+        | "SpreadFiles" >> beam.Reshuffle()
+        | "ReadSentences" >> beam.ParDo(ReadSentences())
         | "DropEmpty" >> beam.Filter(_keep_nonempty)
         | "KeyByShard"
         >> beam.Map(lambda row: ((row["lang"], row["hash"] % shards[row["lang"]]), row))

@@ -98,6 +98,23 @@ def test_embed_cli_errors_in_one_line(extracted, tmp_path):
     assert result.exit_code == 2 and "run `ccmine extract` first" in result.stderr
 
 
+def test_a_damaged_sentences_part_stops_embed_naming_it(extracted, tmp_path):
+    """Before, Beam's Parquet source failed with pyarrow's traceback, naming no file."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(extracted[0] / "sentences", run_dir / "sentences")
+    (part,) = (run_dir / "sentences" / "lang=en").glob("*.parquet")
+    data = bytearray(part.read_bytes())
+    data[200:600] = bytes(b ^ 0x5A for b in data[200:600])  # inside the first column chunk
+    part.write_bytes(bytes(data))
+    args = ["embed", "--run", str(run_dir), "--encoder", "bundled", "--langs", "de,en"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"ccmine: error: {part}, row group 0: unreadable (")
+    assert result.stderr.endswith("); extract again (ccmine extract, or ccmine run --force)\n")
+    assert "Traceback" not in result.output
+    assert not (run_dir / "embeddings").exists()
+
+
 def test_a_language_without_sentences_is_refused_before_encoding(extracted, tmp_path):
     """Asked for a language the extract stage kept none of (an empty lang= directory) or was not
     asked for (no directory), embed stops with one line instead of leaving it out silently."""
