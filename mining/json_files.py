@@ -30,12 +30,16 @@ def write_json(path: str, payload: dict) -> None:
     write_bytes(path, json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False).encode())
 
 
+class DamagedJson(ValueError):
+    """A JSON record (marker, stats, unit record) that does not parse; the message names it."""
+
+
 def read_json(path: str) -> dict:
-    """The JSON in PATH; damaged content is a ValueError that names the file."""
+    """The JSON in PATH; damaged content is a DamagedJson error that names the file."""
     try:
         return json.loads(read_bytes(path).decode())
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise ValueError(f"{path}: not a JSON record ({exc})") from exc
+        raise DamagedJson(f"{path}: not a JSON record ({exc})") from exc
 
 
 def read_json_files(paths: Sequence[str]) -> list[dict]:

@@ -18,6 +18,7 @@ from mining.bitext_readers import UnreadableBitext
 from mining.embedding_store import EmbeddingShardError
 from mining.extraction import ExtractConfig
 from mining.http_stream import DownloadError
+from mining.json_files import DamagedJson
 from mining.margin import MARGINS, MODES
 from mining.matching import MAX_ROUNDS
 from mining.warc_records import DEFAULT_MAX_RECORD_BYTES, BadInputError
@@ -287,6 +288,7 @@ ONE_LINE_ERRORS = {
     EmbeddingShardError: "bad embeddings",
     IndexShardError: "bad index",
     StageError: "error",
+    DamagedJson: "damaged file",
 }
 
 

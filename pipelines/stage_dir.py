@@ -68,8 +68,16 @@ def remove_tree(path: str) -> None:
 
 
 def read_marker(run_dir: str, stage: str) -> dict | None:
+    """The stage's marker, or None when it has none (the stage is incomplete). Markers are
+    written whole; one damaged since (not JSON) is named in a warning and counts as none."""
     path = FileSystems.join(stage_path(run_dir, stage), MARKER)
-    return read_json(path) if FileSystems.exists(path) else None
+    if not FileSystems.exists(path):
+        return None
+    try:
+        return read_json(path)
+    except ValueError as exc:
+        log.warning("%s; the stage counts as incomplete", exc)
+        return None
 
 
 def is_complete(run_dir: str, stage: str, config: dict) -> bool:

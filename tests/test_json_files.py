@@ -3,7 +3,14 @@ import time
 
 import pytest
 
-from mining.json_files import THREADS, read_concurrently, read_json_files, write_json
+from mining.json_files import (
+    THREADS,
+    DamagedJson,
+    read_concurrently,
+    read_json,
+    read_json_files,
+    write_json,
+)
 from tests.gcs_emulator import gcs_bucket, served
 
 
@@ -53,3 +60,19 @@ def test_records_on_cloud_storage_take_one_request_each(monkeypatch):
         assert counts["requests"] <= 40 + THREADS
         with pytest.raises(FileNotFoundError, match="file-00040.json: not found"):
             read_json_files([*paths, f"{root}/run/_units/file-00040.json"])
+
+
+def test_a_damaged_record_stops_a_command_with_one_line_naming_it(tmp_path, capsys):
+    """Such as a run's stats.json cut short (before: a traceback)."""
+    from pipelines.cli import _run_guarded
+
+    stats = tmp_path / "stats.json"
+    stats.write_text('{"sentences_kept": {"de"')
+    with pytest.raises(DamagedJson, match=f"{stats}: not a JSON record"):
+        read_json(str(stats))
+    with pytest.raises(SystemExit) as exit_status:
+        _run_guarded(lambda: read_json(str(stats)))
+    assert exit_status.value.code == 2
+    assert capsys.readouterr().err.startswith(
+        f"ccmine: damaged file: {stats}: not a JSON record (Expecting"
+    )

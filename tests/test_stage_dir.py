@@ -2,7 +2,15 @@
 
 import json
 
-from pipelines.stage_dir import StageWriter, is_complete, output_ids, reusable_langs
+import pytest
+
+from pipelines.stage_dir import (
+    StageWriter,
+    is_complete,
+    output_ids,
+    require_complete,
+    reusable_langs,
+)
 
 CONFIG = {"langs": {"de": "de-input", "en": "en-input"}, "index_args": {"shard_size": 10}}
 
@@ -28,6 +36,17 @@ def test_a_language_is_reusable_only_from_the_same_input_and_configuration(tmp_p
     assert is_complete(str(tmp_path), "indexes", {**CONFIG, "langs": {"en": "en-input"}})
     assert not is_complete(str(tmp_path), "indexes", same_de)
     assert output_ids(str(tmp_path), "indexes", ["de"]) == {"de": "de-output"}
+
+
+def test_a_damaged_marker_makes_the_stage_incomplete_with_a_warning(tmp_path, caplog):
+    """Before, `ccmine run` and the stage reading it stopped with a traceback."""
+    marker = built(tmp_path) / "_SUCCESS.json"
+    marker.write_text(marker.read_text()[:50])
+    assert not is_complete(str(tmp_path), "indexes", CONFIG)
+    assert f"{marker}: not a JSON record (" in caplog.text
+    assert "the stage counts as incomplete" in caplog.text
+    with pytest.raises(FileNotFoundError, match="indexes is missing or incomplete"):
+        require_complete(str(tmp_path), "indexes")
 
 
 def test_output_without_content_ids_is_known_by_its_run_id(tmp_path):
