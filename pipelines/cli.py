@@ -986,32 +986,18 @@ def eval_tatoeba(encoder, data_dir, langs, limit, json_path, device):
         Path(json_path).write_text(json.dumps({"encoder": encoder, "scores": scores}, indent=2))
 
 
-def _bucc_options(fn):
-    for option in reversed(
-        [
-            click.option("--encoder", default=DEFAULT_ENCODER, show_default=True),
-            click.option("--src", "src_file", required=True, help="id TAB sentence."),
-            click.option("--tgt", "tgt_file", required=True, help="id TAB sentence."),
-            click.option("--gold", "gold_file", required=True, help="src_id TAB tgt_id."),
-            click.option(
-                "--margin",
-                "margin_kind",
-                default="ratio",
-                show_default=True,
-                type=click.Choice(MARGINS),
-            ),
-            click.option(
-                "--mode",
-                default="max",
-                show_default=True,
-                type=click.Choice(MODES),
-            ),
-            click.option("-k", "k", type=POSITIVE, default=4, show_default=True),
-            click.option("--device", default="auto", show_default=True),
-        ]
-    ):
-        fn = option(fn)
-    return fn
+_bucc_options = _options(
+    click.option("--encoder", default=DEFAULT_ENCODER, show_default=True),
+    click.option("--src", "src_file", required=True, help="id TAB sentence."),
+    click.option("--tgt", "tgt_file", required=True, help="id TAB sentence."),
+    click.option("--gold", "gold_file", required=True, help="src_id TAB tgt_id."),
+    click.option(
+        "--margin", "margin_kind", default="ratio", show_default=True, type=click.Choice(MARGINS)
+    ),
+    click.option("--mode", default="max", show_default=True, type=click.Choice(MODES)),
+    click.option("-k", "k", type=POSITIVE, default=4, show_default=True),
+    click.option("--device", default="auto", show_default=True),
+)
 
 
 @eval_group.command("bucc")
