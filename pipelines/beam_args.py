@@ -1,12 +1,10 @@
 """The arguments a stage command passes to Beam: which of them no Beam option takes.
 
 Beam drops such arguments with a log line of its own, so a misspelt or misplaced option
-(`ccmine run --mode union`, an option of `ccmine mine`) would change nothing, unnoticed.
+(`ccmine run --rows-per-shard 5`, an option of `ccmine embed`) would change nothing, unnoticed.
 """
 
 from __future__ import annotations
-
-LOCAL_RUNNERS = ("DirectRunner", "SwitchingDirectRunner", "FnApiRunner")
 
 
 def _is_number(arg: str) -> bool:
@@ -47,5 +45,7 @@ def runs_here(args: list[str]) -> bool:
     its options (other runners and job services may take options of their own)."""
     from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+    from pipelines.stage_dir import LOCAL_RUNNERS
+
     runner = PipelineOptions(args).view_as(StandardOptions).runner
-    return runner is None or runner in LOCAL_RUNNERS
+    return runner in (None, *LOCAL_RUNNERS, "FnApiRunner")
