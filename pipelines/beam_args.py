@@ -7,30 +7,45 @@ Beam drops such arguments with a log line of its own, so a misspelt or misplaced
 from __future__ import annotations
 
 
-def _is_number(arg: str) -> bool:
+def _is_flag(arg: str) -> bool:
+    """-x or --xx, not a negative number (a value) nor `--`."""
+    if not arg.startswith("-") or arg == "--":
+        return False
     try:
         float(arg)
     except ValueError:
-        return False
-    return True
+        return True
+    return False
 
 
-def unknown_flags(args: list[str]) -> list[str]:
-    """The flags in `args` (as written, without `=value`) that no Beam pipeline option defines;
-    Beam takes no single-dash flag."""
+def _left_by_beam(args: list[str]) -> list[str]:
+    """What Beam's option parser leaves of `args`: flags no Beam option defines, the values
+    after them, and arguments that are no option's value."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    options = PipelineOptions(args)
-    known = set(options.get_all_options())
-    unknown = set(options.get_all_options(retain_unknown_options=True)) - known
-    flags = []
-    for arg in args:
-        if not arg.startswith("-") or _is_number(arg) or arg == "--":
-            continue
-        name = arg.split("=", 1)[0]
-        if not name.startswith("--") or name[2:].replace("-", "_") in unknown:
-            flags.append(name)
-    return flags
+    parsers = []  # the parser Beam builds from every options class, handed to this hook
+    PipelineOptions([]).get_all_options(add_extra_args_fn=parsers.append)
+    return parsers[0].parse_known_args(args)[1]
+
+
+def unknown_arguments(args: list[str]) -> tuple[list[str], list[str]]:
+    """(flags no Beam option defines, as written without `=value`; arguments that are no
+    option's value), read as Beam reads them: an argument after an unknown flag is its value.
+    Beam takes no single-dash flag."""
+    rest = _left_by_beam(args)
+    flags, strays = [], []
+    position = 0
+    while position < len(rest):
+        arg = rest[position]
+        if _is_flag(arg):
+            flags.append(arg.split("=", 1)[0])
+            takes_next = "=" not in arg and position + 1 < len(rest)
+            if takes_next and not _is_flag(rest[position + 1]):
+                position += 1  # its value
+        elif arg != "--":
+            strays.append(arg)
+        position += 1
+    return flags, strays
 
 
 def beam_flags() -> list[str]:

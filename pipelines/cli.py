@@ -80,9 +80,17 @@ class StageCommand(click.Command):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         rest = super().parse_args(ctx, args)
-        from pipelines.beam_args import beam_flags, runs_here, unknown_flags
+        from pipelines.beam_args import beam_flags, runs_here, unknown_arguments
 
-        unknown = unknown_flags(ctx.args)
+        unknown, strays = unknown_arguments(ctx.args)
+        if strays:
+            hint = ""
+            if "--input" in _flags(self):
+                hint = (
+                    " (each --input takes one path: repeat it, or quote a glob so that ccmine "
+                    "expands it: --input 'crawl/*.warc.gz')"
+                )
+            raise click.UsageError(f"unexpected argument {', '.join(strays)}{hint}", ctx)
         if not unknown:
             return rest
         command = ctx.command_path

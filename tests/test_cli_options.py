@@ -144,3 +144,23 @@ def test_eval_tatoeba_names_a_language_without_a_test_set_before_loading_an_enco
     assert result.exit_code == 2
     assert "no Tatoeba test set for 'de' in " in result.stderr
     assert "(did you mean deu?); its sets are named by 3-letter codes: cmn, deu" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["extract", "run"])
+def test_a_glob_the_shell_expanded_is_refused_not_cut_to_its_first_file(command, tmp_path):
+    """`--input crawl/*.warc.gz` unquoted gives --input the first file and leaves the others as
+    arguments; before, Beam dropped them and only the first file was read, unnoticed."""
+    files = [str(tmp_path / f"{name}.warc.gz") for name in "abc"]
+    languages = ["--src", "de"] if command == "run" else ["--langs", "de,en"]
+    result = invoke([command, "--input", *files, "--output", str(tmp_path / "r"), *languages])
+    assert result.exit_code == 2, result.output
+    assert f"unexpected argument {files[1]}, {files[2]} (each --input takes one path" in (
+        result.stderr
+    )
+
+
+def test_an_argument_that_is_no_options_value_is_refused_on_any_runner():
+    for args in (["index", *RUN, "de"], ["mine", *RUN, "--src", "de", "--runner", "X", "extra"]):
+        result = invoke(args)
+        assert result.exit_code == 2 and "Error: unexpected argument " in result.stderr
+        assert "each --input" not in result.stderr
