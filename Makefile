@@ -31,7 +31,8 @@ ENCODER ?= muse
 RUNNER  ?= DirectRunner
 
 mine: install
-	$(RUN) $(BIN)/ccmine -v run --input $(INPUT) --output $(OUT) --src $(MINE_LANG) --tgt en \
+	$(RUN) $(BIN)/ccmine -v run $(foreach input,$(INPUT),--input '$(input)') --output $(OUT) \
+		--src $(MINE_LANG) --tgt en \
 		--encoder $(ENCODER) --runner $(RUNNER)
 
 lint: install
