@@ -452,6 +452,13 @@ extract_options = _options(
 
 def extract_config(langs, min_lid_prob, min_words, max_words, html_text) -> ExtractConfig:
     default_prob, per_lang = parse_lid_thresholds(min_lid_prob)
+    unused = [lang for lang, _ in per_lang if lang not in langs]
+    if unused:
+        raise click.BadParameter(
+            f"a threshold for {', '.join(unused)}, which the run does not keep "
+            f"({', '.join(langs)})",
+            param_hint=LID_HINT,
+        )
     return ExtractConfig(
         langs=tuple(langs),
         min_lid_prob=default_prob,

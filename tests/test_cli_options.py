@@ -27,6 +27,7 @@ EXPORT = ["export", "--bitext", "no-such-bitext", "--format", "moses", "--out", 
         (["index", *RUN, "--nprobe", "0"], "'--nprobe'"),
         ([*EXTRACT, "--min-lid-prob", "1.5"], "'--min-lid-prob'"),
         ([*EXTRACT, "--min-lid-prob", "0.5,zh=-0.1"], "'--min-lid-prob'"),
+        ([*EXTRACT, "--min-lid-prob", "0.5,cn=0.4"], "'--min-lid-prob'"),  # zh is kept, cn no
         ([*EXTRACT, "--min-words", "-1"], "'--min-words'"),
         ([*EXTRACT, "--max-files", "0"], "'--max-files'"),
         ([*EXPORT, "--max-length-ratio", "0.5"], "'--max-length-ratio'"),
