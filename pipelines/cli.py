@@ -16,6 +16,7 @@ from indexes.shards import SHARD_SIZE, IndexShardError
 from mining import __version__
 from mining.bitext_readers import UnreadableBitext
 from mining.embedding_store import EmbeddingShardError
+from mining.encoders.loading import DeviceError
 from mining.extraction import ExtractConfig
 from mining.http_stream import DownloadError
 from mining.json_files import DamagedJson
@@ -138,6 +139,13 @@ def _run_directory(_ctx, _param, value: str) -> str:
     (the stages find their files by patterns under it)."""
     if any(c in value for c in "*?["):
         raise click.BadParameter(f"{value}: a run directory's path may not hold *, ? or [")
+    return value
+
+
+def _device(_ctx, _param, value: str) -> str:
+    """Click callback: a device torch knows by that name, or auto."""
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
+        raise click.BadParameter(f"{value!r}: give auto, cpu, cuda, cuda:N or mps")
     return value
 
 
@@ -297,6 +305,7 @@ ONE_LINE_ERRORS = {
     IndexShardError: "bad index",
     StageError: "error",
     DamagedJson: "damaged file",
+    DeviceError: "error",
 }
 
 
@@ -547,7 +556,13 @@ def extract(
     help="Languages to embed (default: every language of the run's sentences that the encoder "
     "covers, or every one with --any-language).",
 )
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    callback=_device,
+    help="auto, cpu, cuda, cuda:N or mps.",
+)
 @click.option("--batch-size", type=POSITIVE, default=64, show_default=True)
 @click.option(
     "--chunk-size",
@@ -843,7 +858,7 @@ def export(bitext, fmt, out, columns, min_score, min_cosine, max_length_ratio, d
 @click.option("--tgt", default="en", show_default=True)
 @extract_options
 @click.option("--encoder", default=DEFAULT_ENCODER, show_default=True)
-@click.option("--device", default="auto", show_default=True)
+@click.option("--device", default="auto", show_default=True, callback=_device)
 @k_option
 @margin_option
 @mode_option
@@ -963,7 +978,7 @@ def eval_group():
 @click.option("--langs", default="deu,cmn", show_default=True, help="Tatoeba codes, or 'all'.")
 @click.option("--limit", type=POSITIVE, help="Use the first N pairs of each language.")
 @click.option("--json", "json_path", help="Also write the scores here.")
-@click.option("--device", default="auto", show_default=True)
+@click.option("--device", default="auto", show_default=True, callback=_device)
 def eval_tatoeba(encoder, data_dir, langs, limit, json_path, device):
     """Accuracy of nearest-neighbour retrieval in both directions, per language."""
     import json
@@ -1011,7 +1026,7 @@ _bucc_options = _options(
     ),
     click.option("--mode", default="max", show_default=True, type=click.Choice(MODES)),
     click.option("-k", "k", type=POSITIVE, default=4, show_default=True),
-    click.option("--device", default="auto", show_default=True),
+    click.option("--device", default="auto", show_default=True, callback=_device),
 )
 
 
@@ -1073,7 +1088,7 @@ def dev_files(prefix: str) -> tuple[str, str, str]:
     type=click.Choice(MODES),
 )
 @click.option("-k", "k", type=POSITIVE, default=4, show_default=True)
-@click.option("--device", default="auto", show_default=True)
+@click.option("--device", default="auto", show_default=True, callback=_device)
 @click.option(
     "--write",
     is_flag=True,

@@ -337,10 +337,11 @@ def run(
     """Run the embed stage and commit RUN_DIR/embeddings; returns its stats. With `reuse`, the
     languages whose embeddings the current output holds for the same sentences and encoder
     are taken over, not encoded again (a run that adds a language encodes only that one)."""
-    from mining.encoders.loading import cpu_only, pick_device
+    from mining.encoders.loading import encoder_device
+    from pipelines.beam_args import runs_here
 
     sentences_dir = require_complete(run_dir, "sentences")
-    device = "cpu" if cpu_only(encoder) and device == "auto" else pick_device(device)
+    device = encoder_device(encoder, device, here=runs_here(beam_args or []))
     config = stage_config(run_dir, encoder, langs, dtype)  # resolves the encoder: fails early
     reused = reusable_langs(run_dir, STAGE, config) if reuse else []
     reused_rows = output_stats(run_dir, STAGE, "embedded", reused)

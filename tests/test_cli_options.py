@@ -23,6 +23,7 @@ EXPORT = ["export", "--bitext", "no-such-bitext", "--format", "moses", "--out", 
         (["mine", *RUN, "--src", "de", "--min-cosine", "1.5"], "'--min-cosine'"),
         (["embed", *RUN, "--batch-size", "0"], "'--batch-size'"),
         (["embed", *RUN, "--rows-per-shard", "-5"], "'--rows-per-shard'"),
+        (["embed", *RUN, "--device", "gpu"], "'--device'"),  # before: taken, and CPU used
         (["index", *RUN, "--index-shard-size", "0"], "'--index-shard-size'"),
         (["index", *RUN, "--nprobe", "0"], "'--nprobe'"),
         ([*EXTRACT, "--min-lid-prob", "1.5"], "'--min-lid-prob'"),

@@ -143,3 +143,20 @@ def test_encoders_declare_languages_and_uncovered_ones_are_refused(tmp_path):
     assert "encoder 'bundled' does not cover fr (it covers de, en, zh)" in result.stderr
     result = CliRunner().invoke(cli, [*embed, "--langs", "de,fr", "--any-language"])
     assert "does not cover" not in result.stderr  # it goes on (and finds no sentences)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA")
+def test_the_device_is_checked_where_the_workers_run():
+    """A launcher without a GPU starts a job for GPU workers: --device cuda is passed on, and
+    auto left for the workers to resolve (before: the launcher resolved auto to cpu, and
+    refused cuda). Run here, a missing GPU is one line before anything runs."""
+    from mining.encoders.loading import DeviceError, encoder_device
+
+    assert encoder_device("bundled", "cuda", here=False) == "cuda"
+    assert encoder_device("bundled", "auto", here=False) == "auto"
+    assert encoder_device("bundled", "auto", here=True) == "cpu"
+    with pytest.raises(DeviceError, match="--device cuda:1 was asked for, but torch sees no"):
+        encoder_device("bundled", "cuda:1", here=True)
+    assert encoder_device("muse", "auto", here=False) == "cpu"  # a numpy forward pass
+    with pytest.raises(DeviceError, match="the muse encoder runs on CPU"):
+        encoder_device("muse", "cuda", here=False)

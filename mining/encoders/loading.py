@@ -51,14 +51,29 @@ def resolve_encoder(spec: str) -> str:
         ) from exc
 
 
+class DeviceError(RuntimeError):
+    """A device the encoder cannot run on here."""
+
+
 def pick_device(device: str = "auto") -> str:
     import torch
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for, but torch sees no CUDA device")
+        raise DeviceError(f"--device {device} was asked for, but torch sees no CUDA device")
     return device
+
+
+def encoder_device(spec: str, device: str, here: bool) -> str:
+    """The device the encoder is loaded on by the workers. Checked here when they run here (a
+    missing GPU is one line before anything runs); for other runners the device is passed as
+    given, and the workers resolve `auto` and check CUDA where they run."""
+    if cpu_only(spec):
+        if device.startswith("cuda"):
+            raise DeviceError(f"the {spec} encoder runs on CPU (numpy): use --device cpu or auto")
+        return "cpu"
+    return pick_device(device) if here else device
 
 
 ENCODER_CONFIG = "ccmine_encoder.json"
@@ -130,8 +145,7 @@ def load_encoder(spec: str, device: str = "auto", **kwargs) -> Encoder:
     if cpu_only(spec):
         from mining.encoders.muse import MuseEncoder
 
-        if device.startswith("cuda"):
-            raise ValueError("the muse encoder runs on CPU (numpy): use --device cpu or auto")
+        encoder_device(spec, device, here=True)  # CPU, or a DeviceError
         return MuseEncoder(**kwargs)
     from mining.encoders.transformer import TransformerEncoder
 
