@@ -91,11 +91,11 @@ def resolve_inputs(
             paths.append(source)
         elif _is_directory(source):
             paths.extend(_directory_files(source))
-        elif _has_glob(source) and FileSystems.exists(source):  # a name such as "crawl[1].warc"
+        elif has_glob(source) and FileSystems.exists(source):  # a name such as "crawl[1].warc"
             paths.append(source)
         else:
-            matched = _matches(source)
-            if not matched and not _has_glob(source):  # a bucket "directory" without its slash
+            matched = matching_paths(source)
+            if not matched and not has_glob(source):  # a bucket "directory" without its slash
                 matched = _directory_files(source, missing=f"no input matches {source}")
             if not matched:
                 raise FileNotFoundError(f"no input matches {source}")
@@ -109,11 +109,12 @@ def resolve_inputs(
     return paths
 
 
-def _matches(pattern: str) -> list[str]:
+def matching_paths(pattern: str) -> list[str]:
+    """The paths a pattern matches on any of Beam's file systems, sorted."""
     return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
 
 
-def _has_glob(source: str) -> bool:
+def has_glob(source: str) -> bool:
     return any(c in source for c in "*?[")
 
 
@@ -128,7 +129,7 @@ def _directory_files(directory: str, missing: str | None = None) -> list[str]:
     prefix = directory.rstrip("/")
     # Beam's patterns cannot quote a glob character: any character stands for one here.
     wide = re.sub(r"[*?\[]", "?", prefix) + "/**"
-    found = [path for path in _matches(wide) if path.startswith(prefix + "/")]
+    found = [path for path in matching_paths(wide) if path.startswith(prefix + "/")]
     files = [path for path in found if path.endswith(WARC_SUFFIXES)]
     others = [path for path in found if not path.endswith(WARC_SUFFIXES)]
     if others:

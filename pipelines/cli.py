@@ -137,7 +137,9 @@ def _commands(root: click.Context):
 def _run_directory(_ctx, _param, value: str) -> str:
     """Click callback: a run directory whose path Beam's file matching reads as it is written
     (the stages find their files by patterns under it)."""
-    if any(c in value for c in "*?["):
+    from mining.inputs import has_glob
+
+    if has_glob(value):
         raise click.BadParameter(f"{value}: a run directory's path may not hold *, ? or [")
     return value
 
@@ -309,14 +311,20 @@ ONE_LINE_ERRORS = {
 }
 
 
-def _one_line_error(exc: BaseException) -> str | None:
+def _exception_chain(exc: BaseException | None):
+    """The exception and those it was raised from or while handling, each once."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        for kind, prefix in ONE_LINE_ERRORS.items():
-            if isinstance(exc, kind):
-                return f"{prefix}: {exc}"
+        yield exc
         exc = exc.__cause__ or exc.__context__
+
+
+def _one_line_error(exc: BaseException) -> str | None:
+    for link in _exception_chain(exc):
+        for kind, prefix in ONE_LINE_ERRORS.items():
+            if isinstance(link, kind):
+                return f"{prefix}: {link}"
     return None
 
 
@@ -345,13 +353,10 @@ def _run_guarded(fn):
 
 
 def _is_interrupt(exc: BaseException) -> bool:
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, KeyboardInterrupt) or str(exc).startswith("KeyboardInterrupt"):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
+    return any(
+        isinstance(link, KeyboardInterrupt) or str(link).startswith("KeyboardInterrupt")
+        for link in _exception_chain(exc)
+    )
 
 
 def _interrupted() -> None:

@@ -34,6 +34,7 @@ from mining.embedding_store import (
     write_layout,
     write_shard,
 )
+from mining.inputs import matching_paths
 from mining.json_files import read_unit_records
 from mining.whole_files import write_bytes
 from pipelines.extract import content_rows
@@ -194,10 +195,6 @@ def _shard_chunks(keyed, chunk_size: int):
         yield Chunk(lang, shard, len(rows), rows[start : start + chunk_size])
 
 
-def _files_matching(pattern: str) -> list[str]:
-    return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
-
-
 class ReadSentences(beam.DoFn):
     """A sentences part's rows, each with the language its directory (`lang=XX`) names, read a
     row group at a time. A part that cannot be read stops the stage with a StageError naming
@@ -238,7 +235,7 @@ def _keep_nonempty(row) -> bool:
 
 def sentence_files(sentences_dir: str, lang: str) -> list[str]:
     pattern = FileSystems.join(sentences_dir, f"lang={lang}", "*.parquet")
-    files = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    files = matching_paths(pattern)
     if not files:
         raise FileNotFoundError(
             f"no {lang} sentences in {sentences_dir}: the extract stage was not asked for {lang}"
@@ -295,7 +292,7 @@ def build_pipeline(
     written = (
         pipeline
         | "SentencePatterns" >> beam.Create(patterns)
-        | "SentenceFiles" >> beam.FlatMap(_files_matching)
+        | "SentenceFiles" >> beam.FlatMap(matching_paths)
         | "SpreadFiles" >> beam.Reshuffle()
         | "ReadSentences" >> beam.ParDo(ReadSentences())
         | "DropEmpty" >> beam.Filter(_keep_nonempty)

@@ -22,7 +22,7 @@ import uuid
 
 from apache_beam.io.filesystems import FileSystems
 
-from mining.json_files import read_json, write_json
+from mining.json_files import DamagedJson, read_json, write_json
 from mining.whole_files import delete_files, remove_partials
 
 log = logging.getLogger("ccmine")
@@ -75,7 +75,7 @@ def read_marker(run_dir: str, stage: str) -> dict | None:
         return None
     try:
         return read_json(path)
-    except ValueError as exc:
+    except DamagedJson as exc:
         log.warning("%s; the stage counts as incomplete", exc)
         return None
 
