@@ -29,6 +29,7 @@ from apache_beam.io.filesystems import FileSystems
 from mining.bitext_formats import STDOUT, STREAM_FORMATS, open_writer
 from mining.bitext_readers import unreadable
 from mining.cores import usable_cores
+from mining.inputs import matching_paths
 from mining.seen_hashes import SeenHashes
 
 BATCH_ROWS = 65_536
@@ -54,7 +55,7 @@ def bitext_parts(path: str) -> list[str]:
     if path.endswith(".parquet"):
         return [path]
     pattern = FileSystems.join(path, "part-*.parquet")
-    parts = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    parts = matching_paths(pattern)
     if not parts:
         raise FileNotFoundError(f"no bitext parts (part-*.parquet) in {path}")
     return parts

@@ -28,6 +28,7 @@ from apache_beam.io.filesystems import FileSystems
 from indexes import faiss_index, shards
 from mining.embedding_store import read_parquet, shard_layout
 from mining.encoders.calibration import Cut, cut_for
+from mining.inputs import matching_paths
 from mining.matching import MAX_ROUNDS
 from pipelines import bitext, knn, select
 from pipelines.bitext import BITEXT_SCHEMA
@@ -67,7 +68,7 @@ def neutral_threshold(margin_kind: str) -> float:
 def read_bitext(bitext_dir: str) -> pa.Table:
     """All parts of a mined pair directory, best score first."""
     pattern = FileSystems.join(bitext_dir, "part-*.parquet")
-    parts = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    parts = matching_paths(pattern)
     tables = [read_parquet(path) for path in parts]
     return pa.concat_tables(tables) if tables else BITEXT_SCHEMA.empty_table()
 

@@ -8,6 +8,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from mining.embedding_store import read_parquet
+from mining.inputs import matching_paths
 from pipelines.counts import format_table
 from pipelines.stage_dir import STATS, read_json, stage_path
 
@@ -72,7 +73,7 @@ def best_and_worst(bitext_dir: str, size: int) -> tuple[list[dict], list[dict]]:
     """The best pairs (from the first part) and the worst kept (from the last, worst first
     reversed): the parts are score ranges, best first, so no other part is read."""
     pattern = FileSystems.join(bitext_dir, "part-*.parquet")
-    parts = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    parts = matching_paths(pattern)
     if not parts:
         return [], []
     first = read_parquet(parts[0]).slice(0, size).to_pylist()

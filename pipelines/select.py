@@ -23,6 +23,7 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from mining.inputs import matching_paths
 from mining.matching import (
     Edges,
     accept_round,
@@ -37,7 +38,7 @@ from pipelines.work_files import get, name_of, put
 
 def list_blocks(directory: str) -> list[str]:
     pattern = FileSystems.join(directory, "*.pkl")
-    return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    return matching_paths(pattern)
 
 
 def save_selected(edges: Edges, directory: str, name: str) -> None:
