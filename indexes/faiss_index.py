@@ -88,6 +88,12 @@ def choose_spec(
     nlist = nlist or max(16, 2 ** round(math.log2(4 * math.sqrt(max(per_shard, 1)))))
     preferred = (dim // 2, dim // 4, dim // 8, dim) if pq_bits == 4 else (dim // 8, dim // 4, dim)
     pq_m = pq_m or next(m for m in preferred if m and dim % m == 0)
+    if dim % pq_m:
+        fitting = [m for m in (dim // 8, dim // 4, dim // 2, dim) if m and dim % m == 0]
+        raise ValueError(
+            f"--pq-m {pq_m} does not divide the embeddings' dimension {dim} (PQ cuts each vector "
+            f"into pq_m equal parts); for example {', '.join(map(str, fitting))}"
+        )
     nprobe = min(nlist, nprobe or max(16, nlist // 32))  # fast scan misbehaves past nlist
     return IndexSpec("ivfpq", dim, nlist, pq_m, opq, nprobe, pq_bits)
 

@@ -680,6 +680,12 @@ def index(ctx, run_dir, langs, index_type, nlist, pq_m, pq_bits, opq, nprobe, in
     """Build FAISS index shards per language in RUN_DIR/indexes/."""
     from pipelines import index as stage
 
+    ivf = {"--nlist": nlist, "--pq-m": pq_m, "--pq-bits": pq_bits, "--opq": opq, "--nprobe": nprobe}
+    given = [name for name, value in ivf.items() if value]
+    if index_type == "flat" and given:
+        raise click.UsageError(
+            f"{', '.join(given)}: IVF-PQ options, and --index-type flat builds an exact index"
+        )
     args = {
         "index_type": index_type,
         "nlist": nlist,

@@ -24,6 +24,7 @@ from indexes import faiss_index, shards
 from mining.embedding_store import ShardLayout, read_vectors, shard_layout
 from mining.json_files import write_json
 from pipelines.stage_dir import (
+    StageError,
     StageWriter,
     content_id,
     output_ids,
@@ -240,9 +241,12 @@ def run(
     plans = {}
     for lang in (lang for lang in langs if lang not in reused):
         layout = shard_layout(emb_dir, lang)
-        spec = faiss_index.choose_spec(
-            layout.rows, layout.dim, **index_args, shard_size=shard_size, gpu=gpu
-        )
+        try:
+            spec = faiss_index.choose_spec(
+                layout.rows, layout.dim, **index_args, shard_size=shard_size, gpu=gpu
+            )
+        except ValueError as exc:
+            raise StageError(f"index {lang}: {exc}") from None
         record = {
             "encoder": encoder,
             "embeddings": config["langs"][lang],
@@ -250,6 +254,7 @@ def run(
             "factory": spec.factory(),
         }
         plans[lang] = (layout, spec, record)
+        _warn_unused(lang, layout.rows, spec, index_args)
     samples = training_samples(plans, hash_cut)
     drawn: dict = {}
     for lang, _, _, count in samples:
@@ -292,6 +297,21 @@ def run(
     }
     writer.commit(stats, config, outputs)
     return stats
+
+
+def _warn_unused(lang: str, rows: int, spec, index_args: dict) -> None:
+    """Name the IVF-PQ options set for a language that auto gave an exact index."""
+    unused = [name for name in index_args if name != "index_type"]
+    if spec.index_type == "flat" and unused:
+        options = ", ".join("--" + name.replace("_", "-") for name in unused)
+        log.warning(
+            "index %s: %s vectors get an exact (flat) index, so %s (IVF-PQ options) are not "
+            "used; auto builds IVF-PQ from %s vectors, --index-type ivfpq always",
+            lang,
+            f"{rows:,}",
+            options,
+            f"{faiss_index.FLAT_MAX:,}",
+        )
 
 
 def stage_config(run_dir: str, langs: list[str], index_args: dict | None) -> dict:

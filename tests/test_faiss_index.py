@@ -25,6 +25,8 @@ def test_forced_parameters_and_nprobe_within_nlist():
         choose_spec(500, 24, "ivfpq", pq_bits=6)
     with pytest.raises(ValueError, match="unknown index type"):
         choose_spec(500, 24, "hnsw")
+    with pytest.raises(ValueError, match="--pq-m 7 does not divide .* 768 .* 96, 192, 384, 768$"):
+        choose_spec(500, 768, "ivfpq", pq_m=7)  # faiss would fail in a worker, in C++
 
 
 def test_a_loaded_shard_must_hold_what_its_record_says():

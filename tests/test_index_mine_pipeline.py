@@ -82,6 +82,37 @@ def test_flat_index_and_mining(run_dir):
     assert len(sample) == 10 and sample == sorted(sample, reverse=True) and max(sample) < 1.05
 
 
+def test_ivf_options_for_an_exact_index_are_named_or_refused(run_dir, caplog):
+    caplog.set_level("WARNING", logger="ccmine")
+    stats = index.run(str(run_dir), ["en"], {"index_type": "auto", "nlist": 8, "opq": True})
+    assert stats["indexes"]["en"]["factory"] == "Flat"
+    assert (
+        "index en: 500 vectors get an exact (flat) index, so --nlist, --opq (IVF-PQ options) "
+        "are not used; auto builds IVF-PQ from 100,000 vectors" in caplog.text
+    )
+    caplog.clear()
+    index.run(str(run_dir), ["de"], {"index_type": "auto"}, reuse=False)
+    assert "not used" not in caplog.text
+    command = ["index", "--run", str(run_dir), "--index-type", "flat", "--nprobe", "4"]
+    result = CliRunner().invoke(cli, command)
+    assert result.exit_code == 2
+    assert "--nprobe: IVF-PQ options, and --index-type flat builds an exact index" in result.output
+    command = [
+        "index",
+        "--run",
+        str(run_dir),
+        "--langs",
+        "de",
+        "--index-type",
+        "ivfpq",
+        "--pq-m",
+        "5",
+    ]
+    result = CliRunner().invoke(cli, command)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("ccmine: error: index de: --pq-m 5 does not divide the ")
+
+
 @pytest.mark.parametrize("bits,codes", [(4, "PQ8x4fsr"), (8, "PQ8np")])
 def test_ivfpq_index_shards_mine_the_same(run_dir, bits, codes):
     index.run(str(run_dir), ["de", "en"], {"index_type": "flat"})
