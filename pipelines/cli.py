@@ -5,6 +5,7 @@ Options a stage does not know (--runner, --direct_num_workers, Dataflow's) go to
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import logging
 import re
@@ -122,6 +123,14 @@ class StageCommand(click.Command):
             err=True,
         )
         return rest
+
+    def invoke(self, ctx: click.Context):
+        """Run the command holding its run directory's lock (pipelines.run_lock)."""
+        from pipelines.run_lock import run_lock
+
+        with contextlib.ExitStack() as stack:
+            _run_guarded(lambda: stack.enter_context(run_lock(ctx.params["run_dir"])))
+            return super().invoke(ctx)
 
 
 def _flags(command: click.Command) -> set[str]:

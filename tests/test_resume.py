@@ -14,11 +14,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner
 from warcio.archiveiterator import ArchiveIterator
 
 from mining.embedding_store import list_shards, read_parquet, read_vectors
 from mining.extraction import ExtractConfig
 from pipelines import embed, extract
+from pipelines.cli import cli
+from pipelines.run_lock import run_lock
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -91,11 +94,15 @@ def sentences_of(run_dir):
     return sorted(rows, key=lambda r: (r["lang"], r["hash"]))
 
 
-def kill_when(process, pattern_root, pattern, count, how=signal.SIGKILL):
+def wait_until(process, pattern_root, pattern, count):
     deadline = time.monotonic() + 300
     while len(list(pattern_root.glob(pattern))) < count:
         assert process.poll() is None and time.monotonic() < deadline, "the stage ended too soon"
         time.sleep(0.02)
+
+
+def kill_when(process, pattern_root, pattern, count, how=signal.SIGKILL):
+    wait_until(process, pattern_root, pattern, count)
     process.send_signal(how)
     process.wait()
 
@@ -133,15 +140,26 @@ def test_a_killed_extract_reads_only_the_unfinished_files_when_rerun(tmp_path):
     command += ["--langs", "de,en", *[a for p in paths for a in ("--input", p)]]
     with open(tmp_path / "stderr", "w+") as stderr:
         process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr)
+        wait_until(process, killed, ".sentences.tmp-*/_units/*.json", 2)
+        # A second command on the same run directory meanwhile is refused, naming the first.
+        second = CliRunner().invoke(cli, command[3:])
         kill_when(process, killed, ".sentences.tmp-*/_units/*.json", 2, signal.SIGINT)  # Ctrl-C
         stderr.seek(0)
         lines = stderr.read().splitlines()
+    assert second.exit_code == 2, second.output
+    assert second.stderr.startswith(
+        f"ccmine: error: {killed} is in use by ccmine extract --output {killed} --langs de,en "
+        f"--input {paths[0]} --input "
+    )
+    assert f"(pid {process.pid}, since " in second.stderr
     # One line, exit status 130 (before: Beam's traceback of the KeyboardInterrupt, status 1).
     assert process.returncode == 130, lines[-5:]
     assert lines[-1].startswith("ccmine: interrupted; rerun the same command to go on (")
     assert not any("Traceback" in line for line in lines)
     assert not (killed / "sentences").exists()
 
+    with run_lock(str(killed)):  # the interrupted command's lock ended with it
+        pass
     start = time.perf_counter()
     resumed = extract.run(paths, str(killed), config)
     resumed_seconds = time.perf_counter() - start
