@@ -766,6 +766,7 @@ def mine(
     """Mine SRC-TGT sentence pairs into RUN_DIR/bitext/SRC-TGT/."""
     from mining.embedding_store import embedded_languages
     from pipelines import mine as stage
+    from pipelines.report import write_report
     from pipelines.stage_dir import read_marker, require_complete
 
     srcs = tuple(dict.fromkeys(parse_langs(src)))
@@ -798,6 +799,8 @@ def mine(
             f"(threshold {stats['threshold']}); dropped {stats['dropped']}"
         )
         click.echo(f"bitext written to {run_dir}/bitext/{lang}-{tgt}/")
+    report = _run_guarded(lambda: write_report(run_dir, list(mined)))
+    click.echo(f"report: {report}")
 
 
 @cli.command()

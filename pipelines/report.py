@@ -10,7 +10,7 @@ from apache_beam.io.filesystems import FileSystems
 from mining.embedding_store import read_parquet
 from mining.inputs import matching_paths
 from pipelines.counts import format_table
-from pipelines.stage_dir import STATS, read_json, stage_path
+from pipelines.stage_dir import MARKER, STATS, read_json, stage_path
 
 STAGES = ("sentences", "embeddings", "indexes")
 
@@ -81,8 +81,19 @@ def best_and_worst(bitext_dir: str, size: int) -> tuple[list[dict], list[dict]]:
     return first, last.slice(max(last.num_rows - size, 0)).to_pylist()[::-1]
 
 
+def mined_pairs(run_dir: str) -> list[tuple[str, str]]:
+    """The pairs whose bitext the run holds complete, in name order."""
+    markers = matching_paths(FileSystems.join(run_dir, "bitext", "*", MARKER))
+    names = [marker.rstrip("/").split("/")[-2] for marker in markers]
+    return [tuple(name.split("-", 1)) for name in names]
+
+
 def write_report(run_dir: str, pairs: list[tuple[str, str]], sample: int = 10) -> str:
-    """Write RUN/report/index.md and a scores-SRC-TGT.png per pair; returns the Markdown path."""
+    """Write RUN/report/index.md and a scores-SRC-TGT.png per pair; returns the Markdown path.
+    `pairs`: those just asked for; the other pairs mined in the run before follow them, so the
+    report covers the run however its pairs were mined (`ccmine run`, or `ccmine mine` one pair
+    at a time)."""
+    pairs = [*pairs, *(pair for pair in mined_pairs(run_dir) if pair not in pairs)]
     out = FileSystems.join(run_dir, "report")
     names = [f"{src}-{tgt}" for src, tgt in pairs]
     stage_stats = {stage: _stats(stage_path(run_dir, stage)) for stage in STAGES}
@@ -103,7 +114,7 @@ def write_report(run_dir: str, pairs: list[tuple[str, str]], sample: int = 10) -
     lines.append("")
     for src, tgt in pairs:
         pair = f"{src}-{tgt}"
-        if not kept.get(src):
+        if not kept.get(src) and not mined[pair]:
             lines += [f"## {pair}", "", f"No {src} sentences in the input: not mined.", ""]
         else:
             lines += _pair_section(run_dir, pair, mined[pair], out, sample)
@@ -122,7 +133,7 @@ def _pairs_table(pairs: list[tuple[str, str]], kept: dict, mined: dict) -> list[
     lines += ["|---|---:|---:|---:|---:|---:|---:|"]
     for src, tgt in pairs:
         stats = mined[f"{src}-{tgt}"]
-        if not kept.get(src):
+        if not stats and not kept.get(src):
             lines.append(f"| {src}-{tgt} | 0 | | | not mined | | |")
         elif not stats:
             lines.append(f"| {src}-{tgt} | {kept[src]:,} | | | no bitext yet | | |")

@@ -120,6 +120,8 @@ def test_several_sources_are_mined_from_one_extraction(setup, monkeypatch):
     several.srcs = ("zh",)
     assert set(run_chain(several).values()) == {"skipped", done["report"]}
     assert (run_dir / "bitext" / "de-en" / "_SUCCESS.json").exists()
+    # Its report names the pair asked for first, then the other pair the run holds.
+    assert Path(done["report"]).read_text().startswith("# ccmine run report: zh-en, de-en\n")
 
     several.srcs = ("th",)
     with pytest.raises(StageError, match="^no th sentences in the input: nothing to mine$"):

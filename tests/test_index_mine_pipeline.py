@@ -132,6 +132,21 @@ def test_ivfpq_index_shards_mine_the_same(run_dir, bits, codes):
     assert len(exact & approx) / len(exact) > 0.95
 
 
+def test_mine_writes_the_run_report_with_the_pairs_mined_before(run_dir):
+    index.run(str(run_dir), ["de", "en"], {})
+    for src, tgt in (("de", "en"), ("en", "de")):
+        command = ["mine", "--run", str(run_dir), "--src", src, "--tgt", tgt]
+        result = CliRunner().invoke(cli, [*command, "--threshold", "1.05"])
+        assert result.exit_code == 0, result.output
+    assert result.output.endswith(f"report: {run_dir}/report/index.md\n")
+    report = (run_dir / "report" / "index.md").read_text()
+    assert report.startswith("# ccmine run report: en-de, de-en\n")  # the pair just mined first
+    # Embeddings dropped in by hand: no sentences stage, so the counts are the mining's.
+    assert "| en-de | 500 | 300 | 288 | 256 | 1.05 | " in report
+    assert "| de-en | 300 | 500 | 288 | 256 | 1.05 | " in report
+    assert (run_dir / "report" / "scores-de-en.png").stat().st_size > 0
+
+
 def test_mine_cli_and_upper_cut(run_dir):
     index.run(str(run_dir), ["de", "en"], {})
     result = CliRunner().invoke(

@@ -25,3 +25,9 @@ def test_pairs_table_rounds_seconds_alike_and_names_pairs_not_mined():
         "| ja-fr | 10 | | | no bitext yet | | |",
         "| th-fr | 0 | | | not mined | | |",
     ]
+
+
+def test_pairs_table_shows_a_mined_pair_of_a_run_without_sentence_counts():
+    """Embeddings dropped in by hand: no extract stage, so no sentences were counted."""
+    rows = _pairs_table([("de", "fr")], {}, {"de-fr": _mined(1.0)})
+    assert "| de-fr | 4,918 | 4,206 | 3,868 | 3,611 | 1.0167 | 1.0 |" in rows
