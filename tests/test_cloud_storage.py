@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from mining.embedding_store import LAYOUT_NAME, read_parquet, read_vectors, shard_layout
 from pipelines.cli import cli
 from pipelines.mine import read_bitext
+from pipelines.run_lock import LOCK_FILE
 from pipelines.stage_dir import read_json
 from tests.gcs_emulator import download, gcs_bucket, generation, served
 from tests.synthetic_run import write_index_shards
@@ -63,9 +64,9 @@ def test_stages_run_with_input_and_run_directory_on_cloud_storage(tmp_path, monk
         stored = {m.path for m in FileSystems.match([f"{run}/**"])[0].metadata_list}
         for stage in ("sentences", "embeddings", "indexes", "bitext/de-en"):
             assert f"{run}/{stage}/_SUCCESS.json" in stored, stage
-        # the same files as the local run: no work units or work files left behind
-        files = (tmp_path / "run").rglob("*")
-        local_files = {p.relative_to(tmp_path / "run").as_posix() for p in files if p.is_file()}
+        # the same files as the local run (but its lock): no work units or work files left behind
+        files = [p for p in (tmp_path / "run").rglob("*") if p.is_file() and p.name != LOCK_FILE]
+        local_files = {p.relative_to(tmp_path / "run").as_posix() for p in files}
         assert {path.removeprefix(f"{run}/") for path in stored} == local_files
         remote = scored_pairs(read_bitext(f"{run}/bitext/de-en"))
         assert remote == scored_pairs(local)
