@@ -7,6 +7,7 @@ import io
 import logging
 import os
 import re
+from collections.abc import Sequence
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -73,40 +74,47 @@ def read_manifest(path: str, base_url: str = CC_BASE_URL) -> list[str]:
 
 def resolve_inputs(
     patterns: list[str],
-    crawl: str | None = None,
+    crawls: Sequence[str] = (),
     crawl_format: str = "wet",
     max_files: int | None = None,
     base_url: str = CC_BASE_URL,
 ) -> list[str]:
-    """Expand patterns, directories, manifests and a crawl name into a list of WARC/WET paths or
-    URLs, each once, in the order given."""
-    sources = list(patterns)
-    if crawl:
-        sources.append(crawl_manifest(crawl, crawl_format, base_url))
-    paths: list[str] = []
-    for source in sources:
-        if is_manifest(source):
-            paths.extend(read_manifest(source, base_url))
-        elif is_url(source):
-            paths.append(source)
-        elif _is_directory(source):
-            paths.extend(_directory_files(source))
-        elif has_glob(source) and FileSystems.exists(source):  # a name such as "crawl[1].warc"
-            paths.append(source)
-        else:
-            matched = matching_paths(source)
-            if not matched and not has_glob(source):  # a bucket "directory" without its slash
-                matched = _directory_files(source, missing=f"no input matches {source}")
-            if not matched:
-                raise FileNotFoundError(f"no input matches {source}")
-            paths.extend(matched)
+    """Expand patterns, directories, manifests and crawl names into a list of WARC/WET paths or
+    URLs, each once, in the order given; with `max_files`, the first ones (a source cut off
+    entirely is named in a warning)."""
+    sources = [*patterns, *(crawl_manifest(crawl, crawl_format, base_url) for crawl in crawls)]
+    found = [_source_files(source, base_url) for source in sources]
+    paths = [path for files in found for path in files]
     unique = list(dict.fromkeys(paths))
     if len(unique) < len(paths):
         log.warning("%d inputs named more than once are read once", len(paths) - len(unique))
-    paths = unique if max_files is None else unique[:max_files]
-    if not paths:
+    if max_files is not None:
+        unique = unique[:max_files]
+        kept = set(unique)
+        for source, files in zip(sources, found, strict=True):
+            if files and not kept.intersection(files):
+                log.warning("--max-files %d: no file of %s is read", max_files, source)
+    if not unique:
         raise FileNotFoundError("no input files given")
-    return paths
+    return unique
+
+
+def _source_files(source: str, base_url: str) -> list[str]:
+    """The WARC/WET paths or URLs one --input (or a crawl's manifest) names."""
+    if is_manifest(source):
+        return read_manifest(source, base_url)
+    if is_url(source):
+        return [source]
+    if _is_directory(source):
+        return _directory_files(source)
+    if has_glob(source) and FileSystems.exists(source):  # a name such as "crawl[1].warc"
+        return [source]
+    matched = matching_paths(source)
+    if not matched and not has_glob(source):  # a bucket "directory" without its slash
+        matched = _directory_files(source, missing=f"no input matches {source}")
+    if not matched:
+        raise FileNotFoundError(f"no input matches {source}")
+    return matched
 
 
 def matching_paths(pattern: str) -> list[str]:

@@ -423,7 +423,10 @@ input_options = _options(
         help="WARC/WET path, glob, directory, URL or *.paths.gz manifest; repeatable.",
     ),
     click.option(
-        "--crawl", help="A CommonCrawl crawl id, e.g. CC-MAIN-2024-22 (reads its manifest)."
+        "--crawl",
+        "crawls",
+        multiple=True,
+        help="A CommonCrawl crawl id, e.g. CC-MAIN-2024-22 (reads its manifest); repeatable.",
     ),
     click.option(
         "--crawl-format", type=click.Choice(["wet", "warc"]), default="wet", show_default=True
@@ -434,7 +437,11 @@ input_options = _options(
         show_default=True,
         help="Prefix for the relative paths of CommonCrawl manifests.",
     ),
-    click.option("--max-files", type=POSITIVE, help="Read at most this many input files."),
+    click.option(
+        "--max-files",
+        type=POSITIVE,
+        help="Read at most this many input files: the first ones of all inputs in the order given.",
+    ),
 )
 extract_options = _options(
     click.option(
@@ -492,14 +499,14 @@ def extract_config(langs, min_lid_prob, min_words, max_words, html_text) -> Extr
     )
 
 
-def input_paths(inputs, crawl, crawl_format, max_files, cc_base_url) -> list[str]:
+def input_paths(inputs, crawls, crawl_format, max_files, cc_base_url) -> list[str]:
     """The input files of --input and --crawl (one of them required)."""
     from mining.inputs import resolve_inputs
 
-    if not inputs and not crawl:
+    if not inputs and not crawls:
         raise click.UsageError("give --input or --crawl")
     return _run_guarded(
-        lambda: resolve_inputs(list(inputs), crawl, crawl_format, max_files, cc_base_url)
+        lambda: resolve_inputs(list(inputs), crawls, crawl_format, max_files, cc_base_url)
     )
 
 
@@ -523,7 +530,7 @@ def input_paths(inputs, crawl, crawl_format, max_files, cc_base_url) -> list[str
 def extract(
     ctx,
     inputs,
-    crawl,
+    crawls,
     crawl_format,
     cc_base_url,
     max_files,
@@ -543,7 +550,7 @@ def extract(
 
     langs = extract_langs(langs, lid_model)
     config = extract_config(langs, min_lid_prob, min_words, max_words, html_text)
-    paths = input_paths(inputs, crawl, crawl_format, max_files, cc_base_url)
+    paths = input_paths(inputs, crawls, crawl_format, max_files, cc_base_url)
     stats = _run_guarded(
         lambda: stage.run(paths, run_dir, config, lid_model, strict, max_record_bytes, ctx.args)
     )
@@ -905,7 +912,7 @@ def export(bitext, fmt, out, columns, min_score, min_cosine, max_length_ratio, d
 def run_command(
     ctx,
     inputs,
-    crawl,
+    crawls,
     crawl_format,
     cc_base_url,
     max_files,
@@ -946,7 +953,7 @@ def run_command(
     check_langs((*srcs, tgt), lid_known, "the language-ID model knows")
     check_covered(encoder, (*srcs, tgt), any_language)
 
-    paths = input_paths(inputs, crawl, crawl_format, max_files, cc_base_url)
+    paths = input_paths(inputs, crawls, crawl_format, max_files, cc_base_url)
     config = ChainConfig(
         paths=paths,
         run_dir=run_dir,

@@ -15,7 +15,15 @@ from pipelines.cli import cli
 from pipelines.counts import total
 from pipelines.stage_dir import MARKER
 from tests.flaky_http import flaky_server
-from tests.warc_factory import ENGLISH, GERMAN, gzip_members, html_response, page, warc_record
+from tests.warc_factory import (
+    CHINESE,
+    ENGLISH,
+    GERMAN,
+    gzip_members,
+    html_response,
+    page,
+    warc_record,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -216,6 +224,9 @@ def test_reads_warc_by_url_and_manifest(tmp_path):
         for i, (path, text) in enumerate(zip(rel, [GERMAN, ENGLISH], strict=True))
     }
     files["/crawl-data/CC-MAIN-2099-01/wet.paths.gz"] = gzip.compress("\n".join(rel).encode())
+    later = "crawl-data/CC-MAIN-2099-02/segments/1/wet/part-0.warc.gz"
+    files[f"/{later}"] = gzip_members(html_response("http://zh.example/", page("t", *CHINESE)))
+    files["/crawl-data/CC-MAIN-2099-02/wet.paths.gz"] = gzip.compress(later.encode())
     with flaky_server(files) as (base, _):
         run_dir = tmp_path / "run"
         result = CliRunner().invoke(
@@ -237,6 +248,17 @@ def test_reads_warc_by_url_and_manifest(tmp_path):
         assert result.exit_code == 0, result.output
         assert [r["text"] for r in read_sentences(run_dir, "de")] == list(GERMAN)
         assert read_sentences(run_dir, "en") == []
+
+        # Several crawls: each one's files (before: only the last --crawl was read).
+        crawls = ["--crawl", "CC-MAIN-2099-01", "--crawl", "CC-MAIN-2099-02", "--cc-base-url", base]
+        options = ["--output", str(tmp_path / "both"), "--langs", "de,en,zh"]
+        result = CliRunner().invoke(cli, ["extract", *crawls, *options])
+        assert result.exit_code == 0, result.output
+        texts = {
+            lang: [r["text"] for r in read_sentences(tmp_path / "both", lang)]
+            for lang in "de en zh".split()
+        }
+        assert texts == {"de": list(GERMAN), "en": list(ENGLISH), "zh": list(CHINESE)}
 
         run_dir2 = tmp_path / "run2"
         stats = extract.run([f"{base}/{rel[1]}"], str(run_dir2), ExtractConfig(langs=("en",)))

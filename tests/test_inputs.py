@@ -20,6 +20,19 @@ def test_glob_and_max_files(tmp_path):
     assert len(resolve_inputs([str(tmp_path / "*")], max_files=2)) == 2
 
 
+def test_max_files_takes_the_first_files_and_names_a_source_cut_off(tmp_path, caplog):
+    for name in ("one/a.warc.gz", "one/b.warc.gz", "two/c.warc.gz"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    sources = [str(tmp_path / "one"), str(tmp_path / "two")]
+    assert resolve_inputs(sources, max_files=3) == [
+        str(tmp_path / name) for name in ("one/a.warc.gz", "one/b.warc.gz", "two/c.warc.gz")
+    ]
+    assert "--max-files" not in caplog.text
+    assert resolve_inputs(sources, max_files=2)[-1] == str(tmp_path / "one" / "b.warc.gz")
+    assert f"--max-files 2: no file of {tmp_path / 'two'} is read" in caplog.text
+
+
 def test_a_directory_gives_the_warc_and_wet_files_under_it(tmp_path, caplog):
     """At any depth, as in a copy of CommonCrawl's crawl-data tree; its WAT metadata files,
     manifests and other files are skipped and counted in the log."""
