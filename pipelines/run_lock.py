@@ -28,8 +28,10 @@ def run_lock(run_dir: str):
     if "://" in run_dir:
         yield
         return
+    created = not os.path.exists(run_dir)
     os.makedirs(run_dir, exist_ok=True)
-    with open(os.path.join(run_dir, LOCK_FILE), "a+", encoding="utf-8") as lock:
+    path = os.path.join(run_dir, LOCK_FILE)
+    with open(path, "a+", encoding="utf-8") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -42,4 +44,9 @@ def run_lock(run_dir: str):
         command = shlex.join(["ccmine", *sys.argv[1:]])
         lock.write(f"{command} (pid {os.getpid()}, since {time.strftime('%H:%M:%S')})\n")
         lock.flush()
-        yield
+        try:
+            yield
+        finally:
+            if created and os.listdir(run_dir) == [LOCK_FILE]:  # a command that wrote nothing
+                os.remove(path)
+                os.rmdir(run_dir)

@@ -15,8 +15,10 @@ def test_a_held_run_directory_is_refused_naming_its_holder_until_released(tmp_pa
         with pytest.raises(StageError, match=r"run is in use by ccmine mine --run .*run --src de "):
             with run_lock(run_dir):
                 pass
+    assert not (tmp_path / "new" / "run").exists()  # a command that wrote nothing leaves none
     with run_lock(run_dir):
-        pass
+        (tmp_path / "new" / "run" / "sentences").mkdir()
+    assert (tmp_path / "new" / "run" / "sentences").is_dir()
 
 
 def test_runs_on_object_stores_are_not_locked(tmp_path, monkeypatch):
