@@ -71,7 +71,45 @@ SHARD_SIZE_HELP = "Rows per index shard (each mine worker holds one index shard 
 DEFAULT_ENCODER = "muse"
 
 
-class StageCommand(click.Command):
+# Parameters whose one value lists several languages.
+LISTS = ("src", "srcs", "langs")
+
+
+class Command(click.Command):
+    """A command that refuses an option given twice unless it is repeatable: click keeps the
+    last value and drops the others without a word (`--src de --src fr` mined fr alone)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        given = [token.split("=", 1)[0] for token in _before_separator(args)]
+        for param in self.params:
+            single = isinstance(param, click.Option) and not (param.multiple or param.is_flag)
+            if single and sum(token in param.opts for token in given) > 1:
+                name = max(param.opts, key=len)
+                hint = (
+                    f" (several languages are one list: {name} de,fr)"
+                    if param.name in LISTS
+                    else ""
+                )
+                raise click.UsageError(
+                    f"{' / '.join(param.opts)} given more than once; it takes one value, so all "
+                    f"but the last would be dropped{hint}",
+                    ctx,
+                )
+        return super().parse_args(ctx, args)
+
+
+class Group(click.Group):
+    """A group whose commands (and groups) refuse repeated options (Command)."""
+
+    command_class = Command
+    group_class = type  # its groups are Groups too
+
+
+def _before_separator(args: list[str]) -> list[str]:
+    return args[: args.index("--")] if "--" in args else args
+
+
+class StageCommand(Command):
     """A command whose unknown options go to Beam. One that Beam does not know either is refused
     if it is another ccmine command's option, or if the pipeline runs on a local runner (nothing
     else would read it); for other runners it is passed on with a warning."""
@@ -382,7 +420,7 @@ def _without_step(message: str) -> str:
     return re.sub(r" \[while running '[^']*'\]", "", message)
 
 
-@click.group()
+@click.group(cls=Group)
 @click.version_option(__version__, prog_name="ccmine")
 @click.option("-v", "--verbose", is_flag=True, help="Log progress and skipped records.")
 def cli(verbose: bool) -> None:

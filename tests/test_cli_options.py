@@ -166,3 +166,22 @@ def test_an_argument_that_is_no_options_value_is_refused_on_any_runner():
         result = invoke(args)
         assert result.exit_code == 2 and "Error: unexpected argument " in result.stderr
         assert "each --input" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args,error,hint",
+    [
+        (["run", "--input", "x", "--output", "r", "--src", "de", "--src", "fr"], "--src", True),
+        (["mine", *RUN, "--src", "de", "-k", "4", "--k=8"], "-k / --k", False),
+        (["index", *RUN, "--nlist=8", "--nlist", "16", "--runner", "X"], "--nlist", False),
+        (["eval", "tatoeba", "--langs", "deu", "--langs", "fra"], "--langs", True),
+    ],
+)
+def test_an_option_given_twice_is_refused_not_cut_to_its_last_value(args, error, hint):
+    result = invoke(args)
+    assert result.exit_code == 2
+    assert f"Error: {error} given more than once; it takes one value, so all but the last" in (
+        result.stderr
+    )
+    languages = f"(several languages are one list: {error} de,fr)"
+    assert (languages in result.stderr) == hint
