@@ -95,7 +95,27 @@ class Command(click.Command):
                     f"but the last would be dropped{hint}",
                     ctx,
                 )
-        return super().parse_args(ctx, args)
+        try:
+            return super().parse_args(ctx, args)
+        except click.MissingParameter as missing:
+            _name_a_near_miss(self, missing, given)
+            raise
+
+
+def _name_a_near_miss(command: click.Command, missing: click.MissingParameter, given: list[str]):
+    """For a required option that is missing, one given under a near name (`run --out X` for
+    --output, as export spells it): UsageError naming both."""
+    if missing.param is None:
+        return
+    known = {name for param in command.params for name in param.opts}
+    for token in (t for t in given if t.startswith("--") and t not in known):
+        wanted = difflib.get_close_matches(token, missing.param.opts, 1)
+        if wanted:
+            raise click.UsageError(
+                f"missing option {wanted[0]}; {token} is not an option of "
+                f"{missing.ctx.command_path} (did you mean {wanted[0]}?)",
+                missing.ctx,
+            )
 
 
 class Group(click.Group):

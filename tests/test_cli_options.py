@@ -185,3 +185,14 @@ def test_an_option_given_twice_is_refused_not_cut_to_its_last_value(args, error,
     )
     languages = f"(several languages are one list: {error} de,fr)"
     assert (languages in result.stderr) == hint
+
+
+def test_a_required_option_given_under_a_near_name_is_named():
+    """`--out` is export's spelling; run and extract take --output (before: only "Missing
+    option '--output'", --out itself unmentioned)."""
+    result = invoke(["run", "--input", "x.warc.gz", "--out", "runs/x", "--src", "de"])
+    assert result.exit_code == 2
+    assert result.stderr.endswith(
+        "Error: missing option --output; --out is not an option of ccmine run "
+        "(did you mean --output?)\n"
+    )
