@@ -788,7 +788,8 @@ def index(ctx, run_dir, langs, index_type, nlist, pq_m, pq_bits, opq, nprobe, in
 @click.option(
     "--src",
     required=True,
-    help="Source language, e.g. de, or several (de,fr,zh), mined against --tgt in shared jobs.",
+    help="Source language, e.g. de, or several (de,fr,zh), mined against --tgt in shared jobs, "
+    "or all the run embedded.",
 )
 @click.option("--tgt", default="en", show_default=True)
 @k_option
@@ -834,10 +835,15 @@ def mine(
     from pipelines.report import write_report
     from pipelines.stage_dir import read_marker, require_complete
 
-    srcs = tuple(dict.fromkeys(parse_langs(src)))
+    embedded = _run_guarded(lambda: embedded_languages(require_complete(run_dir, "embeddings")))
+    if src.strip() == "all":
+        srcs = tuple(lang for lang in embedded if lang != tgt)
+        if not srcs:
+            raise click.UsageError(f"the run embedded no language but {tgt}: nothing to mine")
+    else:
+        srcs = tuple(dict.fromkeys(parse_langs(src)))
     if tgt in srcs:
         raise two_languages(tgt)
-    embedded = _run_guarded(lambda: embedded_languages(require_complete(run_dir, "embeddings")))
     check_langs((*srcs, tgt), embedded, "it has", problem="the run has no embeddings for")
     encoder = _run_guarded(lambda: read_marker(run_dir, "embeddings")["config"]["encoder"])
     check_covered(encoder, (*srcs, tgt), any_language)
