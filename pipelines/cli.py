@@ -1006,6 +1006,7 @@ def run_command(
 ):
     """Extract, embed, index and mine in one go; complete stages are skipped."""
     from pipelines.chain import ChainConfig, run_chain
+    from pipelines.stage_dir import STATS, read_json
 
     lid_known = lid_languages(lid_model)
     if src.strip() == "all":
@@ -1045,7 +1046,9 @@ def run_command(
         click.echo(f"{stage}: {status}")
     for lang in srcs:
         if done[f"mine {lang}-{tgt}"] in ("ran", "skipped"):
-            click.echo(f"bitext: {run_dir}/bitext/{lang}-{tgt}/")
+            bitext = f"{run_dir}/bitext/{lang}-{tgt}/"
+            kept = _run_guarded(lambda bitext=bitext: read_json(bitext + STATS)["kept"])
+            click.echo(f"bitext: {bitext} ({kept:,} pairs)")
 
 
 @cli.command()

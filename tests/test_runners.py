@@ -122,8 +122,8 @@ def test_make_mine_on_the_bundled_sample(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = (out / "report" / "index.md").read_text()
     for lang, (pairs, precision) in FLOORS.items():
-        assert f"bitext: {out}/bitext/{lang}-en/" in result.stdout
         rows = read_bitext(str(out / "bitext" / f"{lang}-en")).to_pylist()
+        assert f"bitext: {out}/bitext/{lang}-en/ ({len(rows):,} pairs)\n" in result.stdout
         assert len(rows) > pairs, lang
         # Pairs from translations of the same page: the sample's document alignment.
         same_page = [r["src_url"].rsplit(".", 2)[0] == r["tgt_url"].rsplit(".", 2)[0] for r in rows]
