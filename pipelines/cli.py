@@ -281,9 +281,12 @@ def check_langs(langs, known: list[str], what: str, problem: str = "unknown lang
     """Unknown codes stop the command in one line naming them and listing the known ones."""
     unknown = [lang for lang in langs if lang not in known]
     if unknown:
+        named = []
+        for lang in unknown:
+            base = re.split(r"[-_]", lang)[0].lower()  # DE, de-AT, zh_CN
+            named.append(f"{lang!r} (did you mean {base}?)" if base in known else repr(lang))
         click.echo(
-            f"ccmine: error: {problem} {', '.join(map(repr, unknown))}; {what}: {', '.join(known)}",
-            err=True,
+            f"ccmine: error: {problem} {', '.join(named)}; {what}: {', '.join(known)}", err=True
         )
         sys.exit(2)
 

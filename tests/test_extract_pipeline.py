@@ -324,6 +324,8 @@ def test_language_codes_are_checked_and_all_means_every_lid_label(tmp_path):
     run = ["run", "--input", str(path), "--output", "x", "--src"]
     result = CliRunner().invoke(cli, [*run, "de,dd"])
     assert result.exit_code == 2 and "unknown language code 'dd'" in result.stderr
+    result = CliRunner().invoke(cli, [*run, "FR,zh-CN"])  # a code's other spellings
+    assert "code 'FR' (did you mean fr?), 'zh-CN' (did you mean zh?); " in result.stderr
     result = CliRunner().invoke(cli, [*run, "de,en"])
     assert result.exit_code == 2 and "en is also --tgt; a pair needs two" in result.stderr
 
