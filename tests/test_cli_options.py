@@ -86,16 +86,29 @@ def test_for_other_runners_an_unknown_option_is_passed_on_with_a_warning():
     assert "Error: --batch-size is an option of ccmine embed" in result.stderr  # ccmine's: refused
 
 
-def test_run_takes_the_mining_options_of_mine(monkeypatch):
-    """`ccmine run --mode union -k 8 --margin distance` mines that way (before: no such options
-    of run; Beam dropped them and the run mined in max mode with k=4 and the ratio margin)."""
+def fake_chain(monkeypatch, pair: str) -> list:
+    """run_chain replaced by one that records its configuration and 'mines' an empty pair."""
     import pipelines.chain
 
+    def run_chain(config):
+        configs.append(config)
+        bitext = Path(config.run_dir) / "bitext" / pair
+        bitext.mkdir(parents=True)
+        (bitext / "stats.json").write_text('{"kept": 0}')
+        return {f"mine {pair}": "ran"}
+
     configs = []
-    done = {"mine de-en": "ran"}
-    monkeypatch.setattr(pipelines.chain, "run_chain", lambda c: configs.append(c) or done)
+    monkeypatch.setattr(pipelines.chain, "run_chain", run_chain)
+    return configs
+
+
+def test_run_takes_the_mining_options_of_mine(monkeypatch, tmp_path):
+    """`ccmine run --mode union -k 8 --margin distance` mines that way (before: no such options
+    of run; Beam dropped them and the run mined in max mode with k=4 and the ratio margin)."""
+    configs = fake_chain(monkeypatch, "de-en")
     sample = str(Path(__file__).resolve().parents[1] / "data" / "sample" / "sample-crawl.warc.gz")
-    args = ["run", "--input", sample, "--output", "r", "--src", "de", "--mode", "union", "-k", "8"]
+    args = ["run", "--input", sample, "--output", str(tmp_path / "r"), "--src", "de"]
+    args += ["--mode", "union", "-k", "8"]
     result = invoke([*args, "--margin", "distance"])
     assert result.exit_code == 0, result.output
     (config,) = configs
@@ -107,21 +120,18 @@ def test_run_takes_the_mining_options_of_mine(monkeypatch):
 def test_run_takes_the_input_and_extraction_options_of_extract(monkeypatch, tmp_path):
     """Before, run had --input only: a crawl's manifest could not be cut with --max-files, and
     extraction could not be tuned without running the stages one by one."""
-    import pipelines.chain
-
-    configs = []
-    done = {"mine zh-en": "ran"}
-    monkeypatch.setattr(pipelines.chain, "run_chain", lambda c: configs.append(c) or done)
+    configs = fake_chain(monkeypatch, "zh-en")
     files = [tmp_path / name for name in ("a.warc.gz", "b.warc.gz")]
     for path in files:
         path.write_bytes(b"")
     manifest = tmp_path / "warc.paths"
     manifest.write_text("a.warc.gz\nb.warc.gz\n")  # relative to --cc-base-url
     args = ["run", "--input", str(manifest), "--cc-base-url", str(tmp_path), "--max-files", "1"]
-    args += ["--output", "r", "--src", "zh"]
+    args += ["--output", str(tmp_path / "r"), "--src", "zh"]
     options = ["--min-lid-prob", "0.6,zh=0.4", "--min-words", "2", "--html-text", "all"]
     result = invoke([*args, *options, "--max-record-bytes", "1000", "--strict"])
     assert result.exit_code == 0, result.output
+    assert result.stdout.endswith(f"bitext: {tmp_path / 'r'}/bitext/zh-en/ (0 pairs)\n")
     (config,) = configs
     assert config.paths == [str(files[0])]
     assert config.extract == ExtractConfig(
